@@ -1,0 +1,95 @@
+"""authguard: every refused request answered with the right status, challenge and reason.
+
+The public API is re-exported here; import from ``authguard`` only.
+"""
+
+from .authenticators import (
+    APIKeyAuthenticator,
+    APIKeyStore,
+    Authenticator,
+    BasicAuthenticator,
+    PasswordVerifier,
+    StaticAPIKeys,
+    StaticPasswords,
+    User,
+    hash_api_key,
+)
+from .bruteforce import BruteForceGuard
+from .challenges import Challenge, HeaderValueError
+from .errors import AuthUnavailable, ConfigurationError, Refusal
+from .guard import AuthGuard
+from .identity import AuthContext, Identity
+from .middleware import AuthGuardMiddleware, AuthState
+from .net import NetworkPolicy
+from .passwords import Argon2Hasher, PasswordHasher, PBKDF2Hasher
+from .policy import (
+    AllOf,
+    AnyOf,
+    Anyone,
+    Authenticated,
+    Context,
+    DenyAll,
+    HasRoles,
+    HasScopes,
+    Not,
+    Permission,
+    Policy,
+    Public,
+    Requirement,
+    StepUp,
+    policy_of,
+    protect,
+)
+from .problems import PROBLEM_CONTENT_TYPE, problem_body, problem_schema
+from .reasons import Reason, ReasonSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIKeyAuthenticator",
+    "APIKeyStore",
+    "AllOf",
+    "AnyOf",
+    "Anyone",
+    "Argon2Hasher",
+    "AuthContext",
+    "AuthGuard",
+    "AuthGuardMiddleware",
+    "AuthState",
+    "AuthUnavailable",
+    "Authenticated",
+    "Authenticator",
+    "BasicAuthenticator",
+    "BruteForceGuard",
+    "Challenge",
+    "ConfigurationError",
+    "Context",
+    "DenyAll",
+    "HasRoles",
+    "HasScopes",
+    "HeaderValueError",
+    "Identity",
+    "NetworkPolicy",
+    "Not",
+    "PBKDF2Hasher",
+    "PROBLEM_CONTENT_TYPE",
+    "PasswordHasher",
+    "PasswordVerifier",
+    "Permission",
+    "Policy",
+    "Public",
+    "Reason",
+    "ReasonSpec",
+    "Refusal",
+    "Requirement",
+    "StaticAPIKeys",
+    "StaticPasswords",
+    "StepUp",
+    "User",
+    "__version__",
+    "hash_api_key",
+    "policy_of",
+    "problem_body",
+    "problem_schema",
+    "protect",
+]

@@ -1,0 +1,297 @@
+"""The pure ASGI middleware: decide, attach the identity, or render the refusal.
+
+DESIGN §1, in order: CORS preflight and public routes pass; network policy; transport
+policy; authentication (first authenticator that finds its credentials decides); the
+brute-force guard; the route's requirements; then the app runs with the identity in
+``scope["user"]``/``scope["auth"]``. Refusals raised by the app before it starts its
+response (e.g. from a FastAPI dependency) are rendered here too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+from urllib.parse import quote as urlquote
+
+from starlette._utils import get_route_path
+from starlette.authentication import UnauthenticatedUser
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .authenticators.base import Authenticator
+from .challenges import Challenge
+from .errors import AuthUnavailable, Refusal
+from .guard import AuthGuard
+from .identity import AuthContext, Identity
+from .net import client_address, request_scheme
+from .policy import Context, Policy
+from .problems import problem_body, refusal_headers, send_problem
+from .reasons import Reason
+from .routing import find_routes, route_policy
+
+__all__ = ["AuthGuardMiddleware", "AuthState"]
+
+log = logging.getLogger("authguard")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
+_CACHE_MAX = 4096
+_ANON = UnauthenticatedUser()
+
+
+class AuthState:
+    """What authguard leaves in ``scope["authguard"]`` for integrations and the app."""
+
+    __slots__ = ("guard", "identity", "policy", "request_id")
+
+    def __init__(self, guard: AuthGuard, policy: Policy, identity: Identity | None,
+                 request_id: str | None) -> None:
+        self.guard = guard
+        self.policy = policy
+        self.identity = identity
+        self.request_id = request_id
+
+
+class AuthGuardMiddleware:
+    """ASGI middleware that authenticates requests and refuses them with the right answer.
+
+    ``app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(authenticators=[...]))``.
+    Add ``CORSMiddleware`` *after* it (so that it wraps it) for refusals to carry CORS headers.
+    """
+
+    def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
+        self.app = app
+        self.guard = guard
+        self._cache: dict[tuple[str, str, str], Policy] = {}
+        self._anon_auth = AuthContext(None)
+
+    # -- policy resolution -------------------------------------------------------------
+
+    def policy_for(self, scope: Scope) -> Policy:
+        """The effective policy of the route ``scope`` is for (cached per method and path)."""
+        path = scope.get("root_path", "") + scope["path"]
+        key = (scope["type"], scope.get("method", "GET"), path)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        routes = find_routes(scope.get("app") or self.app)
+        explicit = None
+        if routes is not None:
+            _, explicit = route_policy(routes, scope)
+        policy = explicit or self.guard.rule_for(get_route_path(scope)) or self.guard.default
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = policy
+        return policy
+
+    # -- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        if kind == "http" and scope["method"] == "OPTIONS" and _is_preflight(scope):
+            await self._anonymous(scope, receive, send)
+            return
+        policy = self.policy_for(scope)
+        if policy.requirement is None:
+            await self._anonymous(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        request_id = self._request_id(scope)
+        try:
+            identity = await self._decide(conn, policy)
+        except Refusal as refusal:
+            await self._refuse(conn, send, refusal, policy, request_id)
+            return
+        except AuthUnavailable as exc:
+            await self._refuse(conn, send, _unavailable(exc), policy, request_id)
+            return
+        scope["user"] = identity if identity is not None else _ANON
+        scope["auth"] = AuthContext(identity) if identity is not None else self._anon_auth
+        scope["authguard"] = AuthState(self.guard, policy, identity, request_id)
+        await self._run(conn, receive, send, policy, request_id)
+
+    async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("user", _ANON)
+        scope.setdefault("auth", self._anon_auth)
+        await self.app(scope, receive, send)
+
+    async def _run(self, conn: HTTPConnection, receive: Receive, send: Send, policy: Policy,
+                   request_id: str | None) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] in ("http.response.start", "websocket.accept",
+                                   "websocket.http.response.start", "websocket.close"):
+                started = True
+            await send(message)
+
+        try:
+            await self.app(conn.scope, receive, tracking_send)
+        except (Refusal, AuthUnavailable) as exc:
+            if started:
+                raise
+            refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
+            await self._refuse(conn, send, refusal, policy, request_id)
+
+    # -- the decision --------------------------------------------------------------------
+
+    async def _decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
+        guard = self.guard
+        scope = conn.scope
+        accepted = guard.accepted(policy)
+        client = client_address(scope, guard.network)
+        if guard.network is not None and guard.network.active:
+            if not guard.network.is_allowed(client):
+                raise Refusal(Reason.NETWORK_BLOCKED)
+        if guard.require_https and request_scheme(scope, guard.network) in ("http", "ws"):
+            if any(a.has_credentials(conn) for a in guard.authenticators):
+                raise Refusal(Reason.INSECURE_TRANSPORT)
+        identity = await self._authenticate(conn, accepted, client)
+        ctx = Context(conn=conn, identity=identity, now=guard.clock())
+        assert policy.requirement is not None  # noqa: S101 - public routes return earlier
+        refusal = await policy.requirement.check(ctx)
+        if refusal is not None:
+            raise refusal
+        return identity
+
+    async def _authenticate(self, conn: HTTPConnection, accepted: list[Authenticator],
+                            client: str | None) -> Identity | None:
+        guard = self.guard
+        for authenticator in accepted:
+            if not authenticator.has_credentials(conn):
+                continue
+            bf = guard.brute_force
+            account = authenticator.account(conn) if bf is not None else None
+            if bf is not None:
+                wait = await bf.retry_after(client, account, guard.clock())
+                if wait is not None:
+                    raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
+            try:
+                identity = await authenticator.authenticate(conn)
+            except Refusal as refusal:
+                if bf is not None and refusal.reason in (
+                    Reason.CREDENTIALS_INVALID, Reason.CREDENTIALS_MALFORMED
+                ):
+                    await bf.failed(client, refusal.account or account, guard.clock())
+                if refusal.scheme is None:
+                    refusal.scheme = authenticator.scheme
+                raise
+            if identity is not None:
+                return identity
+        return None
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _challenges(self, refusal: Refusal, policy: Policy) -> list[Challenge]:
+        rule = refusal.reason.spec.challenge
+        out: list[Challenge] = []
+        if rule == "all":
+            out = [a.challenge(None, None) for a in self.guard.accepted(policy)]
+        elif rule == "scheme" and refusal.scheme is not None:
+            authenticator = self.guard.authenticator(refusal.scheme)
+            if authenticator is not None:
+                out = [authenticator.challenge(refusal.reason, refusal.challenge_params or None)]
+            if refusal.status == 401 and not out:
+                out = [a.challenge(None, None) for a in self.guard.accepted(policy)]
+        out.extend(refusal.challenges)
+        if refusal.status == 401 and not out:
+            out = [a.challenge(None, None) for a in self.guard.authenticators]
+        return out
+
+    def _request_id(self, scope: Scope) -> str:
+        wanted = self.guard.request_id_header.encode("latin-1")
+        for name, value in scope["headers"]:
+            if name == wanted:
+                text: str = value.decode("latin-1")
+                if _SAFE_ID.fullmatch(text):
+                    return text
+                break
+        return uuid.uuid4().hex
+
+    async def _refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal, policy: Policy,
+                      request_id: str | None) -> None:
+        scope = conn.scope
+        status = refusal.status
+        client = client_address(scope, self.guard.network)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "refused %s %s: %d %s",
+                scope.get("method", "WEBSOCKET"), scope["path"], status, refusal.reason.value,
+                extra={"authguard": {
+                    "reason": refusal.reason.value, "status": status,
+                    "route": scope["path"], "scheme": refusal.scheme,
+                    "client": client, "request_id": request_id,
+                }},
+            )
+        if status == 403 and policy.conceal:
+            await send_problem(scope, send, 404, [(b"cache-control", b"no-store")],
+                               b"Not Found", b"text/plain; charset=utf-8")
+            return
+        secure = request_scheme(scope, self.guard.network) in ("https", "wss")
+        login_url = policy.login_url or self.guard.login_url
+        if status == 401 and login_url is not None and _wants_html(scope):
+            await self._redirect(scope, send, login_url, refusal, secure)
+            return
+        challenges = self._challenges(refusal, policy)
+        body = problem_body(
+            refusal,
+            instance=scope.get("root_path", "") + scope["path"],
+            request_id=request_id,
+            type_base=self.guard.type_base,
+            schemes=[c.scheme for c in challenges] if status == 401 else (),
+        )
+        headers = refusal_headers(refusal, challenges, request_id=request_id, secure=secure,
+                                  send_date=self.guard.send_date)
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        await send_problem(scope, send, status, headers, data)
+
+    async def _redirect(self, scope: Scope, send: Send, login_url: str, refusal: Refusal,
+                        secure: bool) -> None:
+        target = scope.get("root_path", "") + scope["path"]
+        qs = scope.get("query_string", b"")
+        if qs:
+            target += "?" + qs.decode("latin-1")
+        sep = "&" if "?" in login_url else "?"
+        location = f"{login_url}{sep}next={urlquote(target, safe='/')}"
+        headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store")]
+        headers += refusal_headers(refusal, [], request_id=None, secure=secure)[2:]
+        await send_problem(scope, send, 303, headers, b"", b"text/plain; charset=utf-8")
+
+
+def _unavailable(exc: AuthUnavailable) -> Refusal:
+    log.warning("authguard: %s", exc)
+    return Refusal(Reason.AUTH_UNAVAILABLE, headers={"Retry-After": str(exc.retry_after)})
+
+
+def _is_preflight(scope: Scope) -> bool:
+    has_origin = has_method = False
+    for name, _ in scope["headers"]:
+        if name == b"origin":
+            has_origin = True
+        elif name == b"access-control-request-method":
+            has_method = True
+    return has_origin and has_method
+
+
+def _wants_html(scope: Scope) -> bool:
+    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        return False
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return b"text/html" in value
+    return False
+
+
+def local_path(value: Any) -> str | None:
+    """``value`` if it is a local path safe to redirect to (no scheme, host or ``//``)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        return None
+    text: str = value
+    if "\\" in text or any(ord(c) < 0x20 for c in text):
+        return None
+    return text

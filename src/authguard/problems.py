@@ -1,0 +1,138 @@
+"""RFC 9457 problem details: the body and headers of every refusal.
+
+One renderer for every refusal: :func:`problem_body` builds the JSON members from a
+:class:`~authguard.Refusal` and the Reason table; :func:`send_refusal` sends it as a raw ASGI
+response (``HEAD`` gets the same status and headers, no body; a websocket handshake gets it
+through the ``websocket.http.response`` extension, or is closed before accept).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from email.utils import formatdate
+from importlib import resources
+from typing import Any
+
+from starlette.types import Scope, Send
+
+from .challenges import Challenge, format_challenge
+from .errors import Refusal
+from .reasons import DEFAULT_TYPE_BASE
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "problem_body",
+    "problem_schema",
+    "refusal_headers",
+    "send_problem",
+]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+EXPOSE_HEADERS = (
+    "WWW-Authenticate, Retry-After, Date, X-Request-ID, PAYMENT-REQUIRED, PAYMENT-RESPONSE, "
+    "Payment-Receipt"
+)
+
+
+def problem_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of authguard's problem bodies, shipped in the package."""
+    text = resources.files("authguard").joinpath("schema/problem.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def problem_body(
+    refusal: Refusal,
+    *,
+    instance: str | None = None,
+    request_id: str | None = None,
+    type_base: str = DEFAULT_TYPE_BASE,
+    schemes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The problem+json members for ``refusal``.
+
+    ``schemes`` are the schemes the route accepts, listed for 401 answers so that a program
+    can pick one without parsing ``WWW-Authenticate``.
+    """
+    spec = refusal.reason.spec
+    body: dict[str, Any] = {
+        "type": type_base + refusal.reason.value,
+        "title": spec.title,
+        "status": spec.status,
+        "detail": refusal.detail or spec.detail,
+        "reason": refusal.reason.value,
+        "hints": list(spec.hints),
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if request_id is not None:
+        body["request_id"] = request_id
+    if schemes and spec.status == 401:
+        body["schemes"] = list(schemes)
+    retry_after = refusal.headers.get("Retry-After")
+    if retry_after is not None and retry_after.isdigit():
+        body["retry_after"] = int(retry_after)
+    for key, value in refusal.extensions.items():
+        body.setdefault(key, value)
+    return body
+
+
+def refusal_headers(
+    refusal: Refusal,
+    challenges: Sequence[Challenge],
+    *,
+    request_id: str | None,
+    secure: bool,
+    send_date: bool = False,
+) -> list[tuple[bytes, bytes]]:
+    """Headers of a refusal: challenges (one field line each), caching, CORS exposure."""
+    headers: list[tuple[bytes, bytes]] = [
+        (b"www-authenticate", format_challenge(c).encode("latin-1")) for c in challenges
+    ]
+    headers.append((b"cache-control", b"no-store"))
+    headers.append((b"access-control-expose-headers", EXPOSE_HEADERS.encode()))
+    if refusal.status in (401, 402):
+        headers.append((b"vary", b"Authorization, Cookie"))
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
+    if send_date:
+        headers.append((b"date", formatdate(usegmt=True).encode()))
+    for name, value in refusal.headers.items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    for cookie in refusal.delete_cookies:
+        attrs = "; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
+        if secure:
+            attrs += "; Secure"
+        headers.append((b"set-cookie", f'{cookie}=""{attrs}'.encode("latin-1")))
+    return headers
+
+
+async def send_problem(
+    scope: Scope,
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    content_type: bytes = PROBLEM_CONTENT_TYPE.encode(),
+) -> None:
+    """Send a complete response on ``send`` for an ``http`` or ``websocket`` scope."""
+    full = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    if scope["type"] == "websocket":
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": status,
+                        "headers": full})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            # Closing before accept makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008})
+        return
+    await send({"type": "http.response.start", "status": status, "headers": full})
+    await send({
+        "type": "http.response.body",
+        "body": b"" if scope.get("method") == "HEAD" else body,
+    })

@@ -1,0 +1,240 @@
+"""The Reason table: every cause of a refusal, its status, title, hints and challenge rule.
+
+This module is the one source of truth for DESIGN §1. A new cause is one row here (plus its
+docs page); nothing elsewhere special-cases a reason.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["DEFAULT_TYPE_BASE", "Reason", "ReasonSpec", "spec"]
+
+DEFAULT_TYPE_BASE = "https://authguard.dev/reasons/"
+"""Default base of the problem ``type`` URIs; the reason code is appended."""
+
+ChallengeRule = Literal["all", "scheme", "none", "optional"]
+
+
+class Reason(enum.StrEnum):
+    """Stable, machine-readable causes of a refusal (the ``reason`` member of the body)."""
+
+    CREDENTIALS_MISSING = "credentials_missing"
+    CREDENTIALS_MALFORMED = "credentials_malformed"
+    INVALID_REQUEST = "invalid_request"
+    CREDENTIALS_INVALID = "credentials_invalid"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason code
+    TOKEN_NOT_YET_VALID = "token_not_yet_valid"  # noqa: S105
+    CREDENTIALS_REVOKED = "credentials_revoked"
+    SESSION_EXPIRED = "session_expired"
+    SESSION_INVALID = "session_invalid"
+    STEP_UP_REQUIRED = "step_up_required"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    FORBIDDEN = "forbidden"
+    ORIGIN_REJECTED = "origin_rejected"
+    NETWORK_BLOCKED = "network_blocked"
+    INSECURE_TRANSPORT = "insecure_transport"
+    PAYMENT_REQUIRED = "payment_required"
+    PAYMENT_INVALID = "payment_invalid"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    AUTH_UNAVAILABLE = "auth_unavailable"
+
+    @property
+    def spec(self) -> ReasonSpec:
+        """The row of the table for this reason."""
+        return _TABLE[self]
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code answered for this reason."""
+        return _TABLE[self].status
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonSpec:
+    """One row of the Reason table.
+
+    Attributes:
+        status: HTTP status code.
+        title: Short, fixed summary (RFC 9457 ``title``).
+        detail: Default human explanation (RFC 9457 ``detail``).
+        hints: Short fixes a person can apply.
+        challenge: Which ``WWW-Authenticate`` challenges go out: ``all`` (every scheme the
+            route accepts), ``scheme`` (the scheme that rejected the credentials), ``none``,
+            or ``optional`` (only if the refusal brings its own, e.g. a payment challenge).
+        bearer_error: The RFC 6750 / RFC 9470 ``error`` code for a Bearer challenge.
+    """
+
+    status: int
+    title: str
+    detail: str
+    hints: tuple[str, ...]
+    challenge: ChallengeRule
+    bearer_error: str | None = None
+
+
+def spec(reason: Reason) -> ReasonSpec:
+    """Return the table row for ``reason``."""
+    return _TABLE[reason]
+
+
+_TABLE: dict[Reason, ReasonSpec] = {
+    Reason.CREDENTIALS_MISSING: ReasonSpec(
+        401,
+        "Authentication required",
+        "This resource needs credentials, and none that this server accepts were sent.",
+        (
+            "Send credentials in one of the schemes listed in WWW-Authenticate.",
+            "Check that a proxy or client library did not strip the Authorization header.",
+        ),
+        "all",
+    ),
+    Reason.CREDENTIALS_MALFORMED: ReasonSpec(
+        401,
+        "Malformed credentials",
+        "The credentials could not be parsed.",
+        (
+            "Check the header format for the scheme (e.g. 'Basic base64(user:password)').",
+            "Do not wrap the value in quotes or add extra spaces.",
+        ),
+        "scheme",
+        "invalid_token",
+    ),
+    Reason.INVALID_REQUEST: ReasonSpec(
+        400,
+        "Invalid authentication request",
+        "The request carries credentials in a way that is not allowed.",
+        ("Send the token by exactly one method, once.",),
+        "scheme",
+        "invalid_request",
+    ),
+    Reason.CREDENTIALS_INVALID: ReasonSpec(
+        401,
+        "Invalid credentials",
+        "The credentials were not accepted.",
+        (
+            "Check the user name and password, or the key or token, and try again.",
+            "Get a new token or key from the issuer if this one was replaced.",
+        ),
+        "scheme",
+        "invalid_token",
+    ),
+    Reason.TOKEN_EXPIRED: ReasonSpec(
+        401,
+        "Token expired",
+        "The token has expired.",
+        ("Refresh the token or sign in again.", "Check that the client's clock is correct."),
+        "scheme",
+        "invalid_token",
+    ),
+    Reason.TOKEN_NOT_YET_VALID: ReasonSpec(
+        401,
+        "Token not yet valid",
+        "The token is not valid yet; the clocks of the issuer and this server may disagree.",
+        (
+            "Compare the Date header of this response with the clock that issued the token.",
+            "Synchronise clocks (NTP), or wait until the token's 'nbf' time.",
+        ),
+        "scheme",
+        "invalid_token",
+    ),
+    Reason.CREDENTIALS_REVOKED: ReasonSpec(
+        401,
+        "Credentials revoked",
+        "These credentials were revoked.",
+        ("Sign in again to get new credentials.",),
+        "scheme",
+        "invalid_token",
+    ),
+    Reason.SESSION_EXPIRED: ReasonSpec(
+        401,
+        "Session expired",
+        "The session has expired; the stale cookie was removed.",
+        ("Sign in again.",),
+        "scheme",
+    ),
+    Reason.SESSION_INVALID: ReasonSpec(
+        401,
+        "Session invalid",
+        "The session cookie is not valid; it was removed.",
+        ("Sign in again.",),
+        "scheme",
+    ),
+    Reason.STEP_UP_REQUIRED: ReasonSpec(
+        401,
+        "Stronger authentication required",
+        "You are signed in, but this resource needs a stronger or more recent sign-in.",
+        ("Authenticate again with the method named in acr_values, within max_age seconds.",),
+        "scheme",
+        "insufficient_user_authentication",
+    ),
+    Reason.INSUFFICIENT_SCOPE: ReasonSpec(
+        403,
+        "Insufficient scope",
+        "The token does not carry the scopes this resource needs.",
+        ("Request a token with the scopes listed in required_scopes.",),
+        "scheme",
+        "insufficient_scope",
+    ),
+    Reason.FORBIDDEN: ReasonSpec(
+        403,
+        "Forbidden",
+        "You are authenticated, but not allowed to do this.",
+        ("Ask an administrator for the needed role or permission.",),
+        "none",
+    ),
+    Reason.ORIGIN_REJECTED: ReasonSpec(
+        403,
+        "Origin rejected",
+        "A cookie-authenticated request that changes state came from an origin that is not "
+        "allowed.",
+        ("Send the request from the application's own origin, or use a token instead.",),
+        "none",
+    ),
+    Reason.NETWORK_BLOCKED: ReasonSpec(
+        403,
+        "Network blocked",
+        "Requests from this network address are not allowed.",
+        ("Connect from an allowed network (e.g. the company VPN).",),
+        "none",
+    ),
+    Reason.INSECURE_TRANSPORT: ReasonSpec(
+        403,
+        "HTTPS required",
+        "Credentials must be sent over HTTPS; treat the ones just sent as exposed.",
+        ("Use the https:// URL.", "Rotate the credentials that were sent over plain HTTP."),
+        "none",
+    ),
+    Reason.PAYMENT_REQUIRED: ReasonSpec(
+        402,
+        "Payment required",
+        "This resource needs a payment or an active plan.",
+        ("Pay with one of the offers in 'payment', then retry with the proof.",),
+        "optional",
+    ),
+    Reason.PAYMENT_INVALID: ReasonSpec(
+        402,
+        "Payment invalid",
+        "The payment proof was not accepted.",
+        ("Get a fresh payment challenge and pay again; proofs are single-use.",),
+        "optional",
+    ),
+    Reason.TOO_MANY_ATTEMPTS: ReasonSpec(
+        429,
+        "Too many attempts",
+        "Too many failed authentication attempts.",
+        ("Wait for the time in Retry-After before trying again.",),
+        "none",
+    ),
+    Reason.AUTH_UNAVAILABLE: ReasonSpec(
+        503,
+        "Authentication unavailable",
+        "A service needed to check credentials is unavailable; nothing was decided.",
+        ("Retry after the time in Retry-After.",),
+        "none",
+    ),
+}
+
+assert set(_TABLE) == set(Reason), "every Reason needs a row"  # noqa: S101

@@ -1,0 +1,7 @@
+"""Store protocols and the in-memory default. ``authguard.stores.redis`` implements the same
+protocols for apps that run on many replicas."""
+
+from .base import AttemptStore, StoreUnavailable
+from .memory import MemoryAttemptStore
+
+__all__ = ["AttemptStore", "MemoryAttemptStore", "StoreUnavailable"]
