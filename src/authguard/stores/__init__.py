@@ -1,7 +1,22 @@
 """Store protocols and the in-memory default. ``authguard.stores.redis`` implements the same
 protocols for apps that run on many replicas."""
 
-from .base import AttemptStore, StoreUnavailable
+from .base import (
+    AttemptStore,
+    NonceStore,
+    RevocationStore,
+    SessionRecord,
+    SessionStore,
+    StoreUnavailable,
+)
 from .memory import MemoryAttemptStore
 
-__all__ = ["AttemptStore", "MemoryAttemptStore", "StoreUnavailable"]
+__all__ = [
+    "AttemptStore",
+    "MemoryAttemptStore",
+    "NonceStore",
+    "RevocationStore",
+    "SessionRecord",
+    "SessionStore",
+    "StoreUnavailable",
+]
