@@ -1,0 +1,46 @@
+"""The ``authguard`` command: ``authguard routes MODULE:APP`` and ``authguard explain URL``.
+
+Each subcommand lives in its own module, imported only when it runs, and provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "routes": ("authguard.audit", "list every route of an app with its effective policy"),
+    "explain": ("authguard.client.explain", "perform a request and explain a refusal"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``authguard`` console script."""
+    parser = argparse.ArgumentParser(prog="authguard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            p = sub.add_parser(name, help=f"{help_text} (unavailable: {exc})")
+            modules[name] = None
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        modules[name] = module
+    args = parser.parse_args(argv)
+    module = modules[args.command]
+    if module is None:
+        parser.error(f"'{args.command}' needs extra packages: pip install 'authguard[client]'")
+    code: int = module.run(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
