@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 __all__ = ["main"]
 
@@ -23,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``authguard`` console script."""
     parser = argparse.ArgumentParser(prog="authguard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
+    modules: dict[str, ModuleType | None] = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         try:
             module = importlib.import_module(module_name)
@@ -38,8 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = modules[args.command]
     if module is None:
         parser.error(f"'{args.command}' needs extra packages: pip install 'authguard[client]'")
-    code: int = module.run(args)
-    return code
+    return int(module.run(args))
 
 
 if __name__ == "__main__":  # pragma: no cover
