@@ -36,10 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         module.add_arguments(p)
         modules[name] = module
     args = parser.parse_args(argv)
-    module = modules[args.command]
-    if module is None:
+    chosen = modules[args.command]
+    if chosen is None:
         parser.error(f"'{args.command}' needs extra packages: pip install 'authguard[client]'")
-    return int(module.run(args))
+    return int(chosen.run(args))
 
 
 if __name__ == "__main__":  # pragma: no cover
