@@ -30,7 +30,7 @@ from .net import client_address, request_scheme
 from .policy import Context, Policy
 from .problems import problem_body, refusal_headers, send_problem
 from .reasons import Reason
-from .routing import find_routes, route_policy
+from .routing import find_routes, route_policy, warn_unprotected
 
 __all__ = ["AuthGuardMiddleware", "AuthState"]
 
@@ -65,6 +65,7 @@ class AuthGuardMiddleware:
         self.guard = guard
         self._cache: dict[tuple[str, str, str], Policy] = {}
         self._anon_auth = AuthContext(None)
+        self._checked_routes = not guard.deny_by_default
 
     # -- policy resolution -------------------------------------------------------------
 
@@ -89,6 +90,9 @@ class AuthGuardMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if not self._checked_routes:  # once, at lifespan start-up or the first request
+            self._checked_routes = True
+            warn_unprotected(scope.get("app") or self.app, self.guard)
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
@@ -139,6 +143,16 @@ class AuthGuardMiddleware:
             await self._refuse(conn, send, refusal, policy, request_id)
 
     # -- the decision --------------------------------------------------------------------
+
+    async def decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
+        """Take the decision for ``conn`` under ``policy``: the identity, or raise a
+        :class:`~authguard.Refusal` (used by integrations that run without the middleware)."""
+        return await self._decide(conn, policy)
+
+    async def refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal,
+                     policy: Policy) -> None:
+        """Render ``refusal`` on ``send`` exactly as the middleware does."""
+        await self._refuse(conn, send, refusal, policy, self._request_id(conn.scope))
 
     async def _decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
         guard = self.guard

@@ -69,6 +69,18 @@ class Requirement:
         """A short human description (used by ``authguard routes`` and OpenAPI)."""
         return type(self).__name__
 
+    def statuses(self) -> frozenset[int]:
+        """The statuses this requirement may refuse with (documented in OpenAPI).
+
+        The default follows :attr:`order`: identity and step-up refuse with 401,
+        permissions with 401 (anonymous) or 403, payment with 402.
+        """
+        if self.order <= 1:
+            return frozenset({401})
+        if self.order == 2:
+            return frozenset({401, 403})
+        return frozenset({402})
+
     def walk(self) -> Iterable[Requirement]:
         """This requirement and every requirement nested in it."""
         yield self
@@ -98,6 +110,9 @@ class Anyone(Requirement):
 
     def describe(self) -> str:
         return "anyone (credentials checked if sent)"
+
+    def statuses(self) -> frozenset[int]:
+        return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +315,9 @@ class AllOf(Requirement):
         for r in self.requirements:
             yield from r.walk()
 
+    def statuses(self) -> frozenset[int]:
+        return frozenset().union(*(r.statuses() for r in self.requirements))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AllOf) and other.requirements == self.requirements
 
@@ -341,6 +359,12 @@ class AnyOf(Requirement):
         for r in self.requirements:
             yield from r.walk()
 
+    def statuses(self) -> frozenset[int]:
+        found = [r.statuses() for r in self.requirements]
+        if any(not f for f in found):
+            return frozenset()  # one branch always passes
+        return frozenset().union(*found)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AnyOf) and other.requirements == self.requirements
 
@@ -361,6 +385,9 @@ class Not(Requirement):
 
     def describe(self) -> str:
         return f"not ({self.requirement.describe()})"
+
+    def statuses(self) -> frozenset[int]:
+        return frozenset({403})
 
     def walk(self) -> Iterable[Requirement]:
         yield self
@@ -402,6 +429,55 @@ class Policy:
             return "public"
         text = self.requirement.describe()
         return text + (" [403 concealed as 404]" if self.conceal else "")
+
+    def requirements(self) -> list[Requirement]:
+        """Every requirement in the policy, nested ones included."""
+        return [] if self.requirement is None else list(self.requirement.walk())
+
+    def statuses(self) -> frozenset[int]:
+        """Statuses a refusal on this route may carry (a concealed 403 becomes 404)."""
+        if self.requirement is None:
+            return frozenset()
+        found = set(self.requirement.statuses())
+        if self.conceal and 403 in found:
+            found.discard(403)
+            found.add(404)
+        return frozenset(found)
+
+    def scopes(self) -> list[str]:
+        """OAuth scopes named anywhere in the policy, in first-seen order."""
+        out: list[str] = []
+        for r in self.requirements():
+            if isinstance(r, HasScopes):
+                out.extend(s for s in r.scopes if s not in out)
+        return out
+
+    def roles(self) -> list[str]:
+        """Roles named anywhere in the policy, in first-seen order."""
+        out: list[str] = []
+        for r in self.requirements():
+            if isinstance(r, HasRoles):
+                out.extend(x for x in r.roles if x not in out)
+        return out
+
+    def payments(self) -> list[str]:
+        """Descriptions of the payment requirements (``order`` 3) in the policy."""
+        return [r.describe() for r in self.requirements() if r.order == 3]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (used by ``authguard routes --json``)."""
+        schemes = self.schemes()
+        return {
+            "public": self.public,
+            "policy": self.describe(),
+            "schemes": sorted(schemes) if schemes is not None else None,
+            "scopes": self.scopes(),
+            "roles": self.roles(),
+            "payment": self.payments(),
+            "statuses": sorted(self.statuses()),
+            "conceal": self.conceal,
+            "login_url": self.login_url,
+        }
 
 
 Public = Policy(None)

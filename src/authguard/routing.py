@@ -3,80 +3,129 @@
 The middleware needs a route's policy before the router dispatches, so it matches the
 request against the app's routes itself (the same ``Route.matches`` the router uses) and
 caches the answer per method and path in a bounded table.
+
+Where a policy comes from, innermost first:
+
+* the route itself (``protect(...)(Route(...))``), its endpoint (``@protect(...)``) and,
+  on FastAPI, every dependency made by :func:`authguard.fastapi.require` (route,
+  router and ``include_router(..., dependencies=...)`` dependencies all end up in the
+  route's ``dependant``), with the scopes of ``Security(..., scopes=[...])``;
+* the enclosing ``Mount``, ``Host`` or ``Router`` (``protect(...)(Mount(...))``);
+* then, in the middleware, the guard's path rules and its default.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from starlette.routing import BaseRoute, Match, Mount
+from starlette.routing import BaseRoute, Host, Match, Mount
 from starlette.types import Scope
 
-from .policy import Policy, policy_of
+from .policy import AllOf, HasScopes, Policy, Requirement, policy_of
 
-__all__ = ["find_routes", "route_policy"]
+if TYPE_CHECKING:
+    from .guard import AuthGuard
+
+__all__ = [
+    "RouteInfo",
+    "combine",
+    "effective_policy",
+    "find_routes",
+    "iter_routes",
+    "route_policy",
+    "warn_unprotected",
+]
+
+log = logging.getLogger("authguard")
+
+
+def combine(policies: Sequence[Policy]) -> Policy | None:
+    """One policy for several declarations on the same route: all of them must pass.
+
+    A route declared public by one declaration and protected by another is protected: a
+    dependency that requires something refuses anyway, so the stricter reading wins.
+    """
+    if not policies:
+        return None
+    if len(policies) == 1:
+        return policies[0]
+    reqs = [p.requirement for p in policies if p.requirement is not None]
+    if not reqs:
+        return policies[0]
+    return Policy(
+        reqs[0] if len(reqs) == 1 else AllOf(*reqs),
+        conceal=any(p.conceal for p in policies),
+        login_url=next((p.login_url for p in policies if p.login_url), None),
+    )
 
 
 def _endpoint_policy(route: BaseRoute) -> Policy | None:
-    own = policy_of(route)
-    if own is not None:
-        return own
-    endpoint = getattr(route, "endpoint", None)
-    if endpoint is not None:
-        found = policy_of(endpoint)
-        if found is not None:
-            return found
-    # FastAPI: dependencies created by authguard.fastapi.require() carry a policy.
+    found: list[Policy] = []
+    for target in (route, getattr(route, "endpoint", None)):
+        p = policy_of(target) if target is not None else None
+        if p is not None and p not in found:
+            found.append(p)
     dependant = getattr(route, "dependant", None)
     if dependant is not None:
-        return _dependant_policy(dependant)
-    return None
+        found.extend(_dependant_policies(dependant))
+    return combine(found)
 
 
-def _dependant_policy(dependant: Any) -> Policy | None:
+def _dependant_policies(dependant: Any) -> list[Policy]:
+    """Policies carried by dependency callables, plus their ``Security`` scopes."""
     stack = [dependant]
     found: list[Policy] = []
     while stack:
         d = stack.pop()
         call = getattr(d, "call", None)
-        if call is not None:
-            p = policy_of(call)
-            if p is not None:
+        p = policy_of(call) if call is not None else None
+        if p is not None:
+            scopes: list[str] = []
+            if getattr(d, "security_scopes_param_name", None):
+                for s in [*(d.parent_oauth_scopes or []), *(d.own_oauth_scopes or [])]:
+                    if s not in scopes:
+                        scopes.append(s)
+            if scopes:
+                extra: Requirement = HasScopes(*scopes)
+                req = extra if p.requirement is None else AllOf(p.requirement, extra)
+                p = Policy(req, conceal=p.conceal, login_url=p.login_url)
+            if p not in found:
                 found.append(p)
-        stack.extend(getattr(d, "dependencies", ()))
-    if not found:
-        return None
-    if len(found) == 1:
-        return found[0]
-    from .policy import AllOf  # local: only for routes with several declarations
+        stack.extend(reversed(getattr(d, "dependencies", ())))
+    return found
 
-    reqs = [p.requirement for p in found if p.requirement is not None]
-    if not reqs:
-        return found[0]
-    return Policy(
-        AllOf(*reqs),
-        conceal=any(p.conceal for p in found),
-        login_url=next((p.login_url for p in found if p.login_url), None),
-    )
+
+def _container_policy(route: BaseRoute) -> Policy | None:
+    return policy_of(route) or policy_of(getattr(route, "app", None))
 
 
 def route_policy(routes: Sequence[BaseRoute], scope: Scope) -> tuple[bool, Policy | None]:
-    """Match ``scope`` against ``routes``; return (matched, innermost explicit policy)."""
+    """Match ``scope`` against ``routes``; return (matched, innermost explicit policy).
+
+    A partial match (the path matches, the method does not) counts as a match only when no
+    route matches fully, as in Starlette's router.
+    """
+    partial: tuple[bool, Policy | None] | None = None
     for route in routes:
         match, child = route.matches(scope)
         if match is Match.NONE:
             continue
-        if isinstance(route, Mount):
-            inherited = _endpoint_policy(route) or policy_of(route.app)
+        if isinstance(route, Mount | Host):
+            inherited = _container_policy(route)
             inner = getattr(route, "routes", None)
             if inner:
                 matched, policy = route_policy(inner, {**scope, **child})
                 if matched:
                     return True, policy or inherited
             return True, inherited
-        return True, _endpoint_policy(route)
-    return False, None
+        if match is Match.FULL:
+            return True, _endpoint_policy(route)
+        if partial is None:
+            partial = (True, _endpoint_policy(route))
+    return partial or (False, None)
 
 
 def find_routes(app: Any) -> Sequence[BaseRoute] | None:
@@ -94,14 +143,71 @@ def find_routes(app: Any) -> Sequence[BaseRoute] | None:
     return None
 
 
-def iter_routes(routes: Iterable[BaseRoute], prefix: str = "",
-                inherited: Policy | None = None) -> Iterable[tuple[str, BaseRoute, Policy | None]]:
-    """Every leaf route with its full path and effective explicit policy (for audits)."""
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """One leaf route, as the audit and the OpenAPI integration see it."""
+
+    path: str
+    route: BaseRoute
+    explicit: Policy | None
+    host: str | None = None
+
+    @property
+    def methods(self) -> list[str]:
+        """HTTP methods (``WS`` for a websocket route, ``*`` for a mounted app)."""
+        methods = getattr(self.route, "methods", None)
+        if methods:
+            return sorted(methods)
+        name = type(self.route).__name__
+        return ["WS"] if "WebSocket" in name else ["*"]
+
+
+def iter_routes(routes: Iterable[BaseRoute], prefix: str = "", inherited: Policy | None = None,
+                host: str | None = None) -> Iterable[RouteInfo]:
+    """Every leaf route with its full path and explicit policy (inherited ones included)."""
     for route in routes:
-        if isinstance(route, Mount):
-            p = _endpoint_policy(route) or policy_of(route.app) or inherited
-            inner = getattr(route, "routes", None) or []
-            yield from iter_routes(inner, prefix + route.path, p)
+        if isinstance(route, Mount | Host):
+            p = _container_policy(route) or inherited
+            inner = getattr(route, "routes", None)
+            if isinstance(route, Host):
+                yield from iter_routes(inner or [], prefix, p, route.host)
+            elif inner:
+                yield from iter_routes(inner, prefix + route.path, p, host)
+            else:  # a mounted app without routes (static files, another ASGI app)
+                yield RouteInfo(prefix + route.path, route, p, host)
             continue
         path = getattr(route, "path", "")
-        yield prefix + path, route, _endpoint_policy(route) or inherited
+        yield RouteInfo(prefix + path, route, _endpoint_policy(route) or inherited, host)
+
+
+def effective_policy(info: RouteInfo, guard: AuthGuard) -> tuple[Policy, str]:
+    """The policy the middleware applies to ``info`` and where it comes from.
+
+    The source is ``"route"`` (declared on the route, its endpoint, dependencies or an
+    enclosing mount), ``"rule"`` (a path rule of the guard) or ``"default"``.
+    """
+    if info.explicit is not None:
+        return info.explicit, "route"
+    rule = guard.rule_for(info.path)
+    if rule is not None:
+        return rule, "rule"
+    return guard.default, "default"
+
+
+def warn_unprotected(app: Any, guard: AuthGuard) -> list[RouteInfo]:
+    """Log a WARNING naming every route without an explicit policy (deny-by-default mode).
+
+    Such routes are refused (401, or 403 when authenticated); the warning says which, so a
+    forgotten declaration is found at start-up rather than by users.
+    """
+    routes = find_routes(app)
+    if routes is None:
+        return []
+    missing = [i for i in iter_routes(routes) if effective_policy(i, guard)[1] == "default"]
+    if missing:
+        names = ", ".join(f"{'|'.join(i.methods)} {i.path}" for i in missing)
+        log.warning(
+            "authguard: deny_by_default refuses %d route(s) without an explicit policy: %s",
+            len(missing), names,
+        )
+    return missing
