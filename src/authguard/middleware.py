@@ -30,7 +30,7 @@ from .net import client_address, request_scheme
 from .policy import Context, Policy
 from .problems import problem_body, refusal_headers, send_problem
 from .reasons import Reason
-from .routing import find_routes, route_policy, warn_unprotected
+from .routing import find_routes, match_route, warn_unprotected
 
 __all__ = ["AuthGuardMiddleware", "AuthState"]
 
@@ -63,7 +63,7 @@ class AuthGuardMiddleware:
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
         self.guard = guard
-        self._cache: dict[tuple[str, str, str], Policy] = {}
+        self._cache: dict[tuple[str, str, str], tuple[Policy, dict[str, Any]]] = {}
         self._anon_auth = AuthContext(None)
         self._checked_routes = not guard.deny_by_default
 
@@ -74,17 +74,19 @@ class AuthGuardMiddleware:
         path = scope.get("root_path", "") + scope["path"]
         key = (scope["type"], scope.get("method", "GET"), path)
         cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        routes = find_routes(scope.get("app") or self.app)
-        explicit = None
-        if routes is not None:
-            _, explicit = route_policy(routes, scope)
-        policy = explicit or self.guard.rule_for(get_route_path(scope)) or self.guard.default
-        if len(self._cache) >= _CACHE_MAX:
-            self._cache.clear()
-        self._cache[key] = policy
-        return policy
+        if cached is None:
+            routes = find_routes(scope.get("app") or self.app)
+            explicit: Policy | None = None
+            params: dict[str, Any] = {}
+            if routes is not None:
+                _, explicit, params = match_route(routes, scope)
+            policy = explicit or self.guard.rule_for(get_route_path(scope)) or self.guard.default
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            cached = self._cache[key] = (policy, params)
+        # Path params, so that permission callables see the resource before routing.
+        scope.setdefault("path_params", dict(cached[1]))
+        return cached[0]
 
     # -- ASGI ----------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ __all__ = [
     "effective_policy",
     "find_routes",
     "iter_routes",
+    "match_route",
     "route_policy",
     "warn_unprotected",
 ]
@@ -103,29 +104,38 @@ def _container_policy(route: BaseRoute) -> Policy | None:
 
 
 def route_policy(routes: Sequence[BaseRoute], scope: Scope) -> tuple[bool, Policy | None]:
-    """Match ``scope`` against ``routes``; return (matched, innermost explicit policy).
+    """Match ``scope`` against ``routes``; return (matched, innermost explicit policy)."""
+    matched, policy, _ = match_route(routes, scope)
+    return matched, policy
 
-    A partial match (the path matches, the method does not) counts as a match only when no
-    route matches fully, as in Starlette's router.
+
+def match_route(routes: Sequence[BaseRoute], scope: Scope
+                ) -> tuple[bool, Policy | None, dict[str, Any]]:
+    """Match ``scope`` against ``routes``: (matched, innermost explicit policy, path params).
+
+    The path params let permission callables see the resource in the path before the
+    router runs. A partial match (the path matches, the method does not) counts only when
+    no route matches fully, as in Starlette's router.
     """
-    partial: tuple[bool, Policy | None] | None = None
+    partial: tuple[bool, Policy | None, dict[str, Any]] | None = None
     for route in routes:
         match, child = route.matches(scope)
         if match is Match.NONE:
             continue
+        params: dict[str, Any] = dict(child.get("path_params", {}))
         if isinstance(route, Mount | Host):
             inherited = _container_policy(route)
             inner = getattr(route, "routes", None)
             if inner:
-                matched, policy = route_policy(inner, {**scope, **child})
+                matched, policy, inner_params = match_route(inner, {**scope, **child})
                 if matched:
-                    return True, policy or inherited
-            return True, inherited
+                    return True, policy or inherited, {**params, **inner_params}
+            return True, inherited, params
         if match is Match.FULL:
-            return True, _endpoint_policy(route)
+            return True, _endpoint_policy(route), params
         if partial is None:
-            partial = (True, _endpoint_policy(route))
-    return partial or (False, None)
+            partial = (True, _endpoint_policy(route), params)
+    return partial or (False, None, {})
 
 
 def find_routes(app: Any) -> Sequence[BaseRoute] | None:

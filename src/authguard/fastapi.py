@@ -1,0 +1,205 @@
+"""FastAPI integration: policies as dependencies, the current identity, and OpenAPI.
+
+* ``Depends(require(HasRoles("admin")))`` — on a route, in ``APIRouter(dependencies=...)``
+  or in ``app.include_router(..., dependencies=...)``. The middleware finds these
+  declarations before the app runs (see :mod:`authguard.routing`) and refuses with the
+  right answer; the dependency itself re-checks only what the middleware did not.
+* ``Security(require(Authenticated("Bearer")), scopes=["reports:read"])`` — the scopes
+  of FastAPI's ``SecurityScopes`` become a :class:`~authguard.HasScopes` requirement.
+* ``who: CurrentIdentity`` / ``who: OptionalIdentity`` — the typed identity.
+* :func:`install` — security schemes and documented refusals in the OpenAPI document,
+  and enforcement for apps (or routes) that the middleware does not cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from fastapi.security import SecurityScopes
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .errors import ConfigurationError, Refusal
+from .guard import AuthGuard
+from .identity import AuthContext, Identity
+from .middleware import AuthGuardMiddleware, AuthState
+from .net import client_address
+from .openapi import add_security
+from .policy import AllOf, Context, HasScopes, Policy, Requirement, protect
+from .reasons import Reason
+
+__all__ = [
+    "CurrentIdentity",
+    "OptionalIdentity",
+    "current_identity",
+    "install",
+    "optional_identity",
+    "require",
+]
+
+_ENGINE = "authguard_engine"
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover
+    raise RuntimeError("authguard's dependency engine never runs an app")
+
+
+def _engine(conn: HTTPConnection) -> AuthGuardMiddleware:
+    app = conn.scope.get("app")
+    engine = getattr(getattr(app, "state", None), _ENGINE, None)
+    if not isinstance(engine, AuthGuardMiddleware):
+        raise ConfigurationError(
+            "guard: this route is not covered by AuthGuardMiddleware; add the middleware "
+            "or call authguard.fastapi.install(app, guard)"
+        )
+    return engine
+
+
+def _covered(state: AuthState, requirement: Requirement) -> bool:
+    """Whether the middleware already checked ``requirement`` for this request."""
+    done = state.policy.requirement
+    return done is not None and any(r == requirement for r in done.walk())
+
+
+def require(
+    requirement: Requirement | Policy | None,
+    *,
+    conceal: bool = False,
+    login_url: str | None = None,
+) -> Callable[..., Awaitable[Identity | None]]:
+    """A dependency that enforces ``requirement`` and returns the identity (if any).
+
+    Use ``Depends(require(...))`` or ``Security(require(...), scopes=[...])``. The returned
+    callable carries the policy, so :mod:`authguard.routing` sees it before the app runs.
+    """
+    policy = (requirement if isinstance(requirement, Policy)
+              else Policy(requirement, conceal=conceal, login_url=login_url))
+
+    async def dependency(conn: HTTPConnection,
+                         security_scopes: SecurityScopes) -> Identity | None:
+        wanted: list[Requirement] = []
+        if policy.requirement is not None:
+            wanted.append(policy.requirement)
+        if security_scopes.scopes:
+            wanted.append(HasScopes(*security_scopes.scopes))
+        state = conn.scope.get("authguard")
+        if isinstance(state, AuthState):
+            todo = [r for r in wanted if not _covered(state, r)]
+            ctx = Context(conn=conn, identity=state.identity, now=state.guard.clock())
+            for r in sorted(todo, key=lambda r: r.order):
+                refusal = await r.check(ctx)
+                if refusal is not None:
+                    raise refusal
+            return state.identity
+        if not wanted:
+            return None
+        engine = _engine(conn)
+        full = Policy(wanted[0] if len(wanted) == 1 else AllOf(*wanted),
+                      conceal=policy.conceal, login_url=policy.login_url)
+        identity = await engine.decide(conn, full)
+        _remember(conn, engine.guard, full, identity)
+        return identity
+
+    dependency.__name__ = f"require({policy.describe()})"
+    dependency.__qualname__ = dependency.__name__
+    return protect(policy)(dependency)
+
+
+def _remember(conn: HTTPConnection, guard: AuthGuard, policy: Policy,
+              identity: Identity | None) -> None:
+    scope = conn.scope
+    scope["authguard"] = AuthState(guard, policy, identity, None)
+    if identity is not None:
+        scope["user"] = identity
+        scope["auth"] = AuthContext(identity)
+
+
+async def _identity(conn: HTTPConnection) -> Identity | None:
+    state = conn.scope.get("authguard")
+    if isinstance(state, AuthState):
+        return state.identity
+    engine = _engine(conn)
+    guard = engine.guard
+    # A public route (no authenticator ran): authenticate now, without requirements.
+    identity = await engine._authenticate(
+        conn, list(guard.authenticators), client_address(conn.scope, guard.network))
+    _remember(conn, guard, Policy(None), identity)
+    return identity
+
+
+async def current_identity(conn: HTTPConnection) -> Identity:
+    """The authenticated identity; 401 ``credentials_missing`` when there is none.
+
+    This dependency declares no policy of its own: the route's policy (or the guard's rules
+    and default) still applies. Use ``require(Authenticated())`` to declare one.
+    """
+    identity = await _identity(conn)
+    if identity is None:
+        raise Refusal(Reason.CREDENTIALS_MISSING)
+    return identity
+
+
+async def optional_identity(conn: HTTPConnection) -> Identity | None:
+    """The identity when the request carried good credentials, else ``None``."""
+    return await _identity(conn)
+
+
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+"""``who: CurrentIdentity`` injects the :class:`~authguard.Identity` (401 without one)."""
+
+OptionalIdentity = Annotated[Identity | None, Depends(optional_identity)]
+"""``who: OptionalIdentity`` injects the :class:`~authguard.Identity` or ``None``."""
+
+
+class _RefusalResponse(Response):
+    """Renders a refusal raised inside the app through the middleware's one renderer."""
+
+    def __init__(self, engine: AuthGuardMiddleware, refusal: Refusal) -> None:
+        super().__init__()
+        self.engine = engine
+        self.refusal = refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("authguard")
+        policy = (state.policy if isinstance(state, AuthState) and state.policy.requirement
+                  else self.engine.policy_for(scope))
+        await self.engine.refuse(HTTPConnection(scope), send, self.refusal, policy)
+
+
+def install(app: FastAPI, guard: AuthGuard, *, openapi: bool = True) -> None:
+    """Wire authguard into a FastAPI app, next to (or instead of) the middleware.
+
+    * Refusals raised by dependencies are rendered by authguard's renderer even where the
+      middleware does not run (an exception handler for :class:`~authguard.Refusal`).
+    * Dependencies made by :func:`require` can decide on their own when the middleware is
+      absent, using ``guard``.
+    * With ``openapi=True``, ``app.openapi()`` declares one security scheme per
+      authenticator, each operation's security requirements (with scopes) and its
+      401/402/403 answers with the problem+json schema (see :mod:`authguard.openapi`).
+    """
+    engine = AuthGuardMiddleware(_no_app, guard)
+    setattr(app.state, _ENGINE, engine)
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refusal)  # noqa: S101 - registered for Refusal only
+        return _RefusalResponse(engine, exc)
+
+    app.add_exception_handler(Refusal, handle)
+    if not openapi:
+        return
+    original = app.openapi
+    done: list[dict[str, Any]] = []
+
+    def patched() -> dict[str, Any]:
+        if done and app.openapi_schema is done[0]:
+            return done[0]
+        schema = original()
+        add_security(schema, app, guard)
+        app.openapi_schema = schema
+        done[:] = [schema]
+        return schema
+
+    app.openapi = patched  # type: ignore[method-assign]

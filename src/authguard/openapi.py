@@ -1,0 +1,135 @@
+"""OpenAPI 3.1: security schemes, per-operation security requirements and refusals.
+
+:func:`add_security` completes a FastAPI-generated OpenAPI document:
+
+* ``components.securitySchemes``: one entry per configured authenticator, keyed by its
+  scheme name — ``http``/``basic`` (RFC 7617), ``http``/``bearer`` with ``bearerFormat:
+  JWT`` (RFC 6750), ``apiKey`` in a header, query parameter or cookie (one entry per
+  location), and the session cookie as an ``apiKey`` in a cookie (OpenAPI 3.1 §4.8.27).
+* each operation's ``security``: one alternative per scheme the route accepts, the
+  policy's scopes on Bearer; an empty alternative ``{}`` when credentials are optional.
+* each operation's 401/402/403 answers (404 when 403 is concealed) with the
+  ``application/problem+json`` body, ``components.schemas.Problem`` (RFC 9457).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .authenticators.base import Authenticator
+from .guard import AuthGuard
+from .problems import PROBLEM_CONTENT_TYPE, problem_schema
+from .reasons import Reason
+from .routing import effective_policy, find_routes, iter_routes
+
+__all__ = ["add_security", "security_schemes"]
+
+_DESCRIPTIONS = {
+    401: "Not authenticated, or not strongly enough: see `reason` and `WWW-Authenticate`.",
+    402: "Payment required: see `reason` and `payment`.",
+    403: "Authenticated, but not allowed: see `reason`.",
+    404: "Not found (a refusal is concealed as 404 on this route).",
+}
+_REASONS = {status: [r.value for r in Reason if r.status == status] for status in _DESCRIPTIONS}
+
+
+def _schemes_of(a: Authenticator) -> list[tuple[str, dict[str, Any]]]:
+    """The OpenAPI security schemes for one authenticator: (name, scheme object)."""
+    scheme = a.scheme
+    realm = getattr(a, "realm", None)
+    note = f" (realm `{realm}`)" if realm else ""
+    kind = scheme.lower()
+    if kind == "basic":
+        return [(scheme, {"type": "http", "scheme": "basic",
+                          "description": "HTTP Basic (RFC 7617)" + note})]
+    if kind == "bearer":
+        return [(scheme, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                          "description": "Bearer token (RFC 6750), a JWT" + note})]
+    if kind == "apikey":
+        out: list[tuple[str, dict[str, Any]]] = []
+        for where, attr, suffix in (("header", "header", ""), ("query", "query_param", "Query"),
+                                    ("cookie", "cookie", "Cookie")):
+            name = getattr(a, attr, None)
+            if name:
+                out.append((scheme + suffix, {"type": "apiKey", "in": where, "name": name,
+                                              "description": "API key" + note}))
+        return out
+    if kind == "cookie":
+        name = next((getattr(a, n) for n in ("cookie_name", "cookie", "name")
+                     if isinstance(getattr(a, n, None), str)), "session")
+        return [(scheme, {"type": "apiKey", "in": "cookie", "name": name,
+                          "description": "Session cookie, set by the login endpoint" + note})]
+    return [(scheme, {"type": "http", "scheme": kind})]
+
+
+def security_schemes(guard: AuthGuard) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Security schemes per authguard scheme name (lower case) for ``guard``."""
+    return {a.scheme.lower(): _schemes_of(a) for a in guard.authenticators}
+
+
+def _problem_component() -> dict[str, Any]:
+    schema = problem_schema()
+    schema.pop("$schema", None)
+    schema.pop("$id", None)
+    return schema
+
+
+def _response(status: int) -> dict[str, Any]:
+    description = _DESCRIPTIONS[status]
+    if status == 404:
+        return {"description": description,
+                "content": {"text/plain": {"schema": {"type": "string"}}}}
+    if _REASONS.get(status):
+        description += " Possible reasons: " + ", ".join(_REASONS[status]) + "."
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if status == 401:
+        out["headers"] = {"WWW-Authenticate": {
+            "description": "One challenge per accepted scheme (RFC 9110 §11.6.1)",
+            "schema": {"type": "string"},
+        }}
+    return out
+
+
+def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str, Any]:
+    """Complete ``schema`` (an OpenAPI document generated for ``app``) in place."""
+    by_scheme = security_schemes(guard)
+    components = schema.setdefault("components", {})
+    sec = components.setdefault("securitySchemes", {})
+    for entries in by_scheme.values():
+        for name, obj in entries:
+            sec.setdefault(name, obj)
+    components.setdefault("schemas", {}).setdefault("Problem", _problem_component())
+    paths = schema.get("paths", {})
+    for info in iter_routes(find_routes(app) or []):
+        path_format = getattr(info.route, "path_format", None)
+        if path_format is None or info.path != getattr(info.route, "path", None):
+            continue  # not an operation of this document (e.g. inside a mounted app)
+        ops = paths.get(path_format)
+        if not ops:
+            continue
+        policy, _ = effective_policy(info, guard)
+        if policy.public:
+            continue
+        scopes = policy.scopes()
+        alternatives: list[dict[str, list[str]]] = []
+        statuses = policy.statuses()
+        if 401 not in statuses:
+            alternatives.append({})  # credentials are optional
+        for a in guard.accepted(policy):
+            for name, _obj in by_scheme[a.scheme.lower()]:
+                alternatives.append({name: scopes if a.scheme.lower() == "bearer" else []})
+        for method in info.methods:
+            op = ops.get(method.lower())
+            if not isinstance(op, dict):
+                continue
+            op.setdefault("security", alternatives)
+            responses = op.setdefault("responses", {})
+            for status in sorted(statuses):
+                responses.setdefault(str(status), _response(status))
+            if policy.describe():
+                op.setdefault("x-authguard-policy", policy.describe())
+    return schema
+

@@ -1,0 +1,234 @@
+"""FastAPI integration: require() dependencies, Security scopes, routers, typed identity."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Security
+from starlette.requests import Request
+
+from authguard import (
+    APIKeyAuthenticator,
+    Authenticated,
+    AuthGuard,
+    AuthGuardMiddleware,
+    BasicAuthenticator,
+    HasRoles,
+    HasScopes,
+    Identity,
+    PBKDF2Hasher,
+    Permission,
+    Public,
+    StaticAPIKeys,
+    StaticPasswords,
+    hash_api_key,
+    protect,
+)
+from authguard.fastapi import CurrentIdentity, OptionalIdentity, install, require
+from helpers import asgi_client
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+ALICE = {"X-API-Key": "k-alice"}  # scopes reports:read
+BOB = {"X-API-Key": "k-bob"}  # role admin, no scopes
+
+
+def make_guard(**kw: Any) -> AuthGuard:
+    passwords = StaticPasswords.from_plaintext(
+        {"alice": ("wonderland", ["user"]), "bob": ("builder", ["admin"])},
+        hasher=PBKDF2Hasher(iterations=1000),
+    )
+    keys = StaticAPIKeys({
+        hash_api_key("k-alice"): Identity(subject="alice", scheme="ApiKey",
+                                          scopes=frozenset({"reports:read"})),
+        hash_api_key("k-bob"): Identity(subject="bob", scheme="ApiKey",
+                                        roles=frozenset({"admin"})),
+    })
+    return AuthGuard(authenticators=[
+        BasicAuthenticator(verifier=passwords, realm="test"),
+        APIKeyAuthenticator(store=keys, realm="test"),
+    ], **kw)
+
+
+calls: list[str] = []
+ReportsReader = Annotated[
+    Identity | None, Security(require(Authenticated()), scopes=["reports:read"])
+]
+
+
+def owner(request: Any, who: Identity) -> bool:
+    calls.append(who.subject)
+    return bool(request.path_params["user"] == who.subject)
+
+
+def build(middleware: bool = True, **guard_kw: Any) -> FastAPI:
+    guard = make_guard(**guard_kw)
+    app = FastAPI()
+    if middleware:
+        app.add_middleware(AuthGuardMiddleware, guard=guard)
+    install(app, guard)
+
+    @app.get("/me")
+    async def me(who: CurrentIdentity) -> dict[str, str]:
+        return {"subject": who.subject}
+
+    @app.get("/maybe")
+    async def maybe(who: OptionalIdentity) -> dict[str, str | None]:
+        return {"subject": who.subject if who else None}
+
+    @app.get("/admin", dependencies=[Depends(require(HasRoles("admin")))])
+    async def admin() -> dict[str, bool]:
+        return {"admin": True}
+
+    @app.get("/reports")
+    async def reports(who: ReportsReader) -> dict[str, str | None]:
+        return {"subject": who.subject if who else None}
+
+    @app.get("/users/{user}/notes", dependencies=[Depends(require(Permission(owner)))])
+    async def notes(user: str) -> dict[str, str]:
+        return {"owner": user}
+
+    @app.get("/secret", dependencies=[Depends(require(HasRoles("admin"), conceal=True))])
+    async def secret() -> dict[str, bool]:
+        return {"secret": True}
+
+    @app.get("/open")
+    @protect(Public)
+    async def open_(request: Request) -> dict[str, bool]:
+        return {"open": True}
+
+    router = APIRouter(prefix="/ops", dependencies=[Depends(require(HasRoles("admin")))])
+
+    @router.get("/status")
+    async def status() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(router)
+
+    plain = APIRouter()
+
+    @plain.get("/included")
+    async def included() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app.include_router(plain, prefix="/inc",
+                       dependencies=[Depends(require(HasScopes("reports:read")))])
+    return app
+
+
+@pytest.fixture(params=[True, False], ids=["middleware", "dependencies-only"])
+def app(request: pytest.FixtureRequest) -> FastAPI:
+    return build(middleware=request.param)
+
+
+async def test_current_identity(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        r = await c.get("/me")
+        assert r.status_code == 401
+        assert r.json()["reason"] == "credentials_missing"
+        assert len(r.headers.get_list("www-authenticate")) == 2
+        r = await c.get("/me", headers=basic("alice", "wonderland"))
+        assert r.json() == {"subject": "alice"}
+        r = await c.get("/me", headers=basic("alice", "nope"))
+        assert r.status_code == 401
+        assert r.json()["reason"] == "credentials_invalid"
+
+
+async def test_optional_identity(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        assert (await c.get("/maybe")).json() == {"subject": None}
+        assert (await c.get("/maybe", headers=ALICE)).json() == {"subject": "alice"}
+        r = await c.get("/maybe", headers={"X-API-Key": "wrong"})
+        assert r.status_code == 401  # bad credentials are never ignored
+        assert r.json()["reason"] == "credentials_invalid"
+
+
+async def test_roles_dependency(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        assert (await c.get("/admin")).status_code == 401
+        r = await c.get("/admin", headers=ALICE)
+        assert r.status_code == 403
+        assert r.json()["reason"] == "forbidden"
+        assert (await c.get("/admin", headers=BOB)).json() == {"admin": True}
+
+
+async def test_security_scopes(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        r = await c.get("/reports", headers=BOB)
+        assert r.status_code == 403
+        body = r.json()
+        assert body["reason"] == "insufficient_scope"
+        assert body["required_scopes"] == ["reports:read"]
+        assert (await c.get("/reports", headers=ALICE)).json() == {"subject": "alice"}
+        assert (await c.get("/reports")).status_code == 401
+
+
+async def test_permission_on_path_resource(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        calls.clear()
+        assert (await c.get("/users/alice/notes", headers=ALICE)).json() == {"owner": "alice"}
+        r = await c.get("/users/bob/notes", headers=ALICE)
+        assert r.status_code == 403
+        assert r.json()["reason"] == "forbidden"
+        # checked once per request: the dependency does not repeat the middleware's check
+        assert calls == ["alice", "alice"]
+
+
+async def test_conceal(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        r = await c.get("/secret", headers=ALICE)
+        assert r.status_code == 404
+        assert "reason" not in r.text
+        assert (await c.get("/secret")).status_code == 401  # 401 is never concealed
+        assert (await c.get("/secret", headers=BOB)).json() == {"secret": True}
+
+
+async def test_router_dependencies(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        assert (await c.get("/ops/status", headers=ALICE)).status_code == 403
+        assert (await c.get("/ops/status", headers=BOB)).json() == {"status": "ok"}
+        r = await c.get("/inc/included", headers=BOB)
+        assert r.status_code == 403
+        assert r.json()["reason"] == "insufficient_scope"
+        assert (await c.get("/inc/included", headers=ALICE)).json() == {"ok": "yes"}
+
+
+async def test_public_route(app: FastAPI) -> None:
+    async with asgi_client(app) as c:
+        # public: no authenticator runs, so even bad credentials pass
+        r = await c.get("/open", headers={"X-API-Key": "wrong"})
+        assert r.json() == {"open": True}
+
+
+async def test_middleware_refuses_before_the_endpoint_runs() -> None:
+    """With the middleware, require() declarations are enforced before the app runs."""
+    app = build(middleware=True)
+    ran: list[str] = []
+
+    @app.get("/late", dependencies=[Depends(require(HasRoles("admin")))])
+    async def late() -> dict[str, str]:
+        ran.append("late")
+        return {}
+
+    async with asgi_client(app) as c:
+        r = await c.get("/late", headers=ALICE)
+        assert r.status_code == 403
+        assert ran == []
+
+
+async def test_without_install_or_middleware_is_a_configuration_error() -> None:
+    app = FastAPI()
+
+    @app.get("/x", dependencies=[Depends(require(Authenticated()))])
+    async def x() -> dict[str, str]:
+        return {}
+
+    async with asgi_client(app) as c:
+        with pytest.raises(Exception, match="install"):
+            await c.get("/x")
