@@ -216,9 +216,26 @@ async def test_middleware_refuses_before_the_endpoint_runs() -> None:
         ran.append("late")
         return {}
 
+    inner = APIRouter()
+
+    @inner.get("/deep/{user}")
+    async def deep(user: str) -> dict[str, str]:
+        ran.append("deep")
+        return {}
+
+    middle = APIRouter(dependencies=[Depends(require(HasRoles("admin")))])
+    middle.include_router(inner, prefix="/inner")
+    app.include_router(middle, prefix="/middle",
+                       dependencies=[Depends(require(Permission(owner)))])
+
     async with asgi_client(app) as c:
         r = await c.get("/late", headers=ALICE)
         assert r.status_code == 403
+        # nested include_router: both include-level declarations apply, path params seen
+        calls.clear()
+        assert (await c.get("/middle/inner/deep/alice", headers=ALICE)).status_code == 403
+        assert (await c.get("/middle/inner/deep/alice", headers=BOB)).status_code == 403
+        assert calls == ["alice", "bob"]  # alice owns it but lacks the role; bob does not
         assert ran == []
 
 

@@ -105,3 +105,9 @@ async def me(request: Request) -> dict[str, Any]:
 async def admin(request: Request) -> dict[str, Any]:
     """Administrators only."""
     return {"admin": True, **_describe(request.user)}
+
+
+# -- framework integration: OpenAPI security schemes and refusals, WS /ws ------------------
+import demo_integration  # noqa: E402
+
+demo_integration.setup(app, guard)

@@ -28,7 +28,7 @@ from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
 from .net import client_address
 from .openapi import add_security
-from .policy import AllOf, Context, HasScopes, Policy, Requirement, protect
+from .policy import AllOf, Context, HasScopes, Policy, Public, Requirement, policy_of, protect
 from .reasons import Reason
 
 __all__ = [
@@ -169,7 +169,8 @@ class _RefusalResponse(Response):
         await self.engine.refuse(HTTPConnection(scope), send, self.refusal, policy)
 
 
-def install(app: FastAPI, guard: AuthGuard, *, openapi: bool = True) -> None:
+def install(app: FastAPI, guard: AuthGuard, *, openapi: bool = True,
+            public_docs: bool = True) -> None:
     """Wire authguard into a FastAPI app, next to (or instead of) the middleware.
 
     * Refusals raised by dependencies are rendered by authguard's renderer even where the
@@ -179,9 +180,16 @@ def install(app: FastAPI, guard: AuthGuard, *, openapi: bool = True) -> None:
     * With ``openapi=True``, ``app.openapi()`` declares one security scheme per
       authenticator, each operation's security requirements (with scopes) and its
       401/402/403 answers with the problem+json schema (see :mod:`authguard.openapi`).
+    * With ``public_docs=True``, FastAPI's own documentation routes (``/openapi.json``,
+      ``/docs``, ``/redoc``) are declared public, so Swagger UI loads without credentials.
     """
     engine = AuthGuardMiddleware(_no_app, guard)
     setattr(app.state, _ENGINE, engine)
+    if public_docs:
+        docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+        for route in app.routes:
+            if getattr(route, "path", None) in docs and policy_of(route) is None:
+                protect(Public)(route)
 
     async def handle(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)  # noqa: S101 - registered for Refusal only

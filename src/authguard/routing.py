@@ -63,16 +63,53 @@ def combine(policies: Sequence[Policy]) -> Policy | None:
     )
 
 
-def _endpoint_policy(route: BaseRoute) -> Policy | None:
+def _endpoint_policy(*routes: Any) -> Policy | None:
+    """Policies declared on the route(s), their endpoints and their dependencies."""
     found: list[Policy] = []
-    for target in (route, getattr(route, "endpoint", None)):
-        p = policy_of(target) if target is not None else None
-        if p is not None and p not in found:
-            found.append(p)
-    dependant = getattr(route, "dependant", None)
-    if dependant is not None:
-        found.extend(_dependant_policies(dependant))
+    for route in routes:
+        if route is None:
+            continue
+        targets = (route, getattr(route, "original_route", None), getattr(route, "endpoint", None))
+        for target in targets:
+            p = policy_of(target) if target is not None else None
+            if p is not None and p not in found:
+                found.append(p)
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None:
+            # the dependant's own call is the endpoint, already looked at
+            found.extend(p for p in _dependant_policies(dependant) if p not in found)
     return combine(found)
+
+
+# FastAPI (≥ 0.140) includes routers lazily: ``app.include_router`` adds one
+# ``_IncludedRouter`` whose effective routes (prefix and include-level dependencies merged)
+# are built on demand. These helpers read them through its ``effective_route_contexts`` and
+# ``_match``; apps on older FastAPI have plain routes and never reach this code.
+
+def _is_included_router(route: Any) -> bool:
+    return hasattr(route, "effective_route_contexts") and hasattr(route, "_match")
+
+
+def _included_leaves(route: Any) -> Iterable[tuple[Any, Policy | None]]:
+    """(effective route, its explicit policy) for each route of an included router."""
+    for ctx in route.effective_route_contexts():
+        leaf = ctx.starlette_route or ctx
+        yield leaf, _endpoint_policy(ctx, ctx.starlette_route)
+
+
+def _match_included(route: Any, scope: Scope) -> tuple[Match, Policy | None, dict[str, Any]]:
+    match, child, inner, ctx = route._match(scope)
+    if match is Match.NONE:
+        return match, None, {}
+    params = dict(child.get("path_params", {}))
+    if _is_included_router(inner):
+        matched, policy, inner_params = match_route([inner], {**scope, **child})
+        return (match if matched else Match.NONE), policy, {**params, **inner_params}
+    leaf = ctx.starlette_route if ctx is not None and ctx.starlette_route is not None else None
+    if isinstance(leaf, Mount | Host):
+        matched, policy, inner_params = match_route([leaf], scope)
+        return (match if matched else Match.NONE), policy, inner_params
+    return match, _endpoint_policy(ctx, leaf), params
 
 
 def _dependant_policies(dependant: Any) -> list[Policy]:
@@ -119,6 +156,13 @@ def match_route(routes: Sequence[BaseRoute], scope: Scope
     """
     partial: tuple[bool, Policy | None, dict[str, Any]] | None = None
     for route in routes:
+        if _is_included_router(route):
+            m, found, found_params = _match_included(route, scope)
+            if m is Match.FULL:
+                return True, found, found_params
+            if m is Match.PARTIAL and partial is None:
+                partial = (True, found, found_params)
+            continue
         match, child = route.matches(scope)
         if match is Match.NONE:
             continue
@@ -176,6 +220,14 @@ def iter_routes(routes: Iterable[BaseRoute], prefix: str = "", inherited: Policy
                 host: str | None = None) -> Iterable[RouteInfo]:
     """Every leaf route with its full path and explicit policy (inherited ones included)."""
     for route in routes:
+        if _is_included_router(route):
+            for leaf, own in _included_leaves(route):
+                if isinstance(leaf, Mount | Host):
+                    yield from iter_routes([leaf], prefix, inherited, host)
+                else:
+                    yield RouteInfo(prefix + getattr(leaf, "path", ""), leaf, own or inherited,
+                                    host)
+            continue
         if isinstance(route, Mount | Host):
             p = _container_policy(route) or inherited
             inner = getattr(route, "routes", None)
