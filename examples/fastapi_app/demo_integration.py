@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 
-from authguard import AuthGuard, Authenticated, Identity, protect
+from authguard import Authenticated, AuthGuard, Identity, protect
 from authguard.fastapi import install
 
 router = APIRouter()
