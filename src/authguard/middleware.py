@@ -272,6 +272,8 @@ class AuthGuardMiddleware:
         qs = scope.get("query_string", b"")
         if qs:
             target += "?" + qs.decode("latin-1")
+        # No open redirect: a path like "//evil.example" must not become next=//evil.example
+        target = local_path(target) or "/"
         sep = "&" if "?" in login_url else "?"
         location = f"{login_url}{sep}next={urlquote(target, safe='/')}"
         headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store")]
