@@ -27,7 +27,7 @@ from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
 from .net import client_address
-from .openapi import add_security
+from .openapi import NEEDS_IDENTITY, add_security
 from .policy import AllOf, Context, HasScopes, Policy, Public, Requirement, policy_of, protect
 from .reasons import Reason
 
@@ -140,6 +140,9 @@ async def current_identity(conn: HTTPConnection) -> Identity:
     if identity is None:
         raise Refusal(Reason.CREDENTIALS_MISSING)
     return identity
+
+
+setattr(current_identity, NEEDS_IDENTITY, True)  # documented with a 401 in OpenAPI
 
 
 async def optional_identity(conn: HTTPConnection) -> Identity | None:

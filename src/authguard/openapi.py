@@ -116,6 +116,8 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
         scopes = policy.scopes()
         alternatives: list[dict[str, list[str]]] = []
         statuses = policy.statuses()
+        if _needs_identity(info.route):  # e.g. ``who: CurrentIdentity``
+            statuses = statuses | {401}
         if 401 not in statuses:
             alternatives.append({})  # credentials are optional
         for a in guard.accepted(policy):
@@ -133,3 +135,19 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
                 op.setdefault("x-authguard-policy", policy.describe())
     return schema
 
+
+
+NEEDS_IDENTITY = "__authguard_needs_identity__"
+
+
+def _needs_identity(route: Any) -> bool:
+    """Whether a dependency of the route (``current_identity``) refuses anonymous calls."""
+    stack = [getattr(route, "dependant", None)]
+    while stack:
+        d = stack.pop()
+        if d is None:
+            continue
+        if getattr(getattr(d, "call", None), NEEDS_IDENTITY, False):
+            return True
+        stack.extend(getattr(d, "dependencies", ()))
+    return False
