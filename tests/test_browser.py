@@ -1,0 +1,185 @@
+"""In a real browser (Debian chromium driven by playwright) against the example app.
+
+* CORS: a page served from another origin on loopback calls ``fetch()`` on the example app
+  without credentials and reads ``reason`` from the 401 body (and the exposed
+  ``WWW-Authenticate`` header); with an API key (a preflighted request) it gets through.
+* Swagger UI: the *Authorize* button, fed with Basic credentials, makes "Try it out" on
+  ``GET /me`` answer 200 — the security schemes that authguard declares work.
+
+No network beyond loopback: Swagger UI's assets, which FastAPI loads from a CDN, are served
+from the copy shipped in the ``swagger-ui-py`` package.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import free_port, need, uvicorn_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>another origin</title></head>
+<body><p>A page on another origin that calls the example app.</p></body></html>
+"""
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture(scope="module")
+def page_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A tiny static server on another loopback port: the foreign origin."""
+    folder: Path = tmp_path_factory.mktemp("origin")
+    (folder / "index.html").write_text(PAGE)
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port),
+                                 partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app_url(page_origin: str) -> Iterator[str]:
+    env = {"AUTHGUARD_DEMO_CORS_ORIGIN": page_origin, "AUTHGUARD_DEMO_FAILURE_LIMIT": "1000"}
+    with uvicorn_server("app:app", env=env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    need("chromium", "the browser tests drive Debian chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+FETCH = """async ([url, headers]) => {
+  const r = await fetch(url, {headers, credentials: "omit"});
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  return {status: r.status, body, challenge: r.headers.get("WWW-Authenticate"),
+          type: r.headers.get("Content-Type")};
+}"""
+
+
+def test_cross_origin_fetch_reads_the_reason(browser: Any, page_origin: str,
+                                             app_url: str) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(page_origin + "/index.html")
+        assert page.evaluate("() => location.origin") == page_origin
+        anonymous = page.evaluate(FETCH, [app_url + "/me", {}])
+        assert anonymous["status"] == 401
+        assert anonymous["type"].startswith("application/problem+json")
+        assert anonymous["body"]["reason"] == "credentials_missing"
+        assert anonymous["challenge"], "WWW-Authenticate is exposed to the page"
+        # a custom header makes the browser send a preflight first; it must pass
+        keyed = page.evaluate(FETCH, [app_url + "/me",
+                                      {"X-API-Key": "demo-key-alice-0123456789"}])
+        assert keyed["status"] == 200
+        assert keyed["body"]["subject"] == "alice"
+        bad = page.evaluate(FETCH, [app_url + "/me", {"X-API-Key": "wrong-key"}])
+        assert bad["status"] == 401
+        assert bad["body"]["reason"] == "credentials_invalid"
+        forbidden = page.evaluate(FETCH, [app_url + "/admin",
+                                          {"X-API-Key": "demo-key-alice-0123456789"}])
+        assert forbidden["status"] == 403
+        assert forbidden["body"]["reason"] == "forbidden"
+    finally:
+        page.close()
+
+
+def test_a_disallowed_origin_cannot_read_the_refusal(browser: Any, app_url: str) -> None:
+    """Same app, a page on an origin CORS does not allow: fetch() fails as it should."""
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), _QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        outcome = page.evaluate("""async (url) => {
+          try { await fetch(url); return "read"; } catch (e) { return "blocked"; }
+        }""", app_url + "/me")
+        assert outcome == "blocked"
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _serve_swagger_assets(page: Any) -> None:
+    import swagger_ui
+
+    static = Path(swagger_ui.__file__).parent / "static"
+
+    def handle(route: Any) -> None:
+        name = route.request.url.rsplit("/", 1)[-1]
+        path = static / name
+        if name in ("swagger-ui-bundle.js", "swagger-ui.css") and path.is_file():
+            ctype = "text/css" if name.endswith(".css") else "application/javascript"
+            route.fulfill(status=200, body=path.read_bytes(), content_type=ctype)
+        else:
+            route.abort()
+
+    # Everything not on loopback is answered locally or refused: no network in tests.
+    page.route(lambda url: not url.startswith("http://127.0.0.1"), handle)
+
+
+def test_swagger_ui_authorize_button(browser: Any, app_url: str) -> None:
+    page = browser.new_page()
+    try:
+        _serve_swagger_assets(page)
+        page.goto(app_url + "/docs")
+        page.get_by_role("button", name="Authorize").first.click()
+        dialog = page.locator(".modal-ux")
+        dialog.wait_for()
+        # one section per declared scheme: Basic (http, basic) and ApiKey (apiKey, header)
+        text = dialog.inner_text()
+        assert "Basic" in text and "ApiKey" in text and "X-API-Key" in text
+        basic = dialog.locator(".auth-container").filter(has_text="(http, Basic)")
+        basic.locator("input#auth-basic-username").fill("alice")
+        basic.locator("input#auth-basic-password").fill("wonderland")
+        basic.locator("button.authorize").click()
+        basic.get_by_role("button", name="Remove authorization").wait_for()  # accepted
+        basic.locator("button.btn-done").click()
+
+        op = page.locator("#operations-default-me_me_get")
+        op.locator(".opblock-summary").click()
+        op.get_by_role("button", name="Try it out").click()
+        op.get_by_role("button", name="Execute").click()
+        status = op.locator(".live-responses-table .response .response-col_status").first
+        status.wait_for()
+        assert status.inner_text().strip() == "200"
+        body = op.locator(".live-responses-table .response-col_description pre").first
+        assert '"subject": "alice"' in body.inner_text()
+        # the documented refusals are visible for the operation too
+        assert op.locator("tr.response[data-code='401']").count() == 1
+    finally:
+        page.close()
