@@ -1,0 +1,57 @@
+"""The example app's ``/openapi.json``, fetched from a real server: schemes and refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from helpers import http_client
+
+pytestmark = pytest.mark.e2e
+
+KINDS = {"Basic": ("http", "basic"), "Bearer": ("http", "bearer"), "ApiKey": ("apiKey", None),
+         "Cookie": ("apiKey", None)}
+
+
+@pytest.fixture(scope="module")
+def doc(example_server: str) -> dict[str, Any]:
+    with http_client(example_server) as c:
+        r = c.get("/openapi.json")
+        assert r.status_code == 200
+        found: dict[str, Any] = r.json()
+        return found
+
+
+def test_every_authenticator_is_a_security_scheme(doc: dict[str, Any]) -> None:
+    import app as example  # the example app module, on sys.path via conftest
+
+    schemes = doc["components"]["securitySchemes"]
+    for authenticator in example.guard.authenticators:
+        kind, http_scheme = KINDS[authenticator.scheme]
+        entry = schemes[authenticator.scheme]
+        assert entry["type"] == kind
+        if http_scheme:
+            assert entry["scheme"] == http_scheme
+    assert schemes["Basic"] == {**schemes["Basic"], "type": "http", "scheme": "basic"}
+    assert schemes["ApiKey"]["in"] == "header" and schemes["ApiKey"]["name"] == "X-API-Key"
+    if "Bearer" in schemes:
+        assert schemes["Bearer"]["bearerFormat"] == "JWT"
+
+
+def test_refusals_are_documented(doc: dict[str, Any]) -> None:
+    problem = {"$ref": "#/components/schemas/Problem"}
+    assert doc["components"]["schemas"]["Problem"]["required"] == [
+        "type", "title", "status", "detail", "reason"]
+    me = doc["paths"]["/me"]["get"]
+    assert me["responses"]["401"]["content"]["application/problem+json"]["schema"] == problem
+    assert "security" in me and {"Basic": []} in me["security"]
+    admin = doc["paths"]["/admin"]["get"]
+    assert {"401", "403"} <= set(admin["responses"])
+    assert admin["responses"]["403"]["content"]["application/problem+json"]["schema"] == problem
+    public = doc["paths"]["/public"]["get"]
+    assert "security" not in public and "401" not in public["responses"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if "security" in op and [{}] != op["security"][:1]:
+                assert "401" in op["responses"], f"{method.upper()} {path} documents its 401"
