@@ -47,6 +47,11 @@ async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:  # pragma
     raise RuntimeError("authguard's dependency engine never runs an app")
 
 
+def _has_engine(conn: HTTPConnection) -> bool:
+    app = conn.scope.get("app")
+    return isinstance(getattr(getattr(app, "state", None), _ENGINE, None), AuthGuardMiddleware)
+
+
 def _engine(conn: HTTPConnection) -> AuthGuardMiddleware:
     app = conn.scope.get("app")
     engine = getattr(getattr(app, "state", None), _ENGINE, None)
@@ -117,10 +122,12 @@ def _remember(conn: HTTPConnection, guard: AuthGuard, policy: Policy,
         scope["auth"] = AuthContext(identity)
 
 
-async def _identity(conn: HTTPConnection) -> Identity | None:
+async def _identity(conn: HTTPConnection, *, optional: bool) -> Identity | None:
     state = conn.scope.get("authguard")
     if isinstance(state, AuthState):
         return state.identity
+    if optional and not _has_engine(conn):
+        return None  # a public route under the middleware: no authenticator runs
     engine = _engine(conn)
     guard = engine.guard
     # A public route (no authenticator ran): authenticate now, without requirements.
@@ -136,7 +143,7 @@ async def current_identity(conn: HTTPConnection) -> Identity:
     This dependency declares no policy of its own: the route's policy (or the guard's rules
     and default) still applies. Use ``require(Authenticated())`` to declare one.
     """
-    identity = await _identity(conn)
+    identity = await _identity(conn, optional=False)
     if identity is None:
         raise Refusal(Reason.CREDENTIALS_MISSING)
     return identity
@@ -146,8 +153,12 @@ setattr(current_identity, NEEDS_IDENTITY, True)  # documented with a 401 in Open
 
 
 async def optional_identity(conn: HTTPConnection) -> Identity | None:
-    """The identity when the request carried good credentials, else ``None``."""
-    return await _identity(conn)
+    """The identity when the request carried good credentials, else ``None``.
+
+    On a public route no authenticator runs (unless :func:`install` was called), so the
+    answer there is ``None``.
+    """
+    return await _identity(conn, optional=True)
 
 
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
