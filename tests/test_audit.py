@@ -108,3 +108,19 @@ def test_bad_target() -> None:
     assert "cannot load" in done.stderr
     done = run("nocolon")
     assert done.returncode == 2
+
+
+def test_rich_table_on_a_terminal(monkeypatch: Any, capsys: Any) -> None:
+    """On a terminal the table is drawn with rich; the content is the same."""
+    import argparse
+
+    from authguard import audit
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    args = argparse.Namespace(app="app:app", app_dir=str(EXAMPLE_DIR), guard=None,
+                              json=False, strict=True)
+    assert audit.run(args) == 0
+    out = capsys.readouterr().out
+    assert "authguard routes" in out  # the table's title
+    assert "/me" in out and "authenticated" in out and "roles admin" in out
+    assert "METHODS  " not in out  # not the plain layout

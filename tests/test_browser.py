@@ -183,3 +183,16 @@ def test_swagger_ui_authorize_button(browser: Any, app_url: str) -> None:
         assert op.locator("tr.response[data-code='401']").count() == 1
     finally:
         page.close()
+
+
+def test_navigation_to_a_protected_page_lands_on_the_login_page(browser: Any,
+                                                                 app_url: str) -> None:
+    page = browser.new_page()
+    try:
+        seen: list[int] = []
+        page.on("response", lambda r: seen.append(r.status) if "/account" in r.url else None)
+        page.goto(app_url + "/account")
+        assert seen[:1] == [303]
+        assert page.url == app_url + "/login?next=/account"
+    finally:
+        page.close()

@@ -255,3 +255,22 @@ async def test_json_endpoint_sees_identity() -> None:
     async with asgi_client(app) as c:
         assert (await c.get("/w", headers=ALICE)).json() == {"user": "alice",
                                                             "scopes": ["authenticated"]}
+
+
+async def test_deny_by_default_warns_at_lifespan_startup(caplog: pytest.LogCaptureFixture) -> None:
+    """Under a server, the warning comes at start-up, before any request."""
+    app = make_app(guard(deny_by_default=True))
+    sent: list[str] = []
+    queue = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message["type"])
+
+    with caplog.at_level(logging.WARNING, logger="authguard"):
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    [record] = [r for r in caplog.records if "deny_by_default" in r.getMessage()]
+    assert "/free" in record.getMessage() and "/ws" not in record.getMessage()
