@@ -249,3 +249,21 @@ async def test_without_install_or_middleware_is_a_configuration_error() -> None:
     async with asgi_client(app) as c:
         with pytest.raises(Exception, match="install"):
             await c.get("/x")
+
+
+async def test_mount_inside_an_included_router() -> None:
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route, Router
+
+    async def file(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("file " + request.path_params["name"])
+
+    app = build(middleware=True)
+    files = protect(HasRoles("admin"))(Router(routes=[Route("/{name}", file)]))
+    pkg = APIRouter()
+    pkg.mount("/files", files)
+    app.include_router(pkg, prefix="/pkg")
+    async with asgi_client(app) as c:
+        assert (await c.get("/pkg/files/a.txt")).status_code == 401
+        assert (await c.get("/pkg/files/a.txt", headers=ALICE)).status_code == 403
+        assert (await c.get("/pkg/files/a.txt", headers=BOB)).text == "file a.txt"
