@@ -267,3 +267,22 @@ async def test_mount_inside_an_included_router() -> None:
         assert (await c.get("/pkg/files/a.txt")).status_code == 401
         assert (await c.get("/pkg/files/a.txt", headers=ALICE)).status_code == 403
         assert (await c.get("/pkg/files/a.txt", headers=BOB)).text == "file a.txt"
+
+
+async def test_identity_on_a_public_route() -> None:
+    """On a public route no authenticator runs in the middleware; the dependency asks."""
+    app = build(middleware=True)
+
+    @app.get("/open-me")
+    @protect(Public)
+    async def open_me(who: CurrentIdentity) -> dict[str, str]:
+        return {"subject": who.subject}
+
+    async with asgi_client(app) as c:
+        r = await c.get("/open-me")
+        assert r.status_code == 401
+        assert r.json()["reason"] == "credentials_missing"
+        assert len(r.headers.get_list("www-authenticate")) == 2
+        assert (await c.get("/open-me", headers=ALICE)).json() == {"subject": "alice"}
+        r = await c.get("/open-me", headers={"X-API-Key": "nope"})
+        assert r.status_code == 401 and r.json()["reason"] == "credentials_invalid"

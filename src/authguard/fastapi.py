@@ -26,9 +26,18 @@ from .errors import ConfigurationError, Refusal
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
-from .net import client_address
 from .openapi import NEEDS_IDENTITY, add_security
-from .policy import AllOf, Context, HasScopes, Policy, Public, Requirement, policy_of, protect
+from .policy import (
+    AllOf,
+    Anyone,
+    Context,
+    HasScopes,
+    Policy,
+    Public,
+    Requirement,
+    policy_of,
+    protect,
+)
 from .reasons import Reason
 
 __all__ = [
@@ -129,11 +138,11 @@ async def _identity(conn: HTTPConnection, *, optional: bool) -> Identity | None:
     if optional and not _has_engine(conn):
         return None  # a public route under the middleware: no authenticator runs
     engine = _engine(conn)
-    guard = engine.guard
-    # A public route (no authenticator ran): authenticate now, without requirements.
-    identity = await engine._authenticate(
-        conn, list(guard.authenticators), client_address(conn.scope, guard.network))
-    _remember(conn, guard, Policy(None), identity)
+    # No decision was taken for this request (a public route, or no middleware): take one
+    # that requires nothing, so offered credentials are still checked.
+    policy = Policy(Anyone())
+    identity = await engine.decide(conn, policy)
+    _remember(conn, engine.guard, policy, identity)
     return identity
 
 
