@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
+from settings import load as load_settings  # the example app's settings (see conftest)
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -111,3 +114,26 @@ async def test_without_the_extension_the_socket_is_closed_before_accept(
     async with connect(ws_url(server_without_extension), open_timeout=10,
                        additional_headers=basic("bob", "builder")) as ws:
         assert await ws.recv() == "bob"
+
+
+def _bearer_configured() -> bool:
+    import app as example  # the example app module, on sys.path via conftest
+
+    return example.guard.authenticator("Bearer") is not None
+
+
+async def test_bearer_token_in_the_authorization_header(example_server: str) -> None:
+    if not _bearer_configured():
+        pytest.skip("the example app has no Bearer authenticator configured yet")
+    s = load_settings()
+    now = int(time.time())
+    token = jwt.encode({"sub": "carol", "iss": s.jwt_issuer, "aud": s.jwt_audience,
+                        "iat": now, "nbf": now, "exp": now + 300, "scope": ""},
+                       s.jwt_secret, algorithm="HS256")
+    async with connect(ws_url(example_server), open_timeout=10,
+                       additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        assert await ws.recv() == "carol"
+    err = await refused(ws_url(example_server),
+                        additional_headers={"Authorization": "Bearer not-a-jwt"})
+    assert err.response.status_code == 401
+    assert 'error="invalid_token"' in err.response.headers["WWW-Authenticate"]
