@@ -286,3 +286,25 @@ async def test_identity_on_a_public_route() -> None:
         assert (await c.get("/open-me", headers=ALICE)).json() == {"subject": "alice"}
         r = await c.get("/open-me", headers={"X-API-Key": "nope"})
         assert r.status_code == 401 and r.json()["reason"] == "credentials_invalid"
+
+
+async def test_refusal_raised_by_the_endpoint_is_rendered() -> None:
+    """Application code may raise a Refusal; it gets the same answer as any refusal."""
+    from authguard import Reason, Refusal
+
+    app = build(middleware=True)
+
+    @app.get("/documents/{doc_id}")
+    async def document(doc_id: int, who: CurrentIdentity) -> dict[str, int]:
+        if doc_id != 1:
+            raise Refusal(Reason.FORBIDDEN, "This document is not shared with you.")
+        return {"doc": doc_id}
+
+    async with asgi_client(app) as c:
+        assert (await c.get("/documents/1", headers=ALICE)).json() == {"doc": 1}
+        r = await c.get("/documents/2", headers={**ALICE, "X-Request-ID": "req-42"})
+        assert r.status_code == 403
+        body = r.json()
+        assert body["reason"] == "forbidden"
+        assert body["detail"] == "This document is not shared with you."
+        assert body["request_id"] == "req-42" and body["instance"] == "/documents/2"

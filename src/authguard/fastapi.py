@@ -187,9 +187,12 @@ class _RefusalResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.get("authguard")
-        policy = (state.policy if isinstance(state, AuthState) and state.policy.requirement
-                  else self.engine.policy_for(scope))
-        await self.engine.refuse(HTTPConnection(scope), send, self.refusal, policy)
+        policy, request_id = self.engine.policy_for(scope), None
+        if isinstance(state, AuthState):
+            request_id = state.request_id
+            if state.policy.requirement is not None:
+                policy = state.policy
+        await self.engine.refuse(HTTPConnection(scope), send, self.refusal, policy, request_id)
 
 
 def install(app: FastAPI, guard: AuthGuard, *, openapi: bool = True,

@@ -152,9 +152,10 @@ class AuthGuardMiddleware:
         return await self._decide(conn, policy)
 
     async def refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal,
-                     policy: Policy) -> None:
+                     policy: Policy, request_id: str | None = None) -> None:
         """Render ``refusal`` on ``send`` exactly as the middleware does."""
-        await self._refuse(conn, send, refusal, policy, self._request_id(conn.scope))
+        await self._refuse(conn, send, refusal, policy,
+                           request_id or self._request_id(conn.scope))
 
     async def _decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
         guard = self.guard
