@@ -11,6 +11,7 @@ EXPECTED = {
     "APIKeyAuthenticator", "APIKeyStore", "AllOf", "AnyOf", "Anyone", "Argon2Hasher",
     "AuthContext", "AuthGuard", "AuthGuardMiddleware", "AuthState", "AuthUnavailable",
     "Authenticated", "Authenticator", "BasicAuthenticator", "BruteForceGuard", "Challenge",
+    "ChallengeParseError", "parse_www_authenticate",
     "ConfigurationError", "Context", "DenyAll", "HasRoles", "HasScopes", "HeaderValueError",
     "Identity", "NetworkPolicy", "Not", "PBKDF2Hasher", "PROBLEM_CONTENT_TYPE",
     "PasswordHasher", "PasswordVerifier", "Permission", "Policy", "Public", "Reason",

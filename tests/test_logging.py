@@ -13,9 +13,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from authguard import (
+    Authenticated,
     AuthGuard,
     AuthGuardMiddleware,
-    Authenticated,
     BasicAuthenticator,
     PBKDF2Hasher,
     StaticPasswords,

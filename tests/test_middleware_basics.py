@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from authguard import (
     APIKeyAuthenticator,
+    Authenticated,
     AuthGuard,
     AuthGuardMiddleware,
-    Authenticated,
     BasicAuthenticator,
     HasRoles,
     Identity,

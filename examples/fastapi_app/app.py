@@ -14,13 +14,13 @@ from starlette.middleware.cors import CORSMiddleware
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from settings import load  # noqa: E402
+from settings import load
 
-from authguard import (  # noqa: E402
+from authguard import (
     APIKeyAuthenticator,
+    Authenticated,
     AuthGuard,
     AuthGuardMiddleware,
-    Authenticated,
     BasicAuthenticator,
     BruteForceGuard,
     HasRoles,

@@ -15,7 +15,7 @@ from .authenticators import (
     hash_api_key,
 )
 from .bruteforce import BruteForceGuard
-from .challenges import Challenge, HeaderValueError
+from .challenges import Challenge, ChallengeParseError, HeaderValueError, parse_www_authenticate
 from .errors import AuthUnavailable, ConfigurationError, Refusal
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
@@ -62,6 +62,7 @@ __all__ = [
     "BasicAuthenticator",
     "BruteForceGuard",
     "Challenge",
+    "ChallengeParseError",
     "ConfigurationError",
     "Context",
     "DenyAll",
@@ -88,6 +89,7 @@ __all__ = [
     "User",
     "__version__",
     "hash_api_key",
+    "parse_www_authenticate",
     "policy_of",
     "problem_body",
     "problem_schema",

@@ -13,10 +13,18 @@ when the challenge is built — never silently emitted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Challenge", "HeaderValueError", "format_challenge", "quote"]
+__all__ = [
+    "Challenge",
+    "ChallengeParseError",
+    "HeaderValueError",
+    "Params",
+    "format_challenge",
+    "parse_www_authenticate",
+    "quote",
+]
 
 _TCHAR = "!#$%&'*+.^_`|~0-9A-Za-z-"
 _TOKEN_RE = re.compile(rf"[{_TCHAR}]+")
@@ -102,3 +110,170 @@ def header_lines(challenges: Iterable[Challenge]) -> list[tuple[bytes, bytes]]:
     return [
         (b"www-authenticate", format_challenge(c).encode("latin-1")) for c in challenges
     ]
+
+
+class ChallengeParseError(ValueError):
+    """A ``WWW-Authenticate`` value does not follow the RFC 9110 §11 grammar."""
+
+
+class Params(Mapping[str, str]):
+    """Read-only auth-params: case-insensitive lookup (RFC 9110 §11.2), original order."""
+
+    __slots__ = ("_items", "_lower")
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._items = dict(items)
+        self._lower = {k.lower(): v for k, v in self._items.items()}
+
+    def __getitem__(self, key: str) -> str:
+        return self._lower[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._lower
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Params({self._items!r})"
+
+
+_OWS = " \t"
+
+
+class _Scanner:
+    """A single left-to-right scanner over one field value (no backtracking)."""
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+
+    def ows(self) -> None:
+        while self.i < len(self.s) and self.s[self.i] in _OWS:
+            self.i += 1
+
+    def peek(self) -> str:
+        return self.s[self.i] if self.i < len(self.s) else ""
+
+    def token(self) -> str:
+        m = _TOKEN_RE.match(self.s, self.i)
+        if not m:
+            raise ChallengeParseError(f"expected a token at offset {self.i}")
+        self.i = m.end()
+        return m.group()
+
+    def quoted(self) -> str:
+        # RFC 9110 §5.6.4: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE
+        self.i += 1
+        out: list[str] = []
+        while self.i < len(self.s):
+            c = self.s[self.i]
+            if c == '"':
+                self.i += 1
+                return "".join(out)
+            if c == "\\":
+                if self.i + 1 >= len(self.s):
+                    break
+                c = self.s[self.i + 1]
+                self.i += 1
+            if not _QUOTABLE_RE.fullmatch(c):
+                raise ChallengeParseError("control character in a quoted-string")
+            out.append(c)
+            self.i += 1
+        raise ChallengeParseError("unterminated quoted-string")
+
+
+def _parse_field(text: str, out: list[Challenge]) -> None:
+    sc = _Scanner(text)
+    while True:
+        # #rule: empty list elements are allowed (RFC 9110 §5.6.1)
+        sc.ows()
+        while sc.peek() == ",":
+            sc.i += 1
+            sc.ows()
+        if sc.i >= len(sc.s):
+            return
+        scheme = sc.token()
+        params: list[tuple[str, str]] = []
+        token68: str | None = None
+        if sc.peek() == " ":
+            sc.ows()
+            m68 = _TOKEN68_RE.match(sc.s, sc.i)
+            after = m68.end() if m68 else sc.i
+            rest = sc.s[after:].lstrip(_OWS)
+            is_param = m68 is not None and _TOKEN_RE.fullmatch(
+                sc.s[sc.i:after].rstrip("=")) is not None and (
+                sc.s[sc.i:after].endswith("=") or rest.startswith("=")) and not (
+                rest == "" or rest.startswith(","))
+            if m68 and not is_param and (rest == "" or rest.startswith(",")):
+                token68 = m68.group()
+                sc.i = after
+            else:
+                while True:
+                    sc.ows()
+                    if sc.peek() in ("", ","):
+                        break
+                    start = sc.i
+                    name = sc.token()
+                    sc.ows()
+                    if sc.peek() != "=":
+                        # the start of the next challenge: rewind (scheme without params)
+                        sc.i = start
+                        break
+                    sc.i += 1
+                    sc.ows()
+                    value = sc.quoted() if sc.peek() == '"' else sc.token()
+                    if any(n.lower() == name.lower() for n, _ in params):
+                        raise ChallengeParseError(f"auth-param {name!r} repeated (§11.2)")
+                    params.append((name, value))
+                    sc.ows()
+                    if sc.peek() != ",":
+                        break
+                    # look past commas: another param, or the next challenge?
+                    j = sc.i
+                    while j < len(sc.s) and sc.s[j] in ", \t":
+                        j += 1
+                    m = _TOKEN_RE.match(sc.s, j)
+                    k = m.end() if m else j
+                    while k < len(sc.s) and sc.s[k] in _OWS:
+                        k += 1
+                    if m and k < len(sc.s) and sc.s[k] == "=":
+                        sc.i = j
+                        continue
+                    break
+        out.append(_parsed(scheme, params, token68))
+        sc.ows()
+        if sc.i >= len(sc.s):
+            return
+        if sc.peek() != ",":
+            raise ChallengeParseError(f"unexpected {sc.peek()!r} at offset {sc.i}")
+
+
+def _parsed(scheme: str, params: list[tuple[str, str]], token68: str | None) -> Challenge:
+    ch = Challenge.__new__(Challenge)
+    object.__setattr__(ch, "scheme", scheme)
+    object.__setattr__(ch, "params", Params(params))
+    object.__setattr__(ch, "token68", token68)
+    return ch
+
+
+def parse_www_authenticate(value: str | Sequence[str]) -> list[Challenge]:
+    """Parse one ``WWW-Authenticate`` field value, or a list of field lines, strictly.
+
+    Implements RFC 9110 §11.6.1 with §11 (challenge, token68, auth-param), §5.6.1 (lists,
+    empty elements), §5.6.4 (quoted-string). Scheme and parameter names are matched
+    case-insensitively; a parameter repeated within one challenge is an error (§11.2).
+
+    Raises:
+        ChallengeParseError: the value does not follow the grammar.
+    """
+    lines = [value] if isinstance(value, str) else list(value)
+    out: list[Challenge] = []
+    for line in lines:
+        if not isinstance(line, str):
+            raise ChallengeParseError("field values must be str")
+        _parse_field(line, out)
+    return out
