@@ -9,11 +9,19 @@ from .base import (
     SessionStore,
     StoreUnavailable,
 )
-from .memory import MemoryAttemptStore
+from .memory import (
+    MemoryAttemptStore,
+    MemoryNonceStore,
+    MemoryRevocationStore,
+    MemorySessionStore,
+)
 
 __all__ = [
     "AttemptStore",
     "MemoryAttemptStore",
+    "MemoryNonceStore",
+    "MemoryRevocationStore",
+    "MemorySessionStore",
     "NonceStore",
     "RevocationStore",
     "SessionRecord",

@@ -2,9 +2,54 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 
-__all__ = ["MemoryAttemptStore"]
+from .base import SessionRecord
+
+__all__ = [
+    "MemoryAttemptStore",
+    "MemoryNonceStore",
+    "MemoryRevocationStore",
+    "MemorySessionStore",
+]
+
+
+class _Expiring:
+    """A bounded dict of values with expiry times; expired entries vanish on access."""
+
+    def __init__(self, max_keys: int, clock: Callable[[], float]) -> None:
+        self._data: dict[str, tuple[float, object]] = {}
+        self._max = max_keys
+        self._clock = clock
+
+    def get(self, key: str) -> object | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] <= self._clock():
+            del self._data[key]
+            return None
+        return item[1]
+
+    def set(self, key: str, value: object, expires_at: float) -> None:
+        if key not in self._data and len(self._data) >= self._max:
+            self._sweep()
+            if len(self._data) >= self._max:
+                # Drop the entry closest to expiry rather than refuse to remember.
+                oldest = min(self._data, key=lambda k: self._data[k][0])
+                del self._data[oldest]
+        self._data[key] = (expires_at, value)
+
+    def pop(self, key: str) -> object | None:
+        item = self._data.pop(key, None)
+        return None if item is None else item[1]
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        for key in [k for k, (exp, _) in self._data.items() if exp <= now]:
+            del self._data[key]
 
 
 class MemoryAttemptStore:
@@ -41,3 +86,86 @@ class MemoryAttemptStore:
         if q is None:
             return 0, None
         return len(q), q[0]
+
+
+class MemoryRevocationStore:
+    """Revoked token ids and per-subject "not before" times, in one process.
+
+    Entries expire on their own (a revoked token only needs remembering until its ``exp``).
+    """
+
+    def __init__(self, *, max_keys: int = 100_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._tokens = _Expiring(max_keys, clock)
+        self._subjects = _Expiring(max_keys, clock)
+        self._clock = clock
+
+    async def revoke_token(self, jti: str, expires_at: float) -> None:
+        """Revoke ``jti`` until ``expires_at``."""
+        self._tokens.set(jti, True, expires_at)
+
+    async def is_revoked(self, jti: str) -> bool:
+        """Whether ``jti`` is revoked."""
+        return self._tokens.get(jti) is not None
+
+    async def revoke_subject(self, subject: str, not_before: float, ttl: float) -> None:
+        """Void ``subject``'s credentials issued before ``not_before`` (for ``ttl`` seconds)."""
+        current = self._subjects.get(subject)
+        if isinstance(current, float) and current > not_before:
+            not_before = current
+        self._subjects.set(subject, float(not_before), self._clock() + ttl)
+
+    async def subject_not_before(self, subject: str) -> float | None:
+        """The subject's "not before" time, if any."""
+        value = self._subjects.get(subject)
+        return value if isinstance(value, float) else None
+
+
+class MemorySessionStore:
+    """Server-side session records, in one process."""
+
+    def __init__(self, *, max_sessions: int = 100_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._sessions = _Expiring(max_sessions, clock)
+        self._by_subject: dict[str, set[str]] = {}
+
+    async def create(self, record: SessionRecord) -> None:
+        """Store ``record`` until it expires."""
+        self._sessions.set(record.session_id, record, record.expires_at)
+        ids = self._by_subject.setdefault(record.subject, set())
+        ids.add(record.session_id)
+        if len(ids) > 64:  # forget ids of sessions that have ended on their own
+            ids.intersection_update(i for i in list(ids) if self._sessions.get(i) is not None)
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The live session, or ``None``."""
+        value = self._sessions.get(session_id)
+        return value if isinstance(value, SessionRecord) else None
+
+    async def delete(self, session_id: str) -> None:
+        """End one session."""
+        value = self._sessions.pop(session_id)
+        if isinstance(value, SessionRecord):
+            self._by_subject.get(value.subject, set()).discard(session_id)
+
+    async def delete_subject(self, subject: str) -> None:
+        """End every session of ``subject``."""
+        for session_id in self._by_subject.pop(subject, set()):
+            self._sessions.pop(session_id)
+
+
+class MemoryNonceStore:
+    """Single-use values, in one process. ``consume`` is atomic: the event loop runs it
+    without a suspension point between the check and the write."""
+
+    def __init__(self, *, max_keys: int = 1_000_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._used = _Expiring(max_keys, clock)
+        self._clock = clock
+
+    async def consume(self, nonce: str, ttl: float) -> bool:
+        """Mark ``nonce`` used; ``True`` only the first time within ``ttl`` seconds."""
+        if self._used.get(nonce) is not None:
+            return False
+        self._used.set(nonce, True, self._clock() + ttl)
+        return True

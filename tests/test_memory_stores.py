@@ -1,0 +1,66 @@
+"""The in-memory stores: expiry, subject-wide session deletion, single use."""
+
+from __future__ import annotations
+
+import asyncio
+
+from authguard.stores import (
+    MemoryNonceStore,
+    MemoryRevocationStore,
+    MemorySessionStore,
+    NonceStore,
+    RevocationStore,
+    SessionRecord,
+    SessionStore,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_revocations_expire_and_keep_the_latest_not_before() -> None:
+    clock = Clock()
+    store = MemoryRevocationStore(clock=clock)
+    assert isinstance(store, RevocationStore)
+    await store.revoke_token("t1", expires_at=1_010.0)
+    assert await store.is_revoked("t1")
+    assert not await store.is_revoked("t2")
+    await store.revoke_subject("alice", not_before=1_005.0, ttl=60)
+    await store.revoke_subject("alice", not_before=1_001.0, ttl=60)  # older: ignored
+    assert await store.subject_not_before("alice") == 1_005.0
+    clock.now = 1_011.0
+    assert not await store.is_revoked("t1")
+    clock.now = 1_061.0
+    assert await store.subject_not_before("alice") is None
+
+
+async def test_sessions_end_one_by_one_and_per_subject() -> None:
+    clock = Clock()
+    store = MemorySessionStore(clock=clock)
+    assert isinstance(store, SessionStore)
+    for sid, who in (("s1", "alice"), ("s2", "alice"), ("s3", "bob")):
+        await store.create(SessionRecord(sid, who, created_at=1_000.0, expires_at=1_100.0))
+    got = await store.get("s1")
+    assert got is not None and got.subject == "alice"
+    await store.delete("s1")
+    assert await store.get("s1") is None
+    await store.delete_subject("alice")
+    assert await store.get("s2") is None
+    assert await store.get("s3") is not None
+    clock.now = 1_100.0
+    assert await store.get("s3") is None
+
+
+async def test_a_nonce_is_consumed_once_even_concurrently() -> None:
+    clock = Clock()
+    store = MemoryNonceStore(clock=clock)
+    assert isinstance(store, NonceStore)
+    results = await asyncio.gather(*(store.consume("n", ttl=30) for _ in range(50)))
+    assert results.count(True) == 1
+    clock.now += 31
+    assert await store.consume("n", ttl=30)
