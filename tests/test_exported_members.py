@@ -10,7 +10,9 @@ import authguard
 EXPECTED = {
     "APIKeyAuthenticator", "APIKeyStore", "AllOf", "AnyOf", "Anyone", "Argon2Hasher",
     "AuthContext", "AuthGuard", "AuthGuardMiddleware", "AuthState", "AuthUnavailable",
-    "Authenticated", "Authenticator", "BasicAuthenticator", "BruteForceGuard", "Challenge",
+    "Authenticated", "Authenticator", "BasicAuthenticator", "BearerAuthenticator",
+    "JWKSKeys", "JWTKey", "KeySource", "SessionAuthenticator", "StaticKeys",
+    "BruteForceGuard", "Challenge",
     "ChallengeParseError", "parse_www_authenticate",
     "ConfigurationError", "Context", "DenyAll", "HasRoles", "HasScopes", "HeaderValueError",
     "Identity", "NetworkPolicy", "Not", "PBKDF2Hasher", "PROBLEM_CONTENT_TYPE",

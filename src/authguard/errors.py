@@ -52,7 +52,8 @@ class Refusal(Exception):
         challenges: Explicit challenges, added to the ones the rule calls for.
         headers: Extra response headers (e.g. ``Retry-After``, ``PAYMENT-REQUIRED``).
         extensions: Extra members of the problem body (e.g. ``required_scopes``).
-        delete_cookies: Names of cookies that the response deletes.
+        delete_cookies: Cookies that the response deletes: names (deleted with ``Path=/``), or
+            complete ``Set-Cookie`` values that delete them with their own attributes.
         account: The account name the credentials claimed (for the brute-force guard; never
             rendered).
     """

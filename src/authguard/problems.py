@@ -101,6 +101,9 @@ def refusal_headers(
     for name, value in refusal.headers.items():
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     for cookie in refusal.delete_cookies:
+        if "=" in cookie:  # a complete Set-Cookie value (an authenticator's own attributes)
+            headers.append((b"set-cookie", cookie.encode("latin-1")))
+            continue
         attrs = "; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
         if secure:
             attrs += "; Secure"
