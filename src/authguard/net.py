@@ -1,8 +1,10 @@
 """The client's address and scheme, trusting forwarding headers only from trusted proxies.
 
-``Forwarded`` (RFC 7239) and ``X-Forwarded-For``/``X-Forwarded-Proto`` are read only when the
-peer that connected is one of the configured trusted proxies; the client is then the
-right-most address that is not itself a trusted proxy.
+``Forwarded`` (RFC 7239) or ``X-Forwarded-For``/``X-Forwarded-Proto`` (one of them, as
+configured) are read only when the peer that connected is one of the configured trusted
+proxies; the client is then the right-most address that is not itself a trusted proxy, and
+its scheme the one recorded in that hop. A hop that is not an address (``unknown``, an
+obfuscated identifier) leaves the client unknown: an allow list then refuses it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from starlette.types import Scope
 
@@ -51,12 +54,16 @@ class NetworkPolicy:
         deny: These networks are refused (checked before ``allow``).
         trusted_proxies: Peers whose ``Forwarded``/``X-Forwarded-*`` headers are believed.
         use_forwarded: Read forwarding headers at all (requires ``trusted_proxies``).
+        forwarded_header: The one header the proxies set: ``"x-forwarded-for"`` (with
+            ``X-Forwarded-Proto``) or ``"forwarded"`` (RFC 7239). The other is ignored, so a
+            client cannot choose its address by sending the header its proxy passes through.
     """
 
     allow: Sequence[str] = ()
     deny: Sequence[str] = ()
     trusted_proxies: Sequence[str] = ()
     use_forwarded: bool = False
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     _allow: tuple[Network, ...] = field(init=False, repr=False)
     _deny: tuple[Network, ...] = field(init=False, repr=False)
     _trusted: tuple[Network, ...] = field(init=False, repr=False)
@@ -69,6 +76,10 @@ class NetworkPolicy:
             raise ConfigurationError(
                 "trusted_proxies: must be set when use_forwarded is on; otherwise any client "
                 "could choose its own address"
+            )
+        if self.forwarded_header not in ("x-forwarded-for", "forwarded"):
+            raise ConfigurationError(
+                "forwarded_header: must be 'x-forwarded-for' or 'forwarded'"
             )
 
     def _is_trusted(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
@@ -95,51 +106,74 @@ class NetworkPolicy:
         return bool(self._allow or self._deny)
 
 
-def _forwarded_chain(scope: Scope) -> tuple[list[str], str | None]:
-    fwd: list[str] = []
-    proto: str | None = None
-    xff: list[str] = []
-    xproto: str | None = None
-    for name, value in scope.get("headers", ()):
-        if name == b"forwarded":
+def _hops(scope: Scope, header: str) -> tuple[list[tuple[str, str | None]], str | None]:
+    """``(for, proto)`` per hop, left to right, from the one configured header only, and the
+    ``X-Forwarded-Proto`` a proxy sent without any address.
+
+    Reading both ``Forwarded`` and ``X-Forwarded-For`` would let a client send the one its
+    proxy does not overwrite and choose its own address.
+    """
+    hops: list[tuple[str, str | None]] = []
+    if header == "forwarded":
+        for name, value in scope.get("headers", ()):
+            if name != b"forwarded":
+                continue
             for element in value.decode("latin-1").split(","):
+                addr, proto = "", None
                 for pair in element.split(";"):
                     k, _, v = pair.strip().partition("=")
                     if k.lower() == "for":
-                        fwd.append(v)
+                        addr = v
                     elif k.lower() == "proto":
-                        proto = v.strip('"').lower()
-        elif name == b"x-forwarded-for":
-            xff.extend(value.decode("latin-1").split(","))
+                        proto = v.strip().strip('"').lower()
+                hops.append((addr, proto))
+        return hops, None
+    xproto: str | None = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            hops.extend((v, None) for v in value.decode("latin-1").split(","))
         elif name == b"x-forwarded-proto":
             xproto = value.decode("latin-1").split(",")[-1].strip().lower()
-    return (fwd or xff), (proto or xproto)
+    # X-Forwarded-Proto is set by the nearest proxy: it speaks for the client's hop.
+    return [(a, xproto) for a, _ in hops], xproto
 
 
-def client_address(scope: Scope, policy: NetworkPolicy | None) -> str | None:
-    """The client's address: the peer, or (through trusted proxies) the forwarded one."""
+def _resolve(scope: Scope, policy: NetworkPolicy | None) -> tuple[str | None, str | None]:
+    """The client address and the scheme it used (``None``: the connection's own)."""
     client = scope.get("client")
     peer = client[0] if client else None
     if policy is None or not policy.use_forwarded or not policy._is_trusted(_ip(peer or "")):
-        return peer
-    chain, _ = _forwarded_chain(scope)
-    for hop in reversed(chain):
-        ip = _ip(hop)
+        return peer, None
+    hops, proto_only = _hops(scope, policy.forwarded_header)
+    # Right to left: each hop was written by the trusted proxy on its right; the first
+    # address that is not a trusted proxy is the client, and its hop carries its scheme.
+    for addr, proto in reversed(hops):
+        ip = _ip(addr)
         if ip is None:
-            return peer  # garbage in a forwarding header: do not guess
+            return None, proto  # "unknown", obfuscated, absent or garbage: client unknown
         if not policy._is_trusted(ip):
-            return str(ip)
-    return peer
+            return str(ip), proto
+    return peer, (proto_only if not hops else None)
+
+
+def client_address(scope: Scope, policy: NetworkPolicy | None) -> str | None:
+    """The client's address: the peer, or (through trusted proxies) the forwarded one.
+
+    ``None`` when a trusted proxy forwarded an address that is not one (``unknown``, an
+    obfuscated identifier): an allow list then refuses the request.
+    """
+    return _resolve(scope, policy)[0]
 
 
 def request_scheme(scope: Scope, policy: NetworkPolicy | None) -> str:
-    """``http``/``https`` (or ``ws``/``wss``), with ``proto`` believed only from trusted
-    proxies."""
+    """``http``/``https`` (or ``ws``/``wss``), with the forwarded ``proto`` believed only
+    from trusted proxies, and only the one recorded for the client's hop."""
     scheme: str = scope.get("scheme", "http")
-    client = scope.get("client")
-    peer = client[0] if client else ""
-    if policy is not None and policy.use_forwarded and policy._is_trusted(_ip(peer)):
-        _, proto = _forwarded_chain(scope)
-        if proto in ("http", "https", "ws", "wss"):
-            return proto
+    _, proto = _resolve(scope, policy)
+    if proto in ("http", "https"):
+        if scope.get("type") == "websocket":
+            return "wss" if proto == "https" else "ws"
+        return proto
+    if proto in ("ws", "wss"):
+        return proto
     return scheme
