@@ -6,10 +6,12 @@ Run it with ``uvicorn app:app --app-dir examples/fastapi_app``.
 from __future__ import annotations
 
 import sys
+from html import escape
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,16 +24,26 @@ from authguard import (
     AuthGuard,
     AuthGuardMiddleware,
     BasicAuthenticator,
+    BearerAuthenticator,
     BruteForceGuard,
     HasRoles,
+    HasScopes,
     Identity,
+    JWTKey,
     PBKDF2Hasher,
     Public,
+    Reason,
+    Refusal,
+    SessionAuthenticator,
     StaticAPIKeys,
     StaticPasswords,
+    StepUp,
     hash_api_key,
     protect,
 )
+from authguard.middleware import local_path
+from authguard.net import client_address
+from authguard.stores import MemoryRevocationStore, MemorySessionStore
 
 settings = load()
 
@@ -53,14 +65,34 @@ api_keys = StaticAPIKeys({
         subject="bob", scheme="ApiKey", roles=frozenset({"user", "admin"})),
 })
 
+# Revocations and server-side sessions: in memory, or shared through Redis on replicas.
+revocations = MemoryRevocationStore()
+sessions = MemorySessionStore()
+
 basic = BasicAuthenticator(verifier=passwords, realm="authguard-demo")
+bearer = BearerAuthenticator(
+    key=JWTKey.hs256(settings.jwt_secret),
+    issuer=settings.jwt_issuer,
+    audience=settings.jwt_audience,
+    revocations=revocations,
+    realm="authguard-demo",
+)
 apikey = APIKeyAuthenticator(store=api_keys, realm="authguard-demo")
+session = SessionAuthenticator(
+    secret_keys=[settings.session_secret],
+    store=sessions,
+    revocations=revocations,
+    allowed_origins=[settings.cors_origin],
+    login_url="/login",
+    realm="authguard-demo",
+)
+brute_force = BruteForceGuard(
+    per_account=settings.failure_limit, per_client=settings.failure_limit * 20, window=300
+)
 
 guard = AuthGuard(
-    authenticators=[basic, apikey],
-    brute_force=BruteForceGuard(
-        per_account=settings.failure_limit, per_client=settings.failure_limit * 20, window=300
-    ),
+    authenticators=[basic, bearer, apikey, session],
+    brute_force=brute_force,
 )
 
 app = FastAPI(title="authguard example app", version="0.1.0")
@@ -105,6 +137,113 @@ async def me(request: Request) -> dict[str, Any]:
 async def admin(request: Request) -> dict[str, Any]:
     """Administrators only."""
     return {"admin": True, **_describe(request.user)}
+
+
+@app.get("/reports")
+@protect(HasScopes("reports:read"))
+async def reports(request: Request) -> dict[str, Any]:
+    """Needs a Bearer token with the scope ``reports:read``."""
+    return {"reports": ["q1", "q2"], **_describe(request.user)}
+
+
+@app.get("/step-up")
+@protect(StepUp("mfa", max_age=300))
+async def step_up(request: Request) -> dict[str, Any]:
+    """Needs ``acr=mfa`` and a sign-in within the last 300 seconds (RFC 9470)."""
+    return {"step_up": True, **_describe(request.user)}
+
+
+# -- sessions: the login form, login, logout ------------------------------------------------
+_LOGIN_FORM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
+<body>
+<h1>Sign in</h1>
+<form id="login" data-next="{next}">
+  <label>User name <input name="username" autocomplete="username" required></label>
+  <label>Password <input name="password" type="password" autocomplete="current-password"
+    required></label>
+  <button type="submit">Sign in</button>
+</form>
+<p id="error" role="alert"></p>
+<script>
+document.getElementById("login").addEventListener("submit", async (event) => {{
+  event.preventDefault();
+  const form = event.target;
+  const response = await fetch("/login", {{
+    method: "POST",
+    headers: {{"Content-Type": "application/json"}},
+    body: JSON.stringify({{username: form.username.value, password: form.password.value}}),
+  }});
+  if (response.ok) {{
+    window.location.assign(form.dataset.next);
+  }} else {{
+    const problem = await response.json();
+    document.getElementById("error").textContent = problem.title + ": " + problem.reason;
+  }}
+}});
+</script>
+</body></html>
+"""
+
+
+@app.get("/login", response_class=HTMLResponse)
+@protect(Public)
+async def login_form(next: str = "/account") -> HTMLResponse:
+    """The HTML login form; it posts JSON to ``POST /login`` and then goes to ``next``."""
+    target = local_path(next) or "/account"
+    return HTMLResponse(_LOGIN_FORM.format(next=escape(target, quote=True)))
+
+
+@app.post("/login")
+@protect(Public)
+async def login(
+    request: Request,
+    username: str = Body(max_length=256),
+    password: str = Body(max_length=1024),
+) -> JSONResponse:
+    """Check the password and start a session (a new session id every time)."""
+    client = client_address(request.scope, guard.network)
+    now = guard.clock()
+    wait = await brute_force.retry_after(client, username, now)
+    if wait is not None:
+        raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
+    identity = await passwords.verify(username, password)
+    if identity is None:
+        await brute_force.failed(client, username, now)
+        raise Refusal(Reason.CREDENTIALS_INVALID, scheme="Cookie")
+    response = JSONResponse({"subject": identity.subject})
+    await session.login(request, response, identity.subject, roles=sorted(identity.roles))
+    return response
+
+
+@app.post("/logout")
+@protect(Authenticated("Cookie"))
+async def logout(request: Request) -> JSONResponse:
+    """End the session on the server (a copied cookie stops working) and clear the cookie."""
+    response = JSONResponse({"signed_out": True})
+    await session.logout(request, response)
+    return response
+
+
+@app.post("/admin/revoke")
+@protect(HasRoles("admin"))
+async def revoke(
+    jti: str | None = Body(default=None, max_length=256),
+    subject: str | None = Body(default=None, max_length=256),
+) -> dict[str, Any]:
+    """Revoke one token (``jti``) or every earlier credential of a subject."""
+    if (jti is None) == (subject is None):
+        return JSONResponse(  # type: ignore[return-value]
+            {"detail": "give exactly one of 'jti' and 'subject'"}, status_code=422)
+    now = guard.clock()
+    if jti is not None:
+        await revocations.revoke_token(jti, expires_at=now + 86_400)
+        return {"revoked": {"jti": jti}}
+    assert subject is not None  # noqa: S101
+    # Tokens issued before now, and every session of the subject, stop working.
+    await revocations.revoke_subject(subject, not_before=now, ttl=86_400)
+    await session.end_sessions(subject)
+    return {"revoked": {"subject": subject}}
 
 
 # -- framework integration: OpenAPI security schemes and refusals, WS /ws ------------------

@@ -162,13 +162,6 @@ class SessionAuthenticator:
             raise self._stale(Reason.SESSION_INVALID, secure, "The session cookie is too large.")
         record = await self._record(value, secure)
         now = self._now()
-        if self.revocations is not None:
-            not_before = await self.revocations.subject_not_before(record.subject)
-            if not_before is not None and record.created_at < not_before:
-                await self.store.delete(record.session_id)
-                raise self._stale(Reason.CREDENTIALS_REVOKED, secure,
-                                  "Sessions started before the account's last security change "
-                                  "were ended.")
         if record.expires_at <= now:
             raise self._stale(Reason.SESSION_EXPIRED, secure)
         data = record.data or {}
@@ -228,7 +221,7 @@ class SessionAuthenticator:
         value = conn.cookies.get(self.cookie_name)
         if value is not None and len(value) <= self.max_cookie_bytes:
             try:
-                session_id, _ = self._decode(value)
+                session_id, _, _ = self._decode(value)
             except BadData:
                 pass
             else:
@@ -252,21 +245,33 @@ class SessionAuthenticator:
     def _secure(self, conn: HTTPConnection) -> bool:
         return self.secure if self.secure is not None else conn.url.scheme in ("https", "wss")
 
-    def _decode(self, value: str) -> tuple[str, str]:
-        payload = self._serializer.loads(value, max_age=self.max_age)
+    def _decode(self, value: str) -> tuple[str, str, float]:
+        payload, signed_at = self._serializer.loads(value, max_age=self.max_age,
+                                                    return_timestamp=True)
         if (not isinstance(payload, list) or len(payload) != 2
                 or not all(isinstance(p, str) for p in payload)):
             raise BadData("unexpected session payload")
-        return payload[0], payload[1]
+        return payload[0], payload[1], signed_at.timestamp()
 
     async def _record(self, value: str, secure: bool) -> SessionRecord:
         try:
-            session_id, subject = self._decode(value)
+            session_id, subject, signed_at = self._decode(value)
         except SignatureExpired:
             raise self._stale(Reason.SESSION_EXPIRED, secure) from None
         except (BadData, ValueError, TypeError):
             raise self._stale(Reason.SESSION_INVALID, secure) from None
         record = await self.store.get(session_id)
+        if self.revocations is not None:
+            # A session started before the subject's last security change is void. The
+            # record's start is exact; without a record, the cookie's signing time (whole
+            # seconds) stands in for it.
+            not_before = await self.revocations.subject_not_before(subject)
+            started = record.created_at if record is not None else signed_at
+            if not_before is not None and started < not_before:
+                await self.store.delete(session_id)
+                raise self._stale(Reason.CREDENTIALS_REVOKED, secure,
+                                  "Sessions started before the account's last security "
+                                  "change were ended.")
         if record is None:
             raise self._stale(Reason.SESSION_EXPIRED, secure,
                               "The session has ended (signed out, or expired); the stale "
