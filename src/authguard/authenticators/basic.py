@@ -4,18 +4,30 @@
 announce ``charset="UTF-8"``). The user-id cannot contain ``:``; neither part may contain
 control characters. Anything that does not parse is ``credentials_malformed``; a wrong
 password and an unknown user are the same ``credentials_invalid``, at the same cost.
+
+Password hashes are slow on purpose (argon2id: tens of milliseconds), so two things keep
+them off the per-request path: :class:`StaticPasswords` verifies in a worker thread under its
+own capacity limiter (the event loop keeps serving other requests meanwhile), and the
+authenticator remembers credentials it verified for a short time (``cache_ttl``), keyed by
+an HMAC of user-id and password under a random per-process key: neither the password nor
+an unkeyed hash of it is kept in memory.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
+import os
 import re
-from collections.abc import Mapping, Sequence
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from starlette.requests import HTTPConnection
 
 from ..challenges import Challenge, quote
@@ -23,6 +35,7 @@ from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..passwords import PasswordHasher, default_hasher
 from ..reasons import Reason
+from ..stores.base import RevocationStore
 from ._util import authorization
 
 __all__ = ["BasicAuthenticator", "PasswordVerifier", "StaticPasswords", "User"]
@@ -52,20 +65,53 @@ class User:
 
 
 class StaticPasswords:
-    """A fixed table of users with hashed passwords; hashes verify in a worker thread.
+    """A table of users with hashed passwords; hashes verify in a worker thread.
 
     Args:
         users: user-id → :class:`User` (or a plain hash string).
         hasher: The password hasher (argon2id when installed, else PBKDF2).
+        max_concurrency: Hashes verified at once, each in its own worker thread (default:
+            the number of CPUs, at least 2). Its own limit, so that a burst of logins
+            neither takes every thread of the shared pool (sync endpoints use it too) nor
+            holds argon2's memory many times over.
     """
 
     def __init__(self, users: Mapping[str, User | str], *,
-                 hasher: PasswordHasher | None = None) -> None:
+                 hasher: PasswordHasher | None = None,
+                 max_concurrency: int | None = None) -> None:
         self.hasher = hasher or default_hasher()
         self._users = {
             name: u if isinstance(u, User) else User(u) for name, u in users.items()
         }
         self._dummy = self.hasher.hash("authguard-dummy-password")
+        threads = max_concurrency if max_concurrency is not None else max(2, os.cpu_count() or 2)
+        if threads < 1:
+            raise ConfigurationError("max_concurrency: at least 1")
+        self._limiter = CapacityLimiter(threads)
+        self._listeners: list[Callable[[str], None]] = []
+
+    def set_user(self, username: str, user: User | str) -> None:
+        """Add a user or change its password hash / roles; cached verifications of
+        ``username`` are dropped at once (see :meth:`on_change`)."""
+        self._users[username] = user if isinstance(user, User) else User(user)
+        self._changed(username)
+
+    def remove_user(self, username: str) -> None:
+        """Remove a user; cached verifications of ``username`` are dropped at once."""
+        self._users.pop(username, None)
+        self._changed(username)
+
+    def on_change(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(username)`` whenever a user's password or roles change.
+
+        :class:`BasicAuthenticator` registers itself here, so that a changed password
+        never verifies from its cache.
+        """
+        self._listeners.append(callback)
+
+    def _changed(self, username: str) -> None:
+        for callback in self._listeners:
+            callback(username)
 
     @classmethod
     def from_plaintext(cls, users: Mapping[str, tuple[str, Sequence[str]]], *,
@@ -78,10 +124,68 @@ class StaticPasswords:
         """Verify off the event loop; unknown users verify against a dummy hash."""
         user = self._users.get(username)
         encoded = user.password_hash if user is not None else self._dummy
-        ok = await to_thread.run_sync(self.hasher.verify, encoded, password)
+        ok = await to_thread.run_sync(self.hasher.verify, encoded, password,
+                                      limiter=self._limiter)
         if not ok or user is None:
             return None
         return Identity(subject=username, scheme="Basic", roles=frozenset(user.roles))
+
+
+class _VerifiedCache:
+    """Recently verified credentials: HMAC(process key, user-id, password) → identity.
+
+    Bounded (least recently used entries go first), every entry expires ``ttl`` seconds
+    after its verification, and entries are indexed by user-id so that a password change
+    drops them at once. Only successes are remembered: a wrong password is verified anew
+    every time (and counted by the brute-force guard).
+    """
+
+    def __init__(self, ttl: float, size: int, clock: Callable[[], float]) -> None:
+        self._key = secrets.token_bytes(32)
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        # digest → (verified at, expires at, identity, user-id)
+        self._entries: OrderedDict[bytes, tuple[float, float, Identity, str]] = OrderedDict()
+        self._by_user: dict[str, set[bytes]] = {}
+
+    def digest(self, username: str, password: str) -> bytes:
+        user = username.encode("utf-8")
+        message = len(user).to_bytes(4, "big") + user + password.encode("utf-8")
+        return hmac.digest(self._key, message, "sha256")
+
+    def get(self, digest: bytes) -> tuple[float, Identity] | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[1] <= self._clock():
+            self.drop(digest)
+            return None
+        self._entries.move_to_end(digest)
+        return entry[0], entry[2]
+
+    def put(self, digest: bytes, username: str, identity: Identity) -> None:
+        now = self._clock()
+        if digest not in self._entries and len(self._entries) >= self._size:
+            self.drop(next(iter(self._entries)))
+        self._entries[digest] = (now, now + self._ttl, identity, username)
+        self._by_user.setdefault(username, set()).add(digest)
+
+    def forget(self, username: str) -> None:
+        for digest in self._by_user.pop(username, ()):
+            self._entries.pop(digest, None)
+
+    def drop(self, digest: bytes) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is not None:
+            digests = self._by_user.get(entry[3])
+            if digests is not None:
+                digests.discard(digest)
+                if not digests:
+                    del self._by_user[entry[3]]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -89,22 +193,57 @@ class BasicAuthenticator:
     """HTTP Basic (RFC 7617).
 
     Attributes:
-        verifier: Checks user-id and password (e.g. :class:`StaticPasswords`).
+        verifier: Checks user-id and password (e.g. :class:`StaticPasswords`). A verifier
+            with an ``on_change(callback)`` method (like :class:`StaticPasswords`) tells the
+            cache when a password changes.
         realm: The protection space named in the challenge.
         max_length: Longest ``Authorization`` value read; longer is malformed, undecoded.
+        cache_ttl: Seconds for which credentials that verified are remembered, so that a
+            client sending them on every request does not pay a password hash each time.
+            ``0`` turns the cache off.
+        cache_size: Most credentials remembered at once (least recently used go first).
+        revocations: When set, a remembered verification is served only if its subject
+            was not revoked (``revoke_subject``) since; revoking drops it at once, in
+            every process that shares the store.
+        clock: Current time in seconds since the epoch (for tests).
     """
 
     verifier: PasswordVerifier
     realm: str = "authguard"
     max_length: int = 4096
+    cache_ttl: float = 30.0
+    cache_size: int = 1024
+    revocations: RevocationStore | None = None
+    clock: Callable[[], float] = time.time
     _challenge: Challenge = field(init=False, repr=False)
+    _cache: _VerifiedCache | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         quote(self.realm)  # refuses CR/LF/control characters at start-up
         if self.max_length < 16:
             raise ConfigurationError("max_length: too small for any Basic credentials")
+        if self.cache_ttl < 0 or self.cache_size < 0:
+            raise ConfigurationError("cache_ttl/cache_size: must not be negative")
+        if self.cache_ttl > 3600:
+            raise ConfigurationError(
+                "cache_ttl: at most 3600 seconds (a short TTL bounds how long a changed "
+                "password elsewhere keeps working)")
         object.__setattr__(self, "_challenge", Challenge(
             "Basic", {"realm": self.realm, "charset": "UTF-8"}))
+        cache = None
+        if self.cache_ttl > 0 and self.cache_size > 0:
+            cache = _VerifiedCache(self.cache_ttl, self.cache_size, self.clock)
+            subscribe = getattr(self.verifier, "on_change", None)
+            if callable(subscribe):
+                subscribe(cache.forget)
+        object.__setattr__(self, "_cache", cache)
+
+    def forget(self, username: str) -> None:
+        """Drop remembered verifications of ``username``: call it after changing or
+        removing its password in a verifier of your own (:class:`StaticPasswords` does
+        it by itself)."""
+        if self._cache is not None:
+            self._cache.forget(username)
 
     @property
     def scheme(self) -> str:
@@ -166,7 +305,28 @@ class BasicAuthenticator:
         if not self.has_credentials(conn):
             return None
         username, password = self._parse(conn)
-        identity = await self.verifier.verify(username, password)
+        cache = self._cache
+        if cache is None:
+            identity = await self.verifier.verify(username, password)
+        else:
+            digest = cache.digest(username, password)
+            hit = cache.get(digest)
+            if hit is not None and await self._still_valid(digest, *hit):
+                return hit[1]
+            identity = await self.verifier.verify(username, password)
+            if identity is not None:
+                cache.put(digest, username, identity)
         if identity is None:
             raise Refusal(Reason.CREDENTIALS_INVALID, scheme="Basic", account=username)
         return identity
+
+    async def _still_valid(self, digest: bytes, verified_at: float, identity: Identity) -> bool:
+        """A remembered verification stands unless its subject was revoked since."""
+        if self.revocations is None:
+            return True
+        not_before = await self.revocations.subject_not_before(identity.subject)
+        if not_before is not None and not_before >= verified_at:
+            assert self._cache is not None  # noqa: S101 - only called on a cache hit
+            self._cache.drop(digest)
+            return False
+        return True
