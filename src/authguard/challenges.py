@@ -32,7 +32,8 @@ _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # qdtext / quoted-pair allow HTAB, SP, VCHAR and obs-text (0x80-0xFF); nothing else.
 _QUOTABLE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # Parameters that RFC 7235/9110 users expect quoted even when they are tokens.
-_ALWAYS_QUOTED = frozenset({"realm", "charset", "scope", "error_description", "acr_values"})
+_ALWAYS_QUOTED = frozenset({"realm", "charset", "scope", "error", "error_description",
+                            "acr_values", "max_age", "form-action", "cookie-name"})
 
 
 class HeaderValueError(ValueError):
