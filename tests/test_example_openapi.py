@@ -55,3 +55,20 @@ def test_refusals_are_documented(doc: dict[str, Any]) -> None:
         for method, op in ops.items():
             if "security" in op and [{}] != op["security"][:1]:
                 assert "401" in op["responses"], f"{method.upper()} {path} documents its 401"
+
+
+def test_bearer_and_session_schemes_and_scopes(example_server: str) -> None:
+    with http_client(example_server) as c:
+        doc = c.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["Bearer"] == {**schemes["Bearer"], "type": "http", "scheme": "bearer",
+                                 "bearerFormat": "JWT"}
+    assert schemes["Cookie"]["in"] == "cookie"
+    assert schemes["Cookie"]["name"] == "authguard_session"
+    reports = doc["paths"]["/reports"]["get"]
+    assert {"Bearer": ["reports:read"]} in reports["security"]
+    assert {"401", "403"} <= set(reports["responses"])
+    step_up = doc["paths"]["/step-up"]["get"]
+    assert "401" in step_up["responses"]
+    assert "security" not in doc["paths"]["/login"]["post"] or \
+        doc["paths"]["/login"]["post"]["security"] in ([], [{}])
