@@ -116,15 +116,7 @@ async def test_without_the_extension_the_socket_is_closed_before_accept(
         assert await ws.recv() == "bob"
 
 
-def _bearer_configured() -> bool:
-    import app as example  # the example app module, on sys.path via conftest
-
-    return example.guard.authenticator("Bearer") is not None
-
-
 async def test_bearer_token_in_the_authorization_header(example_server: str) -> None:
-    if not _bearer_configured():
-        pytest.skip("the example app has no Bearer authenticator configured yet")
     s = load_settings()
     now = int(time.time())
     token = jwt.encode({"sub": "carol", "iss": s.jwt_issuer, "aud": s.jwt_audience,
@@ -137,3 +129,20 @@ async def test_bearer_token_in_the_authorization_header(example_server: str) -> 
                         additional_headers={"Authorization": "Bearer not-a-jwt"})
     assert err.response.status_code == 401
     assert 'error="invalid_token"' in err.response.headers["WWW-Authenticate"]
+
+
+async def test_bearer_token_in_a_subprotocol_for_browsers(example_server: str) -> None:
+    """Browsers cannot set headers on a websocket: ``bearer.<token>`` as a subprotocol."""
+    s = load_settings()
+    now = int(time.time())
+    token = jwt.encode({"sub": "alice", "iss": s.jwt_issuer, "aud": s.jwt_audience,
+                        "iat": now, "exp": now + 300}, s.jwt_secret, algorithm="HS256")
+    async with connect(ws_url(example_server), open_timeout=10,
+                       subprotocols=["chat.v1", f"bearer.{token}"],  # type: ignore[list-item]
+                       ) as ws:
+        assert await ws.recv() == "alice"
+        assert ws.subprotocol == "chat.v1"  # the credential is never echoed back
+    err = await refused(ws_url(example_server),
+                        subprotocols=["bearer.not-a-token"])
+    assert err.response.status_code == 401
+    assert json.loads(err.response.body)["reason"] == "credentials_malformed"
