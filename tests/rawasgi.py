@@ -58,12 +58,12 @@ def load_example_app(name: str, env: Mapping[str, str]) -> ModuleType:
 
 async def http(app: Any, method: str, path: str, headers: Headers = (), *,
                client: tuple[str, int] = ("198.51.100.7", 50000), scheme: str = "http",
-               body: bytes = b"") -> Answer:
+               body: bytes = b"", query: bytes = b"") -> Answer:
     """One HTTP request through ``app`` as raw ASGI."""
     scope: dict[str, Any] = {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1", "method": method, "scheme": scheme, "path": path,
-        "raw_path": path.encode("latin-1"), "query_string": b"", "root_path": "",
+        "raw_path": path.encode("latin-1"), "query_string": query, "root_path": "",
         "headers": [(k.lower(), v) for k, v in headers], "client": client,
         "server": ("testserver", 80), "state": {},
     }

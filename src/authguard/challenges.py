@@ -52,6 +52,23 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def checked_setting(value: str, setting: str) -> str:
+    """``value``, if it can go into a header parameter; else a start-up error naming
+    ``setting`` (for configured strings: realms, login URLs, cookie names).
+
+    Raises:
+        ConfigurationError: ``value`` holds CR, LF or another control character, or a
+            character outside Latin-1 (also a :class:`HeaderValueError`).
+    """
+    from .errors import HeaderSettingError  # errors imports this module
+
+    if not _QUOTABLE_RE.fullmatch(value):
+        raise HeaderSettingError(
+            f"{setting}: {value!r} cannot be sent in a header field (control characters, "
+            "CR/LF and characters outside Latin-1 are not allowed)")
+    return value
+
+
 def _is_token(value: str) -> bool:
     return _TOKEN_RE.fullmatch(value) is not None
 

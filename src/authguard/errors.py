@@ -4,7 +4,10 @@
     ├── Refusal              a decided refusal; rendered by the middleware from its Reason
     ├── AuthUnavailable      a backend (JWKS, store, user database) cannot be reached → 503
     └── ValueError
-        └── ConfigurationError   a setting is unsafe or inconsistent; raised at start-up
+        ├── ConfigurationError   a setting is unsafe or inconsistent; raised at start-up
+        │   └── HeaderSettingError   a configured string cannot go into a header
+        └── HeaderValueError     (authguard.challenges) a value cannot go into a header
+                                 (HeaderSettingError is one too)
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .challenges import Challenge
+from .challenges import Challenge, HeaderValueError
 from .reasons import Reason
 
 __all__ = ["AuthUnavailable", "ConfigurationError", "Refusal"]
@@ -20,6 +23,10 @@ __all__ = ["AuthUnavailable", "ConfigurationError", "Refusal"]
 
 class ConfigurationError(ValueError):
     """A setting is unsafe or inconsistent; the message names the setting."""
+
+
+class HeaderSettingError(ConfigurationError, HeaderValueError):
+    """A configured string (realm, login URL…) cannot be sent in a header field."""
 
 
 class AuthUnavailable(Exception):

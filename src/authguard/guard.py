@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from .reasons import DEFAULT_TYPE_BASE
 __all__ = ["AuthGuard"]
 
 log = logging.getLogger("authguard")
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2: a header name
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -39,6 +41,10 @@ class AuthGuard:
         brute_force: The failed-attempt guard (``None`` disables it).
         send_date: Add a ``Date`` header to refusals (for servers that do not; uvicorn does).
         request_id_header: Header carrying the request id (reused when it is a safe token).
+        max_credentials_bytes: Longest ``Authorization`` field, cookie (name=value pair),
+            API-key header or websocket subprotocol list read, in bytes. Longer ones are
+            refused (401 ``credentials_malformed``) before any authenticator parses or
+            decodes them.
         clock: Source of the current time, in seconds since the epoch (for tests).
     """
 
@@ -53,8 +59,10 @@ class AuthGuard:
     brute_force: BruteForceGuard | None = None
     send_date: bool = False
     request_id_header: str = "x-request-id"
+    max_credentials_bytes: int = 8192
     clock: Callable[[], float] = time.time
     by_scheme: Mapping[str, Authenticator] = field(init=False, repr=False)
+    credential_headers: frozenset[bytes] = field(init=False, repr=False)
     path_rules: tuple[tuple[str, Policy], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +77,14 @@ class AuthGuard:
                 raise ConfigurationError(f"authenticators: scheme {a.scheme!r} configured twice")
             by_scheme[key] = a
         object.__setattr__(self, "by_scheme", by_scheme)
+        if self.max_credentials_bytes < 256:
+            raise ConfigurationError("max_credentials_bytes: must be at least 256")
+        names = {b"authorization", b"cookie", b"sec-websocket-protocol"}
+        for a in self.authenticators:
+            header = getattr(a, "header", None)  # e.g. APIKeyAuthenticator's X-API-Key
+            if isinstance(header, str) and header:
+                names.add(header.lower().encode("latin-1", "replace"))
+        object.__setattr__(self, "credential_headers", frozenset(names))
         rules = []
         for prefix, value in self.rules.items():
             if not prefix.startswith("/"):
@@ -79,8 +95,17 @@ class AuthGuard:
         object.__setattr__(self, "path_rules", tuple(rules))
         if self.deny_by_default:
             object.__setattr__(self, "default", Policy(DenyAll()))
-        if self.login_url is not None and not self.login_url.startswith("/"):
-            raise ConfigurationError("login_url: must be a local path starting with '/'")
+        if self.login_url is not None and (
+            not self.login_url.startswith("/") or self.login_url.startswith("//")
+            or not self.login_url.isascii() or not self.login_url.isprintable()
+            or " " in self.login_url or "\\" in self.login_url
+        ):
+            raise ConfigurationError(
+                "login_url: must be a local path starting with '/' (printable ASCII, no "
+                "spaces or backslashes; percent-encode the rest)")
+        if not _TOKEN_RE.fullmatch(self.request_id_header):
+            raise ConfigurationError(
+                f"request_id_header: {self.request_id_header!r} is not a header name")
 
     def authenticator(self, scheme: str) -> Authenticator | None:
         """The authenticator for ``scheme`` (case-insensitive)."""

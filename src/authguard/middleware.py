@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .authenticators.base import Authenticator
-from .challenges import Challenge
+from .challenges import Challenge, HeaderValueError, quote
 from .errors import AuthUnavailable, Refusal
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
@@ -103,7 +103,11 @@ class AuthGuardMiddleware:
             return
         policy = self.policy_for(scope)
         if policy.requirement is None:
-            await self._anonymous(scope, receive, send)
+            # Public: no authenticator runs, but a Refusal raised by the app is still
+            # rendered (never a 500).
+            scope.setdefault("user", _ANON)
+            scope.setdefault("auth", self._anon_auth)
+            await self._run(HTTPConnection(scope), receive, send, policy, None)
             return
         conn = HTTPConnection(scope)
         request_id = self._request_id(scope)
@@ -142,7 +146,8 @@ class AuthGuardMiddleware:
             if started:
                 raise
             refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
-            await self._refuse(conn, send, refusal, policy, request_id)
+            await self._refuse(conn, send, refusal, policy,
+                               request_id or self._request_id(conn.scope))
 
     # -- the decision --------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class AuthGuardMiddleware:
         if guard.network is not None and guard.network.active:
             if not guard.network.is_allowed(client):
                 raise Refusal(Reason.NETWORK_BLOCKED)
+        _check_sizes(guard, scope)  # before any authenticator parses or decodes
         if guard.require_https and request_scheme(scope, guard.network) in ("http", "ws"):
             if any(a.has_credentials(conn) for a in guard.authenticators):
                 raise Refusal(Reason.INSECURE_TRANSPORT)
@@ -212,7 +218,7 @@ class AuthGuardMiddleware:
         elif rule == "scheme" and refusal.scheme is not None:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
-                out = [authenticator.challenge(refusal.reason, refusal.challenge_params or None)]
+                out = [_challenge_of(authenticator, refusal)]
             if refusal.status == 401 and not out:
                 out = [a.challenge(None, None) for a in self.guard.accepted(policy)]
         out.extend(refusal.challenges)
@@ -264,7 +270,8 @@ class AuthGuardMiddleware:
         )
         headers = refusal_headers(refusal, challenges, request_id=request_id, secure=secure,
                                   send_date=self.guard.send_date)
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                          default=str).encode("utf-8")
         await send_problem(scope, send, status, headers, data)
 
     async def _redirect(self, scope: Scope, send: Send, login_url: str, refusal: Refusal,
@@ -276,10 +283,51 @@ class AuthGuardMiddleware:
         # No open redirect: a path like "//evil.example" must not become next=//evil.example
         target = local_path(target) or "/"
         sep = "&" if "?" in login_url else "?"
+        # Percent-encode what cannot stand in a Location field (CR/LF, spaces, non-ASCII).
+        login_url = urlquote(login_url, safe="/?&=%#:@!$'()*+,;~-._")
         location = f"{login_url}{sep}next={urlquote(target, safe='/')}"
         headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store")]
         headers += refusal_headers(refusal, [], request_id=None, secure=secure)[2:]
         await send_problem(scope, send, 303, headers, b"", b"text/plain; charset=utf-8")
+
+
+def _check_sizes(guard: AuthGuard, scope: Scope) -> None:
+    """Refuse credentials longer than ``guard.max_credentials_bytes``, undecoded."""
+    limit = guard.max_credentials_bytes
+    wanted = guard.credential_headers
+    for name, value in scope["headers"]:
+        if name not in wanted or len(value) <= limit:
+            continue
+        if name == b"cookie":
+            if all(len(pair) <= limit for pair in value.split(b";")):
+                continue
+            what, scheme = "A cookie", None
+        elif name == b"authorization":
+            claimed = guard.authenticator(value.split(b" ", 1)[0].decode("latin-1"))
+            what, scheme = "The Authorization header", claimed.scheme if claimed else None
+        else:
+            what, scheme = "A credentials header", None
+        raise Refusal(Reason.CREDENTIALS_MALFORMED, f"{what} is longer than {limit} bytes.",
+                      scheme=scheme)
+
+
+def _challenge_of(authenticator: Authenticator, refusal: Refusal) -> Challenge:
+    """The authenticator's challenge for ``refusal``; parameters that cannot be sent in a
+    header (CR/LF, control characters, non-Latin-1) are dropped, never a 500."""
+    params: dict[str, str] = {}
+    for name, value in refusal.challenge_params.items():
+        try:
+            quote(value)
+            params[name] = value
+        except (HeaderValueError, TypeError):
+            log.warning("authguard: dropped challenge parameter %r: it cannot be sent in a "
+                        "header", name[:64])
+    try:
+        return authenticator.challenge(refusal.reason, params or None)
+    except HeaderValueError:
+        log.warning("authguard: %s challenge parameters cannot be sent; sending the plain "
+                    "challenge", authenticator.scheme)
+        return authenticator.challenge(None, None)
 
 
 def _unavailable(exc: AuthUnavailable) -> Refusal:

@@ -9,6 +9,8 @@ through the ``websocket.http.response`` extension, or is closed before accept).
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Sequence
 from email.utils import formatdate
 from importlib import resources
@@ -27,6 +29,12 @@ __all__ = [
     "refusal_headers",
     "send_problem",
 ]
+
+log = logging.getLogger("authguard")
+# RFC 9110 §5.6.2 token (header and cookie names), §5.5 field-value (VCHAR, obs-text, SP, HTAB
+# inside; no CR, LF, NUL or other control characters).
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE_RE = re.compile(r"[\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?|")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 EXPOSE_HEADERS = (
@@ -99,10 +107,21 @@ def refusal_headers(
     if send_date:
         headers.append((b"date", formatdate(usegmt=True).encode()))
     for name, value in refusal.headers.items():
+        value = value.strip(" \t")
+        if not _TOKEN_RE.fullmatch(name) or not _FIELD_VALUE_RE.fullmatch(value):
+            # Never split a response or fail it: a header that cannot be sent is dropped.
+            log.warning("authguard: dropped refusal header %r: not a valid field", name[:64])
+            continue
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     for cookie in refusal.delete_cookies:
         if "=" in cookie:  # a complete Set-Cookie value (an authenticator's own attributes)
-            headers.append((b"set-cookie", cookie.encode("latin-1")))
+            if _FIELD_VALUE_RE.fullmatch(cookie) and _TOKEN_RE.fullmatch(cookie.split("=")[0]):
+                headers.append((b"set-cookie", cookie.encode("latin-1")))
+            else:
+                log.warning("authguard: not deleting cookie: not a valid Set-Cookie value")
+            continue
+        if not _TOKEN_RE.fullmatch(cookie):
+            log.warning("authguard: not deleting cookie %r: not a cookie name", cookie[:64])
             continue
         attrs = "; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
         if secure:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import HTTPConnection
 
-from ..challenges import Challenge, quote
+from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
@@ -77,7 +77,7 @@ class APIKeyAuthenticator:
     def __post_init__(self) -> None:
         if not (self.header or self.query_param or self.cookie):
             raise ConfigurationError("header/query_param/cookie: at least one must be set")
-        quote(self.realm)
+        checked_setting(self.realm, "realm")
         where, name = (("header", self.header) if self.header else
                        ("query", self.query_param) if self.query_param else
                        ("cookie", self.cookie))

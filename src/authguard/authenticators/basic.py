@@ -30,7 +30,7 @@ from typing import Protocol, runtime_checkable
 from anyio import CapacityLimiter, to_thread
 from starlette.requests import HTTPConnection
 
-from ..challenges import Challenge, quote
+from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..passwords import PasswordHasher, default_hasher
@@ -219,7 +219,7 @@ class BasicAuthenticator:
     _cache: _VerifiedCache | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        quote(self.realm)  # refuses CR/LF/control characters at start-up
+        checked_setting(self.realm, "realm")  # refuses CR/LF/control characters at start-up
         if self.max_length < 16:
             raise ConfigurationError("max_length: too small for any Basic credentials")
         if self.cache_ttl < 0 or self.cache_size < 0:

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 import jwt
 from starlette.requests import HTTPConnection
 
-from ..challenges import Challenge, quote
+from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
@@ -105,7 +105,7 @@ class BearerAuthenticator:
             raise ConfigurationError("leeway: must be between 0 and 300 seconds")
         if max_token_bytes < 64:
             raise ConfigurationError("max_token_bytes: must be at least 64")
-        quote(realm)
+        checked_setting(realm, "realm")
         self.keys: KeySource = keys if keys is not None else StaticKeys([key])  # type: ignore[list-item]
         self.audience = [audience] if isinstance(audience, str) else list(audience)
         self.issuer = None if issuer is None else (

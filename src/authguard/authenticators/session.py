@@ -28,7 +28,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from ..challenges import Challenge, quote
+from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
@@ -107,8 +107,8 @@ class SessionAuthenticator:
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
                 raise ConfigurationError(
                     f"allowed_origins: {origin!r} is not an origin like https://app.example")
-        quote(realm)
-        quote(login_url)
+        checked_setting(realm, "realm")
+        checked_setting(login_url, "login_url")
         # itsdangerous signs with the last key and verifies with all.
         self._serializer = URLSafeTimedSerializer(list(reversed(keys)),
                                                   salt="authguard.session")
