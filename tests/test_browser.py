@@ -196,3 +196,45 @@ def test_navigation_to_a_protected_page_lands_on_the_login_page(browser: Any,
         assert page.url == app_url + "/login?next=/account"
     finally:
         page.close()
+
+
+def test_sign_in_through_the_login_form_and_out_again(browser: Any, app_url: str,
+                                                       page_origin: str) -> None:
+    """The whole browser flow: 303 to the form, sign in, back on the page, cookie HttpOnly;
+    a cross-site form post cannot use the cookie."""
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(app_url + "/account")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "wrong")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#error:has-text('credentials_invalid')")
+        page.fill("input[name=password]", "wonderland")
+        page.click("button[type=submit]")
+        page.wait_for_url(app_url + "/account")
+        assert "Signed in as alice" in page.inner_text("body")
+        cookie = next(c for c in context.cookies() if c["name"] == "authguard_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        assert page.evaluate("document.cookie") == ""  # scripts cannot read it
+        # Another site's form posts to /logout: the session cookie must not act for alice
+        # (SameSite keeps it home, and were it sent, Origin would be rejected).
+        other = page_origin.replace("127.0.0.1", "localhost") + "/index.html"
+        page.goto(other)
+        with page.expect_response(app_url + "/logout") as info:
+            page.evaluate("""(target) => {
+                const form = document.createElement('form');
+                form.method = 'POST'; form.action = target;
+                document.body.appendChild(form); form.submit();
+            }""", app_url + "/logout")
+        assert info.value.status in (401, 403)
+        page.wait_for_url(app_url + "/logout")
+        page.goto(app_url + "/account")
+        assert "Signed in as alice" in page.inner_text("body")
+        # Same-origin fetch POST /logout carries Origin: accepted, and the session ends.
+        status = page.evaluate("fetch('/logout', {method: 'POST'}).then(r => r.status)")
+        assert status == 200
+        page.goto(app_url + "/account")
+        assert page.url.startswith(app_url + "/login")
+    finally:
+        context.close()
