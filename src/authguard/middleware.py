@@ -9,10 +9,11 @@ response (e.g. from a FastAPI dependency) are rendered here too.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
-import uuid
 from typing import Any
 from urllib.parse import quote as urlquote
 
@@ -38,19 +39,59 @@ log = logging.getLogger("authguard")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
 _CACHE_MAX = 4096
 _ANON = UnauthenticatedUser()
+# Request ids: a random per-process prefix and a counter (32 hex digits, unique, no syscall
+# per request, unlike uuid4).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
+def request_id_of(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str:
+    """The client's request id from header ``wanted`` when it is a safe token, else a new one."""
+    for name, value in headers:
+        if name == wanted:
+            text: str = value.decode("latin-1")
+            if _SAFE_ID.fullmatch(text):
+                return text
+            break
+    return _new_request_id()
 
 
 class AuthState:
-    """What authguard leaves in ``scope["authguard"]`` for integrations and the app."""
+    """What authguard leaves in ``scope["authguard"]`` for integrations and the app.
 
-    __slots__ = ("guard", "identity", "policy", "request_id")
+    ``request_id`` is made on first use (most allowed requests never need one), from the
+    request's headers when given, so that a refusal raised later by the app carries the
+    same id the app saw.
+    """
+
+    __slots__ = ("_headers", "_request_id", "guard", "identity", "policy")
 
     def __init__(self, guard: AuthGuard, policy: Policy, identity: Identity | None,
-                 request_id: str | None) -> None:
+                 request_id: str | None,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.guard = guard
         self.policy = policy
         self.identity = identity
-        self.request_id = request_id
+        self._request_id = request_id
+        self._headers = headers
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id (the client's ``X-Request-ID`` when safe, else a new one)."""
+        if self._request_id is None and self._headers is not None:
+            self._request_id = request_id_of(
+                self._headers, self.guard.request_id_header.encode("latin-1"))
+            self._headers = None
+        return self._request_id
+
+    @request_id.setter
+    def request_id(self, value: str | None) -> None:
+        self._request_id = value
+        self._headers = None
 
 
 class AuthGuardMiddleware:
@@ -66,6 +107,8 @@ class AuthGuardMiddleware:
         self._cache: dict[tuple[str, str, str], tuple[Policy, dict[str, Any]]] = {}
         self._anon_auth = AuthContext(None)
         self._checked_routes = not guard.deny_by_default
+        self._accepted: dict[int, tuple[Policy, list[Authenticator]]] = {}
+        self._id_header = guard.request_id_header.encode("latin-1")
 
     # -- policy resolution -------------------------------------------------------------
 
@@ -85,8 +128,20 @@ class AuthGuardMiddleware:
                 self._cache.clear()
             cached = self._cache[key] = (policy, params)
         # Path params, so that permission callables see the resource before routing.
-        scope.setdefault("path_params", dict(cached[1]))
+        if "path_params" not in scope:
+            scope["path_params"] = dict(cached[1]) if cached[1] else {}
         return cached[0]
+
+    def _accepted_by(self, policy: Policy) -> list[Authenticator]:
+        """``guard.accepted(policy)``, worked out once per policy."""
+        hit = self._accepted.get(id(policy))
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+        accepted = self.guard.accepted(policy)
+        if len(self._accepted) >= _CACHE_MAX:
+            self._accepted.clear()
+        self._accepted[id(policy)] = (policy, accepted)
+        return accepted
 
     # -- ASGI ----------------------------------------------------------------------------
 
@@ -110,19 +165,19 @@ class AuthGuardMiddleware:
             await self._run(HTTPConnection(scope), receive, send, policy, None)
             return
         conn = HTTPConnection(scope)
-        request_id = self._request_id(scope)
         try:
             identity = await self._decide(conn, policy)
         except Refusal as refusal:
-            await self._refuse(conn, send, refusal, policy, request_id)
+            await self._refuse(conn, send, refusal, policy, self._request_id(scope))
             return
         except AuthUnavailable as exc:
-            await self._refuse(conn, send, _unavailable(exc), policy, request_id)
+            await self._refuse(conn, send, _unavailable(exc), policy, self._request_id(scope))
             return
         scope["user"] = identity if identity is not None else _ANON
         scope["auth"] = AuthContext(identity) if identity is not None else self._anon_auth
-        scope["authguard"] = AuthState(self.guard, policy, identity, request_id)
-        await self._run(conn, receive, send, policy, request_id)
+        # the request id is made only if someone asks (a refusal, the app, an integration)
+        scope["authguard"] = AuthState(self.guard, policy, identity, None, scope["headers"])
+        await self._run(conn, receive, send, policy, None)
 
     async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("user", _ANON)
@@ -146,8 +201,11 @@ class AuthGuardMiddleware:
             if started:
                 raise
             refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
-            await self._refuse(conn, send, refusal, policy,
-                               request_id or self._request_id(conn.scope))
+            if request_id is None:  # the id the app may have seen, else a new one
+                state = conn.scope.get("authguard")
+                request_id = (state.request_id if isinstance(state, AuthState) else None
+                              ) or self._request_id(conn.scope)
+            await self._refuse(conn, send, refusal, policy, request_id)
 
     # -- the decision --------------------------------------------------------------------
 
@@ -165,9 +223,10 @@ class AuthGuardMiddleware:
     async def _decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
         guard = self.guard
         scope = conn.scope
-        accepted = guard.accepted(policy)
-        client = client_address(scope, guard.network)
+        accepted = self._accepted_by(policy)
+        client: str | None = None  # worked out only when a policy needs it
         if guard.network is not None and guard.network.active:
+            client = client_address(scope, guard.network)
             if not guard.network.is_allowed(client):
                 raise Refusal(Reason.NETWORK_BLOCKED)
         _check_sizes(guard, scope)  # before any authenticator parses or decodes
@@ -191,6 +250,8 @@ class AuthGuardMiddleware:
             bf = guard.brute_force
             account = authenticator.account(conn) if bf is not None else None
             if bf is not None:
+                if client is None:
+                    client = client_address(conn.scope, guard.network)
                 wait = await bf.retry_after(client, account, guard.clock())
                 if wait is not None:
                     raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
@@ -227,21 +288,14 @@ class AuthGuardMiddleware:
         return out
 
     def _request_id(self, scope: Scope) -> str:
-        wanted = self.guard.request_id_header.encode("latin-1")
-        for name, value in scope["headers"]:
-            if name == wanted:
-                text: str = value.decode("latin-1")
-                if _SAFE_ID.fullmatch(text):
-                    return text
-                break
-        return uuid.uuid4().hex
+        return request_id_of(scope["headers"], self._id_header)
 
     async def _refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal, policy: Policy,
                       request_id: str | None) -> None:
         scope = conn.scope
         status = refusal.status
-        client = client_address(scope, self.guard.network)
         if log.isEnabledFor(logging.INFO):
+            client = client_address(scope, self.guard.network)
             log.info(
                 "refused %s %s: %d %s",
                 scope.get("method", "WEBSOCKET"), scope["path"], status, refusal.reason.value,
