@@ -7,6 +7,7 @@ when it stops being served. No timing assertions.
 from __future__ import annotations
 
 import base64
+import hmac
 import threading
 
 import anyio
@@ -183,8 +184,6 @@ class DictVerifier:
         self.calls = 0
 
     async def verify(self, username: str, password: str) -> Identity | None:
-        import hmac
-
         self.calls += 1
         want = self.passwords.get(username, "\x00")
         if hmac.compare_digest(want.encode(), password.encode()) and username in self.passwords:
@@ -237,11 +236,12 @@ async def test_keys_are_keyed_hashes_random_per_instance(users: StaticPasswords)
     b = BasicAuthenticator(verifier=users)
     await a.authenticate(conn("alice", "wonderland"))
     assert a._cache is not None and b._cache is not None
-    digest = a._cache.digest("alice", "wonderland")
-    assert digest != b._cache.digest("alice", "wonderland")
-    assert b"wonderland" not in digest
-    assert digest in a._cache._entries
-    assert not any(b"wonderland" in key for key in a._cache._entries)
+    encoded = base64.b64encode(b"alice:wonderland")
+    digest = a._cache.digest(encoded)
+    assert digest == hmac.new(a._cache._key, encoded, "sha256").digest()
+    assert digest != b._cache.digest(encoded)
+    assert list(a._cache._entries) == [digest]
+    assert not any(b"wonderland" in key or encoded in key for key in a._cache._entries)
 
 
 @pytest.mark.parametrize("kwargs", [{"cache_ttl": -1}, {"cache_size": -1},

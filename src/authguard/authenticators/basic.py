@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
+import hashlib
 import os
 import re
 import secrets
@@ -132,16 +132,24 @@ class StaticPasswords:
 
 
 class _VerifiedCache:
-    """Recently verified credentials: HMAC(process key, user-id, password) → identity.
+    """Recently verified credentials: HMAC(process key, credentials) → identity.
 
-    Bounded (least recently used entries go first), every entry expires ``ttl`` seconds
-    after its verification, and entries are indexed by user-id so that a password change
-    drops them at once. Only successes are remembered: a wrong password is verified anew
-    every time (and counted by the brute-force guard).
+    The HMAC is over the credentials as sent (the base64 of ``user-id:password``), so a
+    repeated header is recognised before any decoding. Bounded (least recently used
+    entries go first), every entry expires ``ttl`` seconds after its verification, and
+    entries are indexed by user-id so that a password change drops them at once. Only
+    successes are remembered: a wrong password is verified anew every time (and counted
+    by the brute-force guard).
     """
 
     def __init__(self, ttl: float, size: int, clock: Callable[[], float]) -> None:
+        # HMAC-SHA256 (RFC 2104) with a random key: its padded inner and outer blocks are
+        # hashed once here, so each digest costs two short hashes (hmac.digest re-derives
+        # them on every call).
         self._key = secrets.token_bytes(32)
+        key = self._key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
         self._ttl = ttl
         self._size = size
         self._clock = clock
@@ -149,10 +157,13 @@ class _VerifiedCache:
         self._entries: OrderedDict[bytes, tuple[float, float, Identity, str]] = OrderedDict()
         self._by_user: dict[str, set[bytes]] = {}
 
-    def digest(self, username: str, password: str) -> bytes:
-        user = username.encode("utf-8")
-        message = len(user).to_bytes(4, "big") + user + password.encode("utf-8")
-        return hmac.digest(self._key, message, "sha256")
+    def digest(self, credentials: bytes) -> bytes:
+        """HMAC-SHA256 of ``credentials`` under the process key."""
+        inner = self._inner.copy()
+        inner.update(credentials)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def get(self, digest: bytes) -> tuple[float, Identity] | None:
         entry = self._entries.get(digest)
@@ -252,8 +263,7 @@ class BasicAuthenticator:
 
     def has_credentials(self, conn: HTTPConnection) -> bool:
         """Whether an ``Authorization: Basic`` header is present."""
-        return any(v[:6].lower() == b"basic " or v.lower() == b"basic"
-                   for v in authorization(conn))
+        return any(_is_basic(v) for v in authorization(conn))
 
     def account(self, conn: HTTPConnection) -> str | None:
         """The user-id claimed, if the header parses."""
@@ -301,32 +311,40 @@ class BasicAuthenticator:
         return username, password
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
-        """Parse and verify; ``None`` without Basic credentials."""
-        if not self.has_credentials(conn):
+        """Parse and verify; ``None`` without Basic credentials.
+
+        Credentials verified within ``cache_ttl`` are recognised by the HMAC of the
+        header's credentials before any decoding: the same bytes parsed and verified then.
+        """
+        values = authorization(conn)
+        if not any(_is_basic(v) for v in values):
             return None
-        username, password = self._parse(conn)
         cache = self._cache
-        if cache is None:
-            identity = await self.verifier.verify(username, password)
-        else:
-            digest = cache.digest(username, password)
+        digest: bytes | None = None
+        if cache is not None and len(values) == 1 and len(values[0]) <= self.max_length:
+            digest = cache.digest(values[0].partition(b" ")[2].strip(b" "))
             hit = cache.get(digest)
-            if hit is not None and await self._still_valid(digest, *hit):
+            if hit is not None and (self.revocations is None
+                                    or await self._still_valid(digest, *hit)):
                 return hit[1]
-            identity = await self.verifier.verify(username, password)
-            if identity is not None:
-                cache.put(digest, username, identity)
+        username, password = self._parse(conn)
+        identity = await self.verifier.verify(username, password)
         if identity is None:
             raise Refusal(Reason.CREDENTIALS_INVALID, scheme="Basic", account=username)
+        if cache is not None and digest is not None:
+            cache.put(digest, username, identity)
         return identity
 
     async def _still_valid(self, digest: bytes, verified_at: float, identity: Identity) -> bool:
         """A remembered verification stands unless its subject was revoked since."""
-        if self.revocations is None:
-            return True
+        assert self.revocations is not None  # noqa: S101 - only called with a store
         not_before = await self.revocations.subject_not_before(identity.subject)
         if not_before is not None and not_before >= verified_at:
             assert self._cache is not None  # noqa: S101 - only called on a cache hit
             self._cache.drop(digest)
             return False
         return True
+
+
+def _is_basic(value: bytes) -> bool:
+    return value[:6].lower() == b"basic " or value.lower() == b"basic"
