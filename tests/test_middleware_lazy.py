@@ -106,3 +106,19 @@ async def test_scheme_restriction_holds_on_every_request() -> None:
             assert [c.split()[0] for c in r.headers.get_list("www-authenticate")] == ["ApiKey"]
             r = await client.get("/key-only", headers={"X-API-Key": "k1"})
             assert r.status_code == 200 and r.text == "svc"
+
+
+def test_formatted_challenges_are_reused_only_for_the_same_object() -> None:
+    from authguard import Challenge
+    from authguard.problems import refusal_headers
+
+    refusal = Refusal(Reason.CREDENTIALS_INVALID)
+    fixed = Challenge("Basic", {"realm": "a", "charset": "UTF-8"})
+    lines = set()
+    for i in range(300):  # more objects than the table keeps
+        dynamic = Challenge("Bearer", {"realm": "a", "error": f"e{i}"})
+        headers = dict(refusal_headers(refusal, [fixed], request_id=None, secure=False))
+        lines.add(headers[b"www-authenticate"])
+        one = refusal_headers(refusal, [dynamic], request_id=None, secure=False)[0]
+        assert one == (b"www-authenticate", f'Bearer realm="a", error="e{i}"'.encode())
+    assert lines == {b'Basic realm="a", charset="UTF-8"'}

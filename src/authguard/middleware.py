@@ -43,6 +43,8 @@ _ANON = UnauthenticatedUser()
 # per request, unlike uuid4).
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
+# One encoder for every body (json.dumps with options builds a new one on each call).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _new_request_id() -> str:
@@ -275,13 +277,13 @@ class AuthGuardMiddleware:
         rule = refusal.reason.spec.challenge
         out: list[Challenge] = []
         if rule == "all":
-            out = [a.challenge(None, None) for a in self.guard.accepted(policy)]
+            out = [a.challenge(None, None) for a in self._accepted_by(policy)]
         elif rule == "scheme" and refusal.scheme is not None:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
                 out = [_challenge_of(authenticator, refusal)]
             if refusal.status == 401 and not out:
-                out = [a.challenge(None, None) for a in self.guard.accepted(policy)]
+                out = [a.challenge(None, None) for a in self._accepted_by(policy)]
         out.extend(refusal.challenges)
         if refusal.status == 401 and not out:
             out = [a.challenge(None, None) for a in self.guard.authenticators]
@@ -324,8 +326,7 @@ class AuthGuardMiddleware:
         )
         headers = refusal_headers(refusal, challenges, request_id=request_id, secure=secure,
                                   send_date=self.guard.send_date)
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
-                          default=str).encode("utf-8")
+        data = _JSON.encode(body).encode("utf-8")
         await send_problem(scope, send, status, headers, data)
 
     async def _redirect(self, scope: Scope, send: Send, login_url: str, refusal: Refusal,

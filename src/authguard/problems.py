@@ -86,6 +86,24 @@ def problem_body(
     return body
 
 
+
+_EXPOSE_HEADERS = EXPOSE_HEADERS.encode()
+# Formatted challenges by object: an authenticator's fixed challenge (the same object on
+# every refusal) is formatted once; the entry holds the object, so its id stays its own.
+_LINES: dict[int, tuple[Challenge, bytes]] = {}
+
+
+def _challenge_line(challenge: Challenge) -> bytes:
+    hit = _LINES.get(id(challenge))
+    if hit is not None and hit[0] is challenge:
+        return hit[1]
+    line = format_challenge(challenge).encode("latin-1")
+    if len(_LINES) >= 256:
+        _LINES.clear()
+    _LINES[id(challenge)] = (challenge, line)
+    return line
+
+
 def refusal_headers(
     refusal: Refusal,
     challenges: Sequence[Challenge],
@@ -96,10 +114,10 @@ def refusal_headers(
 ) -> list[tuple[bytes, bytes]]:
     """Headers of a refusal: challenges (one field line each), caching, CORS exposure."""
     headers: list[tuple[bytes, bytes]] = [
-        (b"www-authenticate", format_challenge(c).encode("latin-1")) for c in challenges
+        (b"www-authenticate", _challenge_line(c)) for c in challenges
     ]
     headers.append((b"cache-control", b"no-store"))
-    headers.append((b"access-control-expose-headers", EXPOSE_HEADERS.encode()))
+    headers.append((b"access-control-expose-headers", _EXPOSE_HEADERS))
     if refusal.status in (401, 402):
         headers.append((b"vary", b"Authorization, Cookie"))
     if request_id is not None:
