@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row['busy_p99_ms']:.1f} | {row['logins']} |")
 
     if not args.no_plot:
-        if report.plot(results, throughput or None, args.plot):
+        if report.plot(results, throughput or None, hashing or None, args.plot):
             say("")
             say(f"Plot: {args.plot}")
         else:

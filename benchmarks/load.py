@@ -165,6 +165,8 @@ def throughput(seconds: float, rounds: int, connections: int, use_wrk: bool
     if apps.HAS_BEARER:
         runs.insert(1, ("authguard JWT HS256, repeated token", "load_authguard_jwt",
                         "/private", auth))
+    short = {"load_bare": "bare Starlette", "load_authguard_jwt": "authguard",
+             "load_starlette_jwt": "Starlette + pyjwt"}
     results: dict[str, list[LoadResult]] = {name: [] for name, *_ in runs}
     with contextlib.ExitStack() as stack:
         ports = {factory: stack.enter_context(server(factory)) for _, factory, *_ in runs}
@@ -175,9 +177,10 @@ def throughput(seconds: float, rounds: int, connections: int, use_wrk: bool
                 results[name].append(asyncio.run(generate(
                     ports[factory], path, headers, seconds, connections, use_wrk)))
     out = []
-    for name, *_ in runs:
+    for name, factory, *_ in runs:
         rs = results[name]
-        out.append({"name": name, "rps": statistics.median(r.rps for r in rs),
+        out.append({"name": name, "short": short[factory],
+                    "rps": statistics.median(r.rps for r in rs),
                     "p50_ms": statistics.median(r.p50_ms for r in rs),
                     "p99_ms": statistics.median(r.p99_ms for r in rs),
                     "non_2xx": sum(r.non_2xx for r in rs)})
@@ -210,8 +213,10 @@ def hashing(seconds: float, connections: int, login_clients: int, use_wrk: bool
             ) -> list[dict[str, Any]]:
     """``/public`` throughput while ``login_clients`` clients keep logging in with argon2."""
     out = []
-    for name, factory in (("authguard (hash in a worker thread)", "load_authguard_argon2"),
-                          ("Starlette peer (hash in the event loop)", "load_starlette_argon2")):
+    for name, short, factory in (
+        ("authguard (hash in a worker thread)", "authguard", "load_authguard_argon2"),
+        ("Starlette peer (hash in the event loop)", "Starlette peer", "load_starlette_argon2"),
+    ):
         with server(factory) as port:
             asyncio.run(generate(port, "/public", {}, 1, connections, use_wrk))  # warm up
             idle = asyncio.run(generate(port, "/public", {}, seconds, connections, use_wrk))
@@ -227,7 +232,7 @@ def hashing(seconds: float, connections: int, login_clients: int, use_wrk: bool
                 return result, sum(done)
 
             loaded, logins = asyncio.run(busy())
-        out.append({"name": name, "idle_rps": idle.rps, "idle_p99_ms": idle.p99_ms,
+        out.append({"name": name, "short": short, "idle_rps": idle.rps, "idle_p99_ms": idle.p99_ms,
                     "busy_rps": loaded.rps, "busy_p50_ms": loaded.p50_ms,
                     "busy_p99_ms": loaded.p99_ms, "logins": logins,
                     "login_clients": login_clients, "seconds": seconds})

@@ -125,8 +125,9 @@ def as_json(cases: list[Case]) -> list[dict[str, Any]]:
              "target": None if c.target is None else c.target.describe()} for c in cases]
 
 
-def plot(cases: list[Case], load: list[dict[str, Any]] | None, path: Path) -> bool:
-    """Grouped horizontal bars (log scale) per case; a second panel for the load run."""
+def plot(cases: list[Case], throughput: list[dict[str, Any]] | None,
+         hashing: list[dict[str, Any]] | None, path: Path) -> bool:
+    """Grouped horizontal bars (log scale) per case; beside them the uvicorn runs."""
     try:
         import matplotlib
 
@@ -137,11 +138,10 @@ def plot(cases: list[Case], load: list[dict[str, Any]] | None, path: Path) -> bo
     shown = [c for c in cases if c.key != "bare"]
     bare = next(c for c in cases if c.key == "bare").starlette
     assert bare is not None
-    panels = 2 if load else 1
-    fig, axes = plt.subplots(
-        1, panels, figsize=(13 if load else 9, 0.34 * len(shown) + 1.6),
-        gridspec_kw={"width_ratios": [3, 1.3]} if load else None, squeeze=False)
-    ax = axes[0][0]
+    side = bool(throughput)
+    fig = plt.figure(figsize=(14 if side else 9, 0.3 * len(shown) + 1.8))
+    grid = fig.add_gridspec(2, 2 if side else 1, width_ratios=[2.4, 1] if side else None)
+    ax = fig.add_subplot(grid[:, 0])
     height = 0.27
     colours = {"authguard": "#2b7bb9", "Starlette": "#f29e38", "FastAPI": "#7aa35a"}
     for i, (name, attr) in enumerate((("authguard", "authguard"), ("Starlette", "starlette"),
@@ -159,20 +159,39 @@ def plot(cases: list[Case], load: list[dict[str, Any]] | None, path: Path) -> bo
     ax.set_yticklabels([c.label for c in shown], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("µs per request (median, in-process ASGI call; log scale)")
+    ax.set_xlabel("µs per request (median, in-process ASGI call; log scale; lower is better)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.set_title("Per request, in process", fontsize=10)
-    if load:
-        lx = axes[0][1]
-        names = [row["name"] for row in load]
-        lx.barh(range(len(load)), [row["rps"] for row in load], color="#2b7bb9")
-        lx.set_yticks(range(len(load)))
-        lx.set_yticklabels(names, fontsize=8)
-        lx.invert_yaxis()
-        lx.set_xlabel("requests/s under uvicorn (higher is better)")
-        lx.set_title("Under uvicorn, one worker", fontsize=10)
-        lx.grid(axis="x", alpha=0.3)
+    if throughput:
+        tx = fig.add_subplot(grid[0, 1])
+        names = [row["short"] for row in throughput]
+        tx.barh(range(len(throughput)), [row["rps"] for row in throughput],
+                color=["#999999", "#2b7bb9", "#f29e38"][:len(throughput)])
+        tx.set_yticks(range(len(throughput)))
+        tx.set_yticklabels(names, fontsize=8)
+        tx.invert_yaxis()
+        tx.set_xlabel("requests/s (higher is better)", fontsize=8)
+        tx.set_title("uvicorn, one worker: repeated JWT", fontsize=10)
+        tx.grid(axis="x", alpha=0.3)
+    if hashing:
+        hx = fig.add_subplot(grid[1, 1])
+        labels, alone, busy = [], [], []
+        for row in hashing:
+            labels.append(row["short"])
+            alone.append(row["idle_rps"])
+            busy.append(row["busy_rps"])
+        ys = range(len(hashing))
+        hx.barh([y - 0.2 for y in ys], alone, height=0.4, color="#bbbbbb", label="alone")
+        hx.barh([y + 0.2 for y in ys], busy, height=0.4, color="#2b7bb9",
+                label="during argon2 logins")
+        hx.set_yticks(list(ys))
+        hx.set_yticklabels(labels, fontsize=8)
+        hx.invert_yaxis()
+        hx.set_xlabel("GET /public requests/s", fontsize=8)
+        hx.set_title("Other requests while argon2 hashes", fontsize=10)
+        hx.legend(fontsize=7, loc="lower right")
+        hx.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
