@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -194,7 +195,17 @@ async def login_form(next: str = "/account") -> HTMLResponse:
     return HTMLResponse(_LOGIN_FORM.format(next=escape(target, quote=True)))
 
 
-@app.post("/login")
+# The refusals this public route raises itself are documented like the middleware's.
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_NOT_JSON = {400: {"description": "The body is not JSON (FastAPI answers before validation)"}}
+
+
+@app.post("/login", responses={
+    **_NOT_JSON,
+    401: {"description": "credentials_invalid: wrong user name or password",
+          "content": _PROBLEM},
+    429: {"description": "too_many_attempts: wait Retry-After seconds", "content": _PROBLEM},
+})
 @protect(Public)
 async def login(
     request: Request,
@@ -225,21 +236,30 @@ async def logout(request: Request) -> JSONResponse:
     return response
 
 
-@app.post("/admin/revoke")
+class RevokeToken(BaseModel):
+    """Revoke one token by its ``jti``."""
+
+    model_config = ConfigDict(extra="forbid")
+    jti: str = Field(max_length=256)
+
+
+class RevokeSubject(BaseModel):
+    """Revoke every credential of ``subject`` issued until now."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(max_length=256)
+
+
+@app.post("/admin/revoke", responses=_NOT_JSON)
 @protect(HasRoles("admin"))
-async def revoke(
-    jti: str | None = Body(default=None, max_length=256),
-    subject: str | None = Body(default=None, max_length=256),
-) -> dict[str, Any]:
-    """Revoke one token (``jti``) or every earlier credential of a subject."""
-    if (jti is None) == (subject is None):
-        return JSONResponse(  # type: ignore[return-value]
-            {"detail": "give exactly one of 'jti' and 'subject'"}, status_code=422)
+async def revoke(body: RevokeToken | RevokeSubject) -> dict[str, Any]:
+    """Revoke one token (``jti``) or every earlier credential of a subject (exactly one;
+    the OpenAPI schema says so, and anything else is FastAPI's 422)."""
     now = guard.clock()
-    if jti is not None:
-        await revocations.revoke_token(jti, expires_at=now + 86_400)
-        return {"revoked": {"jti": jti}}
-    assert subject is not None  # noqa: S101
+    if isinstance(body, RevokeToken):
+        await revocations.revoke_token(body.jti, expires_at=now + 86_400)
+        return {"revoked": {"jti": body.jti}}
+    subject = body.subject
     # Tokens issued before now, and every session of the subject, stop working.
     await revocations.revoke_subject(subject, not_before=now, ttl=86_400)
     await session.end_sessions(subject)
