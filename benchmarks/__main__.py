@@ -26,12 +26,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="3 rounds, 2 s load runs")
+    mode.add_argument("--quick", action="store_true", help="5 rounds, 2 s load runs")
     mode.add_argument("--smoke", action="store_true",
                       help="a few requests per cell, cheap argon2, no load run, no plot")
-    p.add_argument("--rounds", type=int, help="interleaved in-process rounds (default 7)")
+    p.add_argument("--rounds", type=int, help="interleaved in-process rounds (default 15)")
     p.add_argument("--no-load", action="store_true", help="skip the uvicorn runs")
-    p.add_argument("--load-seconds", type=float, help="seconds per load run (default 4)")
+    p.add_argument("--load-seconds", type=float, help="seconds per load run (default 3)")
     p.add_argument("--python-client", action="store_true",
                    help="use the built-in load client even where wrk is installed")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "benchmark.png",
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  … {text}", file=sys.stderr, flush=True)
 
     settings = inproc.Settings()
-    seconds, load_rounds = 4.0, 2
+    seconds, load_rounds = 3.0, 3
     if args.quick:
-        settings = inproc.Settings(rounds=3, batch_seconds=0.015)
+        settings = inproc.Settings(rounds=5, batch_seconds=0.01)
         seconds, load_rounds = 2.0, 1
     if args.smoke:
         settings = inproc.Settings(rounds=1, fixed_n=2)

@@ -240,8 +240,8 @@ async def _batch(cell: Cell, n: int) -> float:
 
 @dataclass
 class Settings:
-    rounds: int = 7
-    batch_seconds: float = 0.03
+    rounds: int = 15
+    batch_seconds: float = 0.015
     max_n: int = 20_000
     fixed_n: int | None = None  # smoke runs: exactly this many requests per batch
 

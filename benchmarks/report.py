@@ -118,6 +118,7 @@ def as_json(cases: list[Case]) -> list[dict[str, Any]]:
         if c is None:
             return None
         return {"status": c.status, "median_us": c.median if c.samples else None,
+                "min_us": min(c.samples) if c.samples else None,
                 "spread": c.spread if c.samples else None, "samples_us": c.samples,
                 "requests_per_batch": c.n}
     return [{"key": c.key, "label": c.label, "authguard": cell(c.authguard),
