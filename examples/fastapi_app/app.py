@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from settings import load
+from stores import make_stores
 
 from authguard import (
     APIKeyAuthenticator,
@@ -44,7 +45,6 @@ from authguard import (
 )
 from authguard.middleware import local_path
 from authguard.net import client_address
-from authguard.stores import MemoryRevocationStore, MemorySessionStore
 
 settings = load()
 
@@ -66,9 +66,10 @@ api_keys = StaticAPIKeys({
         subject="bob", scheme="ApiKey", roles=frozenset({"user", "admin"})),
 })
 
-# Revocations and server-side sessions: in memory, or shared through Redis on replicas.
-revocations = MemoryRevocationStore()
-sessions = MemorySessionStore()
+# Stores: in memory, or shared through Redis on replicas (AUTHGUARD_REDIS_URL).
+stores = make_stores(settings)
+revocations = stores.revocations
+sessions = stores.sessions
 
 basic = BasicAuthenticator(verifier=passwords, realm="authguard-demo")
 bearer = BearerAuthenticator(
@@ -88,7 +89,8 @@ session = SessionAuthenticator(
     realm="authguard-demo",
 )
 brute_force = BruteForceGuard(
-    per_account=settings.failure_limit, per_client=settings.failure_limit * 20, window=300
+    per_account=settings.failure_limit, per_client=settings.failure_limit * 20, window=300,
+    store=stores.attempts,
 )
 
 guard = AuthGuard(
