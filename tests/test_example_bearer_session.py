@@ -224,3 +224,14 @@ def test_login_form_and_account_page(example_server: str) -> None:
         c.post("/login", json={"username": "carol", "password": "rainbow"})
         r = c.get("/account", headers={"Accept": "text/html"})
         assert r.status_code == 200 and "carol" in r.text
+
+
+def test_insufficient_scope_challenges_only_bearer(example_server: str) -> None:
+    """A 403 never asks for credentials that would not change the outcome (DESIGN §1)."""
+    with http_client(example_server) as c:
+        r = c.get("/reports", auth=("alice", "wonderland"))
+        assert r.status_code == 403 and r.json()["reason"] == "insufficient_scope"
+        assert "www-authenticate" not in r.headers
+        r = c.get("/reports", headers=bearer(mint(scope="")))
+        assert r.status_code == 403
+        assert bearer_challenge(r)["error"] == "insufficient_scope"

@@ -282,6 +282,10 @@ class AuthGuardMiddleware:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
                 out = [_challenge_of(authenticator, refusal)]
+                if refusal.status != 401 and "error" not in out[0].params:
+                    # A 400/403 names a challenge only when it says what to change (RFC
+                    # 6750 insufficient_scope); a plain "send credentials" would not help.
+                    out = []
             if refusal.status == 401 and not out:
                 out = [a.challenge(None, None) for a in self._accepted_by(policy)]
         out.extend(refusal.challenges)
