@@ -35,6 +35,9 @@ from .routing import find_routes, match_route, warn_unprotected
 
 __all__ = ["AuthGuardMiddleware", "AuthState"]
 
+RESPONSE_HOOK = "authguard.response_hook"
+"""Scope key of an object with ``async before_app()`` and ``async on_start(message)``."""
+
 log = logging.getLogger("authguard")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
 _CACHE_MAX = 4096
@@ -189,15 +192,24 @@ class AuthGuardMiddleware:
     async def _run(self, conn: HTTPConnection, receive: Receive, send: Send, policy: Policy,
                    request_id: str | None) -> None:
         started = False
+        # Set by a requirement that must act once the decision is taken (payment
+        # settlement): ``before_app()`` runs first, ``on_start(message)`` may add headers to
+        # the response start. Either may raise a Refusal while nothing has been sent. Only
+        # the start message is touched: the body streams through.
+        hook = conn.scope.get(RESPONSE_HOOK)
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] in ("http.response.start", "websocket.accept",
                                    "websocket.http.response.start", "websocket.close"):
+                if hook is not None and message["type"] == "http.response.start":
+                    await hook.on_start(message)
                 started = True
             await send(message)
 
         try:
+            if hook is not None:
+                await hook.before_app()
             await self.app(conn.scope, receive, tracking_send)
         except (Refusal, AuthUnavailable) as exc:
             if started:
