@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 
 from authguard import problem_schema
+from leakcheck import RECORDER
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = ROOT / "examples" / "fastapi_app"
@@ -33,6 +34,7 @@ def check_refusal(response: httpx.Response) -> None:
     Installed as an httpx response hook on every test client, so every refusal that the
     tests produce is checked against the shipped JSON Schema.
     """
+    RECORDER.response(response)  # for test_secrets_leak.py
     ctype = response.headers.get("content-type", "")
     if response.status_code >= 500 and response.status_code != 503:
         raise AssertionError(f"server error {response.status_code} for {response.request.url}")
@@ -139,4 +141,5 @@ def uvicorn_server(
             proc.kill()
             proc.wait()
         if proc.stdout:
+            RECORDER.text(f"output of uvicorn {app}", proc.stdout.read().decode(errors="replace"))
             proc.stdout.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 from authguard.challenges import parse_www_authenticate
 from helpers import _VALIDATOR, EXAMPLE_DIR
+from leakcheck import RECORDER
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -83,6 +84,7 @@ async def http(app: Any, method: str, path: str, headers: Headers = (), *,
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     data = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    RECORDER.raw(start["status"], list(start.get("headers", [])), data)
     return Answer(start["status"], list(start.get("headers", [])), data, scope, messages=sent)
 
 
@@ -119,6 +121,7 @@ async def websocket(app: Any, path: str, headers: Headers = (), *,
         return Answer(status, [], b"", scope, accepted=accepted, messages=sent)
     data = b"".join(m.get("body", b"") for m in sent
                     if m["type"] == "websocket.http.response.body")
+    RECORDER.raw(start["status"], list(start.get("headers", [])), data)
     return Answer(start["status"], list(start.get("headers", [])), data, scope,
                   accepted=accepted, messages=sent)
 
