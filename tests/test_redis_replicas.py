@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from authguard.challenges import parse_www_authenticate
 from helpers import http_client, need, uvicorn_server
 from redis_server import RedisServer
 from tokens import bearer, mint
@@ -169,8 +170,29 @@ def test_a_frozen_redis_is_503_not_a_hang(replicas: Replicas) -> None:
     assert [r.status_code for r in _needing_the_store(replicas, cookie, token)] == [200] * 6
 
 
-@pytest.mark.skip(reason="the example app has no payment route yet: a receipt used on one "
-                         "replica must be refused as a replay on the other (NonceStore)")
+def _payment_challenge_id(r: httpx.Response) -> str:
+    for line in r.headers.get_list("www-authenticate"):
+        challenge = parse_www_authenticate(line)[0]
+        if challenge.scheme.lower() == "payment":
+            return dict(challenge.params)["id"]
+    raise AssertionError("no Payment challenge")
+
+
 def test_a_payment_receipt_used_on_one_replica_is_a_replay_on_the_other(
         replicas: Replicas) -> None:
-    raise AssertionError("enable once the example app takes payments")
+    with http_client(replicas.a) as a, http_client(replicas.b) as b:
+        r = a.get("/paid/quote")
+        if r.status_code == 404:
+            pytest.skip("the example app takes no payments yet (GET /paid/quote, "
+                        "POST /billing/pay): nothing to replay across replicas")
+        assert r.status_code == 402 and r.json()["reason"] == "payment_required"
+        paid = a.post("/billing/pay", json={"challenge": _payment_challenge_id(r)})
+        assert paid.status_code == 200
+        authorization = {"Authorization": paid.json()["authorization"]}
+        # paid through A, used on B: B accepts what A issued…
+        r = b.get("/paid/quote", headers=authorization)
+        assert r.status_code == 200 and "payment-receipt" in r.headers
+        # …and once used, it is used everywhere
+        for c in (a, b):
+            r = c.get("/paid/quote", headers=authorization)
+            assert r.status_code == 402 and r.json()["reason"] == "payment_invalid"
