@@ -158,6 +158,31 @@ async def test_a_nonce_can_be_used_again_after_its_ttl(stores: Stores) -> None:
     assert await n.consume("n", ttl=60)
 
 
+ODD = ["\ud800 lone surrogate", "ünïcødé ✓", "a*b?[c]\r\n:colon", "x" * 5000, ""]
+
+
+@pytest.mark.parametrize("odd", ODD, ids=["surrogate", "unicode", "glob-crlf", "long", "empty"])
+async def test_any_string_is_a_key(stores: Stores, odd: str) -> None:
+    """Account names, token ids and nonces come from clients: any string works, apart."""
+    now = time.time()
+    await stores.attempts.add_failure(odd, now, 60)
+    assert await stores.attempts.failures(odd, now, 60) == (1, now)
+    assert await stores.attempts.failures(odd + "x", now, 60) == (0, None)
+    await stores.revocations.revoke_token(odd, now + 60)
+    assert await stores.revocations.is_revoked(odd)
+    assert not await stores.revocations.is_revoked(odd + "x")
+    await stores.revocations.revoke_subject(odd, now, 60)
+    assert await stores.revocations.subject_not_before(odd) == now
+    await stores.sessions.create(SessionRecord("sid-odd", odd, now, now + 60, data={odd: odd}))
+    got = await stores.sessions.get("sid-odd")
+    assert got is not None and got.subject == odd and got.data == {odd: odd}
+    await stores.sessions.delete_subject(odd)
+    assert await stores.sessions.get("sid-odd") is None
+    assert await stores.nonces.consume(odd, 60)
+    assert not await stores.nonces.consume(odd, 60)
+    assert await stores.nonces.consume(odd + "x", 60)
+
+
 # -- Redis only ----------------------------------------------------------------------------
 
 
@@ -204,6 +229,19 @@ async def test_the_subject_index_lives_as_long_as_its_longest_session(
     index = s._key("subj", "dave")
     assert await rstores.client.pttl(index) > 3_000_000
     assert await rstores.client.smembers(index) == {b"long", b"brief"}
+
+
+async def test_the_subject_index_forgets_ended_sessions(rstores: RedisStores) -> None:
+    now = time.time()
+    s = rstores.sessions
+    await s.create(SessionRecord("live", "erin", now, now + 3600))
+    for i in range(300):
+        await s.create(SessionRecord(f"old-{i}", "erin", now, now + 3600))
+        await s.delete(f"old-{i}")
+    index = await rstores.client.smembers(s._key("subj", "erin"))
+    assert b"live" in index and len(index) <= 65  # bounded, the live one kept
+    await s.delete_subject("erin")
+    assert await s.get("live") is None
 
 
 async def test_a_nonce_is_consumed_once_across_two_clients(shared_redis: RedisServer) -> None:

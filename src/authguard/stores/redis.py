@@ -69,10 +69,11 @@ class _RedisStore:
         self.retry_after = retry_after
         self._clock = clock
 
-    def _key(self, kind: str, part: str) -> str:
-        if len(part) > _MAX_KEY_PART:
-            part = "sha256:" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{self.prefix}{kind}:{part}"
+    def _key(self, kind: str, part: str) -> bytes:
+        raw = _bytes(part)
+        if len(raw) > _MAX_KEY_PART:
+            raw = b"sha256:" + hashlib.sha256(raw).hexdigest().encode()
+        return _bytes(f"{self.prefix}{kind}:") + raw
 
     async def _run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run one operation under the overall deadline; map every failure to 503."""
@@ -84,6 +85,11 @@ class _RedisStore:
             # (it may hold a password) nor the key (it may hold an account name).
             raise StoreUnavailable(f"redis {what}: {type(exc).__name__}",
                                    retry_after=self.retry_after) from exc
+
+
+def _bytes(text: str) -> bytes:
+    """UTF-8, keeping even lone surrogates (a JSON string in a token may hold one)."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _ms(seconds: float) -> int:
@@ -201,15 +207,23 @@ class RedisRevocationStore(_RedisStore):
 
 
 # Store a session and index it under its subject; the index lives as long as the longest
-# session in it. KEYS[1] = session key, KEYS[2] = subject index; ARGV: record, ttl ms, id.
+# session in it, and forgets the ids of ended sessions once it holds more than ARGV[5].
+# KEYS[1] = session key, KEYS[2] = subject index; ARGV: record, ttl ms, session id, the
+# session keys' prefix, the pruning threshold.
 _CREATE_SESSION = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
+if redis.call('SCARD', KEYS[2]) > tonumber(ARGV[5]) then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if redis.call('EXISTS', ARGV[4] .. id) == 0 then redis.call('SREM', KEYS[2], id) end
+  end
+end
 return 1
 """
+_PRUNE_ABOVE = 64
 
 # End every session in a subject's index, and the index. KEYS[1] = subject index;
 # ARGV[1] = the session keys' prefix.
@@ -242,10 +256,10 @@ class RedisSessionStore(_RedisStore):
         self._create = client.register_script(_CREATE_SESSION)
         self._delete_subject = client.register_script(_DELETE_SUBJECT)
 
-    def _session_key(self, session_id: str) -> str:
+    def _session_key(self, session_id: str) -> bytes:
         # Session ids are server-made and short; they are never hashed, so that the Lua
-        # script of delete_subject can rebuild the key from the id.
-        return f"{self.prefix}sess:{session_id}"
+        # scripts can rebuild the key from the id.
+        return _bytes(f"{self.prefix}sess:{session_id}")
 
     async def create(self, record: SessionRecord) -> None:
         """Store ``record`` until it expires, and index it under its subject."""
@@ -258,7 +272,8 @@ class RedisSessionStore(_RedisStore):
         }, separators=(",", ":"))
         keys = [self._session_key(record.session_id), self._key("subj", record.subject)]
         await self._run("create", lambda: self._create(
-            keys=keys, args=[value, _ms(ttl), record.session_id]))
+            keys=keys, args=[value, _ms(ttl), _bytes(record.session_id),
+                             _bytes(f"{self.prefix}sess:"), _PRUNE_ABOVE]))
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The live session, or ``None`` when it ended or never existed."""
@@ -271,7 +286,8 @@ class RedisSessionStore(_RedisStore):
             record = SessionRecord(
                 session_id=session_id, subject=str(d["subject"]),
                 created_at=float(d["created_at"]), expires_at=float(d["expires_at"]),
-                data={str(k): str(v) for k, v in d["data"].items()} if d.get("data") else None,
+                data=(None if d.get("data") is None
+                      else {str(k): str(v) for k, v in d["data"].items()}),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None  # not a record of ours: no session
@@ -286,7 +302,7 @@ class RedisSessionStore(_RedisStore):
         """End every session of ``subject`` (one atomic script)."""
         key = self._key("subj", subject)
         await self._run("delete_subject", lambda: self._delete_subject(
-            keys=[key], args=[f"{self.prefix}sess:"]))
+            keys=[key], args=[_bytes(f"{self.prefix}sess:")]))
 
 
 class RedisNonceStore(_RedisStore):
