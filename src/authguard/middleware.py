@@ -109,7 +109,7 @@ class AuthGuardMiddleware:
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
         self.guard = guard
-        self._cache: dict[tuple[str, str, str], tuple[Policy, dict[str, Any]]] = {}
+        self._cache: dict[tuple[str, str, str, str], tuple[Policy, dict[str, Any]]] = {}
         self._anon_auth = AuthContext(None)
         self._checked_routes = not guard.deny_by_default
         self._accepted: dict[int, tuple[Policy, list[Authenticator]]] = {}
@@ -120,7 +120,8 @@ class AuthGuardMiddleware:
     def policy_for(self, scope: Scope) -> Policy:
         """The effective policy of the route ``scope`` is for (cached per method and path)."""
         path = scope.get("root_path", "") + scope["path"]
-        key = (scope["type"], scope.get("method", "GET"), path)
+        # The Host header is part of the key: Host routes give one path different policies.
+        key = (scope["type"], scope.get("method", "GET"), _host(scope), path)
         cached = self._cache.get(key)
         if cached is None:
             routes = find_routes(scope.get("app") or self.app)
@@ -404,6 +405,15 @@ def _challenge_of(authenticator: Authenticator, refusal: Refusal) -> Challenge:
 def _unavailable(exc: AuthUnavailable) -> Refusal:
     log.warning("authguard: %s", exc)
     return Refusal(Reason.AUTH_UNAVAILABLE, headers={"Retry-After": str(exc.retry_after)})
+
+
+def _host(scope: Scope) -> str:
+    """The first ``Host`` header, exactly as sent (routing sees it unnormalised too)."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host: str = value.decode("latin-1")
+            return host
+    return ""
 
 
 def _is_preflight(scope: Scope) -> bool:
