@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     INSECURE_TRANSPORT = "insecure_transport"
     PAYMENT_REQUIRED = "payment_required"
     PAYMENT_INVALID = "payment_invalid"
+    PAYMENT_PROVIDER_ERROR = "payment_provider_error"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     AUTH_UNAVAILABLE = "auth_unavailable"
 
@@ -220,6 +221,16 @@ _TABLE: dict[Reason, ReasonSpec] = {
         "The payment proof was not accepted.",
         ("Get a fresh payment challenge and pay again; proofs are single-use.",),
         "optional",
+    ),
+    Reason.PAYMENT_PROVIDER_ERROR: ReasonSpec(
+        502,
+        "Payment provider error",
+        "The payment provider gave an answer that could not be read; nothing was served.",
+        (
+            "Retry later with the same payment proof; do not pay again.",
+            "If this persists, contact the service with the request id.",
+        ),
+        "none",
     ),
     Reason.TOO_MANY_ATTEMPTS: ReasonSpec(
         429,
