@@ -195,16 +195,27 @@ class AuthGuardMiddleware:
         started = False
         # Set by a requirement that must act once the decision is taken (payment
         # settlement): ``before_app()`` runs first, ``on_start(message)`` may add headers to
-        # the response start. Either may raise a Refusal while nothing has been sent. Only
+        # the response start. Either may raise a Refusal while nothing has been sent; one
+        # from ``on_start`` replaces the app's response (the rest of it is dropped). Only
         # the start message is touched: the body streams through.
         hook = conn.scope.get(RESPONSE_HOOK)
+        replaced = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if replaced:
+                return
             if message["type"] in ("http.response.start", "websocket.accept",
                                    "websocket.http.response.start", "websocket.close"):
                 if hook is not None and message["type"] == "http.response.start":
-                    await hook.on_start(message)
+                    try:
+                        await hook.on_start(message)
+                    except (Refusal, AuthUnavailable) as exc:
+                        started = replaced = True
+                        await self._refuse(
+                            conn, send, exc if isinstance(exc, Refusal) else _unavailable(exc),
+                            policy, request_id or self._request_id(conn.scope))
+                        return
                 started = True
             await send(message)
 
