@@ -71,8 +71,8 @@ class _RedisStore:
 
     def _key(self, kind: str, part: str) -> bytes:
         raw = _bytes(part)
-        if len(raw) > _MAX_KEY_PART:
-            raw = b"sha256:" + hashlib.sha256(raw).hexdigest().encode()
+        if len(raw) > _MAX_KEY_PART:  # "#" instead of ":": no short part can look the same
+            return _bytes(f"{self.prefix}{kind}#") + hashlib.sha256(raw).hexdigest().encode()
         return _bytes(f"{self.prefix}{kind}:") + raw
 
     async def _run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
