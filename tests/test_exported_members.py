@@ -20,6 +20,9 @@ EXPECTED = {
     "ReasonSpec", "Refusal", "Requirement", "StaticAPIKeys", "StaticPasswords", "StepUp",
     "User", "__version__", "hash_api_key", "policy_of", "problem_body", "problem_schema",
     "protect",
+    "Entitlement", "EntitlementStore", "EntitlementVerifier", "MemoryEntitlementStore",
+    "Offer", "Payment", "PaymentContext", "PaymentProviderError", "PaymentRejected",
+    "PaymentVerifier", "Price", "ReceiptVerifier",
 }
 
 

@@ -272,3 +272,8 @@ async def revoke(body: RevokeToken | RevokeSubject) -> dict[str, Any]:
 import demo_integration  # noqa: E402
 
 demo_integration.setup(app, guard)
+
+# -- 402: /premium (plans), /paid/quote (pay per request), /billing/pay -----------------
+import demo_payments  # noqa: E402
+
+demo_payments.setup(app, guard, nonces=stores.nonces)

@@ -159,6 +159,11 @@ class AuthUnavailable(AuthError):
     """503: the server could not check credentials right now; retry after :attr:`retry_after`."""
 
 
+class PaymentProviderFailed(AuthError):
+    """502: the server's payment provider answered something unreadable; nothing was
+    served. Retry later with the same proof: do not pay again."""
+
+
 class InvalidAuthRequest(AuthError):
     """400: credentials were sent in a way that is not allowed (e.g. by two methods)."""
 
@@ -180,6 +185,7 @@ _BY_REASON: dict[str, type[AuthError]] = {
     Reason.INSECURE_TRANSPORT: Forbidden,
     Reason.PAYMENT_REQUIRED: PaymentRequired,
     Reason.PAYMENT_INVALID: PaymentRequired,
+    Reason.PAYMENT_PROVIDER_ERROR: PaymentProviderFailed,
     Reason.TOO_MANY_ATTEMPTS: TooManyAttempts,
     Reason.AUTH_UNAVAILABLE: AuthUnavailable,
     Reason.INVALID_REQUEST: InvalidAuthRequest,
@@ -190,6 +196,7 @@ _BY_STATUS: dict[int, type[AuthError]] = {
     402: PaymentRequired,
     403: Forbidden,
     429: TooManyAttempts,
+    502: PaymentProviderFailed,
     503: AuthUnavailable,
 }
 assert set(_BY_REASON) == set(Reason), "every Reason needs a client exception"  # noqa: S101
@@ -199,8 +206,8 @@ def error_class(problem: Problem) -> type[AuthError] | None:
     """The exception class for ``problem``; ``None`` when it is not a refusal.
 
     The reason picks the class when this version knows it and its status agrees; otherwise
-    the status does (401, 402, 403 always; 400, 429 and 503 only with a ``reason`` or a
-    challenge, since a bare 503 is usually not about authentication).
+    the status does (401, 402, 403 always; 400, 429, 502 and 503 only with a ``reason`` or a
+    challenge, since a bare 502 or 503 is usually not about authentication).
     """
     cls = _BY_REASON.get(problem.reason or "")
     if cls is not None and _BY_STATUS.get(problem.status) in cls.__mro__:

@@ -1,0 +1,45 @@
+"""HTTP 402: the payment requirement, its verifiers, plans, receipts and x402.
+
+* :class:`Payment` — the requirement (checked after identity and permissions), with a
+  :class:`Price` and one or more :class:`PaymentVerifier` objects, one offer each.
+* :class:`EntitlementVerifier` — plans with an expiry and credits, keyed by the identity.
+* :class:`ReceiptVerifier` — the IETF ``Payment`` HTTP authentication scheme with signed,
+  single-use receipts.
+* :class:`authguard.payments.x402.X402Verifier` — x402 v2 through a facilitator (needs the
+  ``x402`` extra; import it from :mod:`authguard.payments.x402`).
+* :func:`authguard.payments.client.pay_and_retry` — the client side.
+"""
+
+from .base import (
+    Offer,
+    Payment,
+    PaymentContext,
+    PaymentProviderError,
+    PaymentRejected,
+    PaymentVerifier,
+    Price,
+    PriceFn,
+)
+from .entitlements import (
+    Entitlement,
+    EntitlementStore,
+    EntitlementVerifier,
+    MemoryEntitlementStore,
+)
+from .receipts import ReceiptVerifier
+
+__all__ = [
+    "Entitlement",
+    "EntitlementStore",
+    "EntitlementVerifier",
+    "MemoryEntitlementStore",
+    "Offer",
+    "Payment",
+    "PaymentContext",
+    "PaymentProviderError",
+    "PaymentRejected",
+    "PaymentVerifier",
+    "Price",
+    "PriceFn",
+    "ReceiptVerifier",
+]

@@ -1,0 +1,354 @@
+"""The payment requirement and the verifier protocol (HTTP 402, DESIGN §1 step 6, last).
+
+A :class:`Payment` requirement has a price (fixed, or a callable of the request) and one or
+more :class:`PaymentVerifier` objects. Each verifier makes one *offer* in the 402 (a member
+of the problem body's ``payment.offers``, plus its own challenges or headers), finds its
+own credential in a request without I/O, verifies it, and settles it.
+
+Settlement runs once the whole decision is taken, through the middleware's response hook:
+by default *before* the app runs (``settle="before"``: unpaid requests have no side effects,
+and streaming responses need no buffering), or with ``settle="on_success"`` when the app
+starts a 2xx response, before its first byte is sent. Either way the response carries the
+verifier's receipt headers (``Payment-Receipt``, ``PAYMENT-RESPONSE``).
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from starlette.requests import HTTPConnection
+from starlette.types import Message
+
+from ..challenges import Challenge
+from ..composition import Context, Requirement
+from ..errors import ConfigurationError, Refusal
+from ..identity import Identity
+from ..middleware import RESPONSE_HOOK
+from ..reasons import Reason
+
+__all__ = [
+    "Offer",
+    "Payment",
+    "PaymentContext",
+    "PaymentProviderError",
+    "PaymentRejected",
+    "PaymentVerifier",
+    "Price",
+    "PriceFn",
+]
+
+log = logging.getLogger("authguard")
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What one request costs.
+
+    Attributes:
+        amount: The amount in the currency's main unit (``Decimal("0.01")`` is one cent).
+        currency: An ISO 4217 code (``"USD"``) or an asset name.
+        description: What is paid for, shown to the payer.
+    """
+
+    amount: Decimal
+    currency: str = "USD"
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            amount = Decimal(self.amount)
+        except (InvalidOperation, TypeError, ValueError):
+            raise ConfigurationError(f"Price.amount: {self.amount!r} is not a number") from None
+        if not amount.is_finite() or amount < 0:
+            raise ConfigurationError("Price.amount: must be a finite amount of at least 0")
+        object.__setattr__(self, "amount", amount)
+        if not self.currency or not self.currency.isascii() or not self.currency.isprintable():
+            raise ConfigurationError("Price.currency: must be a non-empty ASCII name")
+
+    def as_json(self) -> dict[str, Any]:
+        """The price as JSON members (the amount as a decimal string)."""
+        out: dict[str, Any] = {"amount": format(self.amount, "f"), "currency": self.currency}
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+PriceFn = Callable[[HTTPConnection], Price | Awaitable[Price]]
+"""A dynamic price: a callable of the request, sync or async."""
+
+
+@dataclass(slots=True)
+class PaymentContext:
+    """What a verifier sees: the request, the identity (if any), the price and the time."""
+
+    conn: HTTPConnection
+    identity: Identity | None
+    price: Price
+    now: float
+    resource: str
+
+
+@dataclass(slots=True)
+class Offer:
+    """One way to pay, as a verifier advertises it in a 402.
+
+    Attributes:
+        body: The member of the problem body's ``payment.offers`` list.
+        challenges: ``WWW-Authenticate`` challenges (the IETF ``Payment`` scheme).
+        headers: Extra response headers (the x402 ``PAYMENT-REQUIRED``).
+    """
+
+    body: dict[str, Any]
+    challenges: list[Challenge] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class PaymentRejected(Exception):
+    """A payment proof (or plan) was looked at and does not pay for this request: 402.
+
+    Args:
+        detail: A safe, human explanation (never echoes the proof).
+        reason: ``payment_invalid`` (expired, replayed, wrong amount, declined) or
+            ``payment_required`` (no plan, a lapsed plan).
+        extensions: Extra members of the ``payment`` object (e.g. ``checkout``).
+    """
+
+    def __init__(self, detail: str, *, reason: Reason = Reason.PAYMENT_INVALID,
+                 extensions: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.reason = reason
+        self.extensions = dict(extensions or {})
+
+
+class PaymentProviderError(Exception):
+    """The payment provider answered something that cannot be read: 502, never 402."""
+
+
+@runtime_checkable
+class PaymentVerifier(Protocol):
+    """One way to pay for a route. See :mod:`authguard.payments` for the built-in ones."""
+
+    needs_identity: bool
+    """``True`` when the verifier works only for an authenticated identity (plans)."""
+
+    def offer(self, ctx: PaymentContext) -> Offer | None:
+        """The offer made in a 402 for this request (``None``: none for this price)."""
+        ...
+
+    def extract(self, ctx: PaymentContext) -> Any | None:
+        """This verifier's credential in the request, without I/O (``None``: none of mine).
+
+        Raises:
+            PaymentRejected: A credential of this verifier that cannot be parsed.
+        """
+        ...
+
+    async def verify(self, credential: Any, ctx: PaymentContext) -> Any:
+        """Check the credential; return what :meth:`settle` needs.
+
+        Raises:
+            PaymentRejected: The proof does not pay for this request (402).
+            AuthUnavailable: The provider cannot be reached (503).
+            PaymentProviderError: The provider's answer cannot be read (502).
+        """
+        ...
+
+    async def settle(self, verified: Any, ctx: PaymentContext) -> Mapping[str, str]:
+        """Complete the payment (consume a receipt, settle on chain, use a credit) and return
+        the headers the successful response carries. Raises as :meth:`verify` does."""
+        ...
+
+
+def b64json(value: Mapping[str, Any], *, urlsafe: bool = False) -> str:
+    """``value`` as compact JSON in base64 (standard with padding, or URL-safe without)."""
+    raw = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    if urlsafe:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _provider_error(exc: PaymentProviderError) -> Refusal:
+    log.warning("authguard: payment provider answered garbage: %s", exc)
+    return Refusal(Reason.PAYMENT_PROVIDER_ERROR)
+
+
+@dataclass(eq=False, slots=True)
+class _Settlement:
+    """The middleware's response hook for one verified payment."""
+
+    payment: Payment
+    verifier: PaymentVerifier
+    verified: Any
+    ctx: PaymentContext
+    headers: Mapping[str, str] | None = None
+
+    async def _settle(self) -> None:
+        try:
+            self.headers = await self.verifier.settle(self.verified, self.ctx)
+        except PaymentRejected as exc:
+            raise self.payment.refusal(self.ctx, exc) from None
+        except PaymentProviderError as exc:
+            raise _provider_error(exc) from None
+
+    async def before_app(self) -> None:
+        if self.payment.settle == "before":
+            await self._settle()
+
+    async def on_start(self, message: Message) -> None:
+        status = int(message.get("status", 200))
+        if not 200 <= status < 300:
+            return  # nothing served, nothing charged (on_success) / no receipt on errors
+        if self.headers is None:
+            await self._settle()
+        headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+        added = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                 for k, v in (self.headers or {}).items()]
+        if added:
+            # Receipts must not be stored by shared caches (draft-httpauth-payment §Caching).
+            kept = [(k, v) for k, v in headers if k != b"cache-control"
+                    or b"private" in v or b"no-store" in v]
+            if not any(k == b"cache-control" for k, _ in kept):
+                kept.append((b"cache-control", b"private"))
+            message["headers"] = kept + added
+
+
+class Payment(Requirement):
+    """The route needs a payment: a price and the verifiers that can accept one.
+
+    ``Payment(Price(Decimal("0.01"), "USD"), verifiers=[receipts, x402])`` answers an unpaid
+    request with one 402 listing an offer per verifier; a request that carries a valid proof
+    of one of them passes, and the proof is settled before the app runs (or, with
+    ``settle="on_success"``, when the app starts a 2xx response).
+
+    Compose it with identity and permissions (``Authenticated() & Payment(...)``): it is
+    always checked last, so a client never sees a price before it is known and allowed.
+
+    Args:
+        price: A :class:`Price`, or a callable of the request returning one. ``None`` only
+            when every verifier is a plan (:class:`EntitlementVerifier`): the 402 then
+            names no price.
+        verifiers: The ways to pay, in order of preference.
+        settle: ``"before"`` (default): settle before the app runs; ``"on_success"``: when
+            the app starts a 2xx response (a failed response is not charged).
+        checkout: A page where a person can pay or subscribe (the body's
+            ``payment.checkout`` member).
+    """
+
+    order: ClassVar[int] = 3
+
+    def __init__(self, price: Price | PriceFn | None = None, *,
+                 verifiers: Sequence[PaymentVerifier],
+                 settle: Literal["before", "on_success"] = "before",
+                 checkout: str | None = None) -> None:
+        if not verifiers:
+            raise ConfigurationError("Payment.verifiers: name at least one verifier")
+        if price is None and not all(v.needs_identity for v in verifiers):
+            raise ConfigurationError("Payment.price: needed for verifiers that take payments "
+                                     "(only plans go without a price)")
+        if settle not in ("before", "on_success"):
+            raise ConfigurationError("Payment.settle: 'before' or 'on_success'")
+        self.price = price
+        self.verifiers: tuple[PaymentVerifier, ...] = tuple(verifiers)
+        self.settle = settle
+        self.checkout = checkout
+
+    async def _price(self, conn: HTTPConnection) -> Price:
+        if self.price is None:
+            return _NO_PRICE
+        if isinstance(self.price, Price):
+            return self.price
+        result = self.price(conn)
+        if inspect.isawaitable(result):
+            result = await result
+        if not isinstance(result, Price):
+            raise TypeError("the price callable must return a Price")
+        return result
+
+    async def check(self, ctx: Context) -> Refusal | None:
+        usable = [v for v in self.verifiers if ctx.identity is not None or not v.needs_identity]
+        if not usable:
+            # Plans need an identity: ask for one first, with no prices (DESIGN §1).
+            return Refusal(Reason.CREDENTIALS_MISSING)
+        conn = ctx.conn
+        pctx = PaymentContext(conn=conn, identity=ctx.identity, price=await self._price(conn),
+                              now=ctx.now, resource=_resource(conn))
+        rejection: PaymentRejected | None = None
+        for verifier in usable:
+            try:
+                credential = verifier.extract(pctx)
+                if credential is None:
+                    continue
+                verified = await verifier.verify(credential, pctx)
+            except PaymentRejected as exc:
+                # A rejected proof (payment_invalid) tells more than a missing plan.
+                if rejection is None or (rejection.reason is Reason.PAYMENT_REQUIRED
+                                         and exc.reason is Reason.PAYMENT_INVALID):
+                    rejection = exc
+                continue
+            except PaymentProviderError as exc:
+                return _provider_error(exc)
+            conn.scope[RESPONSE_HOOK] = _Settlement(self, verifier, verified, pctx)
+            return None
+        return self.refusal(pctx, rejection)
+
+    def refusal(self, ctx: PaymentContext, rejection: PaymentRejected | None = None) -> Refusal:
+        """The 402 for ``ctx``: every verifier's offer (fresh challenges), and why."""
+        offers: list[dict[str, Any]] = []
+        challenges: list[Challenge] = []
+        headers: dict[str, str] = {}
+        for verifier in self.verifiers:
+            if verifier.needs_identity and ctx.identity is None:
+                continue
+            offer = verifier.offer(ctx)
+            if offer is None:
+                continue
+            offers.append(offer.body)
+            challenges.extend(offer.challenges)
+            headers.update(offer.headers)
+        payment: dict[str, Any] = {"offers": offers}
+        if self.price is not None:
+            payment["price"] = ctx.price.as_json()
+        if self.checkout is not None:
+            payment["checkout"] = self.checkout
+        reason = Reason.PAYMENT_REQUIRED
+        detail: str | None = None
+        if rejection is not None:
+            reason, detail = rejection.reason, rejection.detail
+            payment.update(rejection.extensions)
+        extensions: dict[str, Any] = {"payment": payment}
+        if "checkout" in payment:
+            extensions["checkout"] = payment["checkout"]
+        return Refusal(reason, detail, challenges=challenges, headers=headers,
+                       extensions=extensions)
+
+    def describe(self) -> str:
+        if self.price is None:
+            price = "a plan"
+        elif isinstance(self.price, Price):
+            price = f"{format(self.price.amount, 'f')} {self.price.currency}"
+        else:
+            price = "dynamic price"
+        names = ", ".join(getattr(v, "name", type(v).__name__) for v in self.verifiers)
+        return f"payment ({price}; {names})"
+
+    def statuses(self) -> frozenset[int]:
+        out = {402}
+        if all(v.needs_identity for v in self.verifiers):
+            out.add(401)
+        return frozenset(out)
+
+
+_NO_PRICE = Price(Decimal(0), "USD")
+
+
+def _resource(conn: HTTPConnection) -> str:
+    scope = conn.scope
+    return str(scope.get("root_path", "")) + str(scope["path"])

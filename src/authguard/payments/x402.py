@@ -1,0 +1,209 @@
+"""x402 v2: ``PAYMENT-REQUIRED`` offers, ``PAYMENT-SIGNATURE`` proofs, a facilitator.
+
+Needs the ``x402`` extra (``pip install 'authguard[x402]'``: httpx). The 402 carries
+``PAYMENT-REQUIRED``: base64 (standard alphabet, padded) JSON ``{x402Version: 2, resource,
+accepts: [...]}``. The client retries with ``PAYMENT-SIGNATURE`` (``X-PAYMENT`` too, with
+``accept_v1=True``): base64 JSON ``{x402Version, payload, accepted, resource}``. The proof is
+checked against this request's own requirements (an offer for another amount, asset,
+network or recipient is ``payment_invalid``), then verified and settled by a facilitator's
+``POST /verify`` and ``POST /settle`` over an async client: nothing blocks the event loop.
+The successful response carries ``PAYMENT-RESPONSE`` (base64 JSON of the settlement).
+
+A facilitator that cannot be reached (or answers 5xx) is a 503 ``auth_unavailable`` with
+``Retry-After``; one that answers garbage is a 502 ``payment_provider_error``. Neither is a
+402: a client told to pay again might pay twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+import httpx
+
+from ..errors import AuthUnavailable, ConfigurationError
+from .base import Offer, PaymentContext, PaymentProviderError, PaymentRejected, b64json
+
+__all__ = ["FacilitatorClient", "X402Verifier"]
+
+_MAX_HEADER = 16_384
+_SAFE_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class FacilitatorClient:
+    """An async client of an x402 facilitator (``/verify`` and ``/settle``).
+
+    Args:
+        url: The facilitator's base URL.
+        timeout: Seconds per call; past it the payment is 503 ``auth_unavailable``.
+        retry_after: The ``Retry-After`` sent when the facilitator is unavailable.
+        headers: Extra request headers (an API key, say).
+        transport: An httpx transport (tests use ``httpx.ASGITransport``).
+    """
+
+    def __init__(self, url: str, *, timeout: float = 10.0, retry_after: int = 5,
+                 headers: dict[str, str] | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if not url.startswith(("https://", "http://")):
+            raise ConfigurationError("FacilitatorClient.url: an http(s) URL")
+        self.url = url.rstrip("/")
+        self.retry_after = retry_after
+        self._client = httpx.AsyncClient(timeout=timeout, headers=headers, transport=transport)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``path``; the decoded JSON object answered."""
+        try:
+            response = await self._client.post(self.url + path, json=body)
+        except httpx.HTTPError as exc:
+            raise AuthUnavailable(f"x402 facilitator unreachable: {type(exc).__name__}",
+                                  retry_after=self.retry_after) from None
+        if response.status_code >= 500:
+            raise AuthUnavailable(f"x402 facilitator answered {response.status_code}",
+                                  retry_after=self.retry_after)
+        try:
+            data = response.json()
+        except ValueError:
+            raise PaymentProviderError(f"{path}: {response.status_code}, not JSON") from None
+        if not isinstance(data, dict):
+            raise PaymentProviderError(f"{path}: not a JSON object")
+        return data
+
+
+def _code(value: Any) -> str:
+    """A facilitator's reason code, only if it is a short safe token."""
+    return value if isinstance(value, str) and _SAFE_CODE.fullmatch(value) else "rejected"
+
+
+class X402Verifier:
+    """Payments by x402 v2 through a facilitator.
+
+    Args:
+        facilitator: The facilitator client.
+        network: CAIP-2 network id (``"eip155:8453"``).
+        asset: The asset's address or name.
+        pay_to: The recipient.
+        currency: The price currency this asset stands for (``"USD"`` for USDC).
+        decimals: Decimals of the asset: a price of 0.01 with 6 decimals is ``"10000"``.
+        scheme: The x402 scheme (``"exact"``).
+        max_timeout_seconds: How long the payment authorization stays valid.
+        extra: Scheme-specific members of the requirement (``{"name", "version"}``…).
+        accept_v1: Also read the proof from ``X-PAYMENT`` (x402 v1 clients).
+    """
+
+    name = "x402"
+    needs_identity = False
+
+    def __init__(self, *, facilitator: FacilitatorClient, network: str, asset: str,
+                 pay_to: str, currency: str = "USD", decimals: int = 6,
+                 scheme: str = "exact", max_timeout_seconds: int = 60,
+                 extra: dict[str, Any] | None = None, accept_v1: bool = False) -> None:
+        if decimals < 0 or max_timeout_seconds < 1:
+            raise ConfigurationError("X402Verifier: decimals >= 0, max_timeout_seconds >= 1")
+        self.facilitator = facilitator
+        self.network = network
+        self.asset = asset
+        self.pay_to = pay_to
+        self.currency = currency
+        self.decimals = decimals
+        self.scheme = scheme
+        self.max_timeout_seconds = max_timeout_seconds
+        self.extra = dict(extra or {})
+        self.accept_v1 = accept_v1
+
+    def requirements(self, ctx: PaymentContext) -> dict[str, Any] | None:
+        """This request's ``accepts[]`` entry (``None`` if priced in another currency)."""
+        if ctx.price.currency != self.currency:
+            return None
+        atomic = (ctx.price.amount * (Decimal(10) ** self.decimals)).to_integral_value(
+            rounding=ROUND_CEILING)
+        return {
+            "scheme": self.scheme, "network": self.network, "asset": self.asset,
+            "amount": str(int(atomic)), "payTo": self.pay_to,
+            "maxTimeoutSeconds": self.max_timeout_seconds, "extra": dict(self.extra),
+        }
+
+    def _resource(self, ctx: PaymentContext) -> dict[str, Any]:
+        out: dict[str, Any] = {"url": str(ctx.conn.url)}
+        if ctx.price.description:
+            out["description"] = ctx.price.description
+        return out
+
+    def offer(self, ctx: PaymentContext) -> Offer | None:
+        """The ``PAYMENT-REQUIRED`` header, and the same requirement in the body."""
+        accepts = self.requirements(ctx)
+        if accepts is None:
+            return None
+        required = {"x402Version": 2, "resource": self._resource(ctx), "accepts": [accepts]}
+        return Offer(body={"scheme": "x402", "x402Version": 2, "accepts": [accepts]},
+                     headers={"PAYMENT-REQUIRED": b64json(required)})
+
+    def extract(self, ctx: PaymentContext) -> dict[str, Any] | None:
+        """The decoded ``PAYMENT-SIGNATURE`` (or ``X-PAYMENT``) value; no I/O."""
+        names = (b"payment-signature", b"x-payment") if self.accept_v1 else (
+            b"payment-signature",)
+        raw = next((v for n, v in ctx.conn.scope["headers"] if n in names), None)
+        if raw is None:
+            return None
+        try:
+            if len(raw) > _MAX_HEADER:
+                raise ValueError("too long")
+            data = json.loads(base64.b64decode(raw, validate=True))
+            if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
+                raise ValueError("no payload")
+            if data.get("x402Version", 1) == 2 and not isinstance(data.get("accepted"), dict):
+                raise ValueError("no accepted requirement")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise PaymentRejected("The x402 payment header could not be parsed: it must be "
+                                  "base64 JSON with 'payload' and 'accepted'.") from None
+        return data
+
+    async def verify(self, credential: dict[str, Any],
+                     ctx: PaymentContext) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Match the proof to this request's requirement, then ask the facilitator."""
+        wanted = self.requirements(ctx)
+        if wanted is None:
+            raise PaymentRejected("This request is not payable with x402.")
+        accepted = credential.get("accepted")
+        if credential.get("x402Version", 1) == 2:
+            assert isinstance(accepted, dict)  # noqa: S101 - checked by extract
+            for key in ("scheme", "network", "asset", "amount", "payTo"):
+                if str(accepted.get(key)) != str(wanted[key]):
+                    raise PaymentRejected(
+                        f"The x402 payment does not match this request's requirement "
+                        f"({key}); pay the one in PAYMENT-REQUIRED.")
+        body = {"x402Version": credential.get("x402Version", 2), "paymentPayload": credential,
+                "paymentRequirements": wanted}
+        answer = await self.facilitator.call("/verify", body)
+        valid = answer.get("isValid")
+        if not isinstance(valid, bool):
+            raise PaymentProviderError("/verify: no boolean isValid")
+        if not valid:
+            raise PaymentRejected(
+                f"The payment was declined ({_code(answer.get('invalidReason'))}).")
+        return body, answer
+
+    async def settle(self, verified: tuple[dict[str, Any], dict[str, Any]],
+                     ctx: PaymentContext) -> dict[str, str]:
+        """Settle through the facilitator; ``PAYMENT-RESPONSE`` for the response."""
+        body, _ = verified
+        answer = await self.facilitator.call("/settle", body)
+        success = answer.get("success")
+        if not isinstance(success, bool):
+            raise PaymentProviderError("/settle: no boolean success")
+        if not success:
+            raise PaymentRejected(
+                f"The payment could not be settled ({_code(answer.get('errorReason'))}).")
+        transaction, network = answer.get("transaction"), answer.get("network")
+        if not isinstance(transaction, str) or not isinstance(network, str):
+            raise PaymentProviderError("/settle: no transaction or network")
+        response = {k: v for k, v in answer.items()
+                    if k in ("success", "transaction", "network", "payer", "amount")}
+        return {"PAYMENT-RESPONSE": b64json(response)}
