@@ -199,8 +199,11 @@ def check_token(
         findings.append(text + " Get a new token (refresh it or sign in again).")
     elif exp is None and "exp" in claims:
         findings.append("exp is not a number.")
+    # ``Date`` has one-second resolution: a fresh token's nbf/iat may lie a second past it.
+    # Only a server that said "not yet valid" is taken at its word for a smaller gap.
+    slack = 0.0 if problem.known_reason is Reason.TOKEN_NOT_YET_VALID else SKEW_TOLERANCE
     for name, when in (("nbf", nbf), ("iat", iat)):
-        if when is not None and when > ref:
+        if when is not None and when > ref + slack:
             findings.append(
                 f"{name}: the token is valid only from {_ago(when - ref)} after {ref_name}'s "
                 "time: the issuer's clock is ahead of the server's (or the server's behind). "
