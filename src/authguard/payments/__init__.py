@@ -7,7 +7,8 @@
   single-use receipts.
 * :class:`authguard.payments.x402.X402Verifier` — x402 v2 through a facilitator (needs the
   ``x402`` extra; import it from :mod:`authguard.payments.x402`).
-* :func:`authguard.payments.client.pay_and_retry` — the client side.
+* :func:`authguard.client.pay_and_retry` — the client side: pay through a callback and
+  retry once.
 """
 
 from .base import (

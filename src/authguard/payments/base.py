@@ -63,7 +63,9 @@ class Price:
 
     def __post_init__(self) -> None:
         try:
-            amount = Decimal(self.amount)
+            # A float goes through its shortest repr: 0.1 is Decimal("0.1"), not 0.1000…0555.
+            raw = str(self.amount) if isinstance(self.amount, float) else self.amount
+            amount = Decimal(raw)
         except (InvalidOperation, TypeError, ValueError):
             raise ConfigurationError(f"Price.amount: {self.amount!r} is not a number") from None
         if not amount.is_finite() or amount < 0:
@@ -204,10 +206,12 @@ class _Settlement:
 
     async def on_start(self, message: Message) -> None:
         status = int(message.get("status", 200))
-        if not 200 <= status < 300:
-            return  # nothing served, nothing charged (on_success) / no receipt on errors
         if self.headers is None:
+            if not 200 <= status < 300:
+                return  # on_success: nothing served, nothing charged
             await self._settle()
+        # Settled (before the app ran, or just now): the response says so, whatever its
+        # status, so that a client charged for a failed request holds the receipt.
         headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
         added = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                  for k, v in (self.headers or {}).items()]

@@ -214,7 +214,8 @@ class ReceiptVerifier:
                 raise TypeError("not objects")
             if not all(isinstance(v, str) for v in challenge.values()):
                 raise TypeError("challenge values are not strings")
-        except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
+            # RecursionError: JSON nested too deeply for the decoder (never a 500).
             raise PaymentRejected("The Payment credential could not be parsed: it must be "
                                   "base64url JSON with 'challenge' and 'payload'.") from None
         return data, field

@@ -158,11 +158,16 @@ class X402Verifier:
             data = json.loads(base64.b64decode(raw, validate=True))
             if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
                 raise ValueError("no payload")
-            if data.get("x402Version", 1) == 2 and not isinstance(data.get("accepted"), dict):
+            version = data.get("x402Version", 1)
+            if type(version) is not int or version not in ((1, 2) if self.accept_v1 else (2,)):
+                raise ValueError("unsupported x402Version")
+            if version == 2 and not isinstance(data.get("accepted"), dict):
                 raise ValueError("no accepted requirement")
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, binascii.Error, RecursionError):
+            # RecursionError: JSON nested too deeply for the decoder (never a 500).
             raise PaymentRejected("The x402 payment header could not be parsed: it must be "
-                                  "base64 JSON with 'payload' and 'accepted'.") from None
+                                  "base64 JSON with x402Version 2, 'payload' and "
+                                  "'accepted'.") from None
         return data
 
     async def verify(self, credential: dict[str, Any],
