@@ -1,12 +1,16 @@
 """Two replicas of the example app under uvicorn sharing one real redis-server: failed
 attempts add up, revocations and logouts reach the other replica, and a Redis that stops or
 freezes mid-run gives 503 auth_unavailable with Retry-After (never a 500, never a hang),
-then 200s again once it is back, without restarting the app."""
+then 200s again once it is back, without restarting the app. A payment is spent once across
+both replicas: a receipt used on one is a replay on the other, and of concurrent requests
+carrying it exactly one is served."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,21 +182,92 @@ def _payment_challenge_id(r: httpx.Response) -> str:
     raise AssertionError("no Payment challenge")
 
 
+def _pay(base: str) -> dict[str, str]:
+    """Ask ``base`` for a Payment challenge and pay it there (``POST /billing/pay`` knows
+    only the challenges its own process issued); the header that buys one request."""
+    with http_client(base) as c:
+        r = c.get("/paid/quote")
+        assert r.status_code == 402 and r.json()["reason"] == "payment_required"
+        paid = c.post("/billing/pay", json={"challenge": _payment_challenge_id(r)})
+        assert paid.status_code == 200, paid.text
+        authorization = paid.json()["authorization"]
+        assert authorization.startswith("Payment ")
+        return {"Authorization": authorization}
+
+
+def _is_replay(r: httpx.Response) -> None:
+    assert r.status_code == 402, r.text
+    assert r.json()["reason"] == "payment_invalid"
+    assert "already used" in r.json()["detail"]
+    assert "payment-receipt" not in r.headers
+
+
 def test_a_payment_receipt_used_on_one_replica_is_a_replay_on_the_other(
         replicas: Replicas) -> None:
     with http_client(replicas.a) as a, http_client(replicas.b) as b:
-        r = a.get("/paid/quote")
-        if r.status_code == 404:
-            pytest.skip("the example app takes no payments yet (GET /paid/quote, "
-                        "POST /billing/pay): nothing to replay across replicas")
-        assert r.status_code == 402 and r.json()["reason"] == "payment_required"
-        paid = a.post("/billing/pay", json={"challenge": _payment_challenge_id(r)})
-        assert paid.status_code == 200
-        authorization = {"Authorization": paid.json()["authorization"]}
-        # paid through A, used on B: B accepts what A issued…
+        authorization = _pay(replicas.a)
+        r = a.get("/paid/quote", headers=authorization)  # paid on A, used on A
+        assert r.status_code == 200 and r.json()["symbol"] == "AGRD"
+        assert r.headers["payment-receipt"]
+        _is_replay(b.get("/paid/quote", headers=authorization))  # replayed on B
+        _is_replay(a.get("/paid/quote", headers=authorization))
+
+        # the other way round: B accepts what A issued, and once used it is used everywhere
+        authorization = _pay(replicas.a)
         r = b.get("/paid/quote", headers=authorization)
         assert r.status_code == 200 and "payment-receipt" in r.headers
-        # …and once used, it is used everywhere
-        for c in (a, b):
-            r = c.get("/paid/quote", headers=authorization)
-            assert r.status_code == 402 and r.json()["reason"] == "payment_invalid"
+        _is_replay(a.get("/paid/quote", headers=authorization))
+    import redis
+
+    client = redis.Redis.from_url(replicas.redis.url)
+    try:
+        keys = client.keys("authguard-demo:nonce:*")
+        assert len(keys) == 2, keys  # the two spent payments, and nothing else
+        assert all(0 < client.pttl(k) <= 400_000 for k in keys)  # they expire
+    finally:
+        client.close()
+
+
+def test_one_payment_spent_concurrently_on_both_replicas_buys_exactly_one_answer(
+        replicas: Replicas) -> None:
+    """A double spend: the same authorization sent at once to both replicas, many times."""
+    attempts = 16
+    for _ in range(3):  # three payments, each raced on both replicas
+        authorization = _pay(replicas.a)
+        barrier = threading.Barrier(attempts)
+
+        def spend(i: int, authorization: dict[str, str] = authorization,
+                  barrier: threading.Barrier = barrier) -> httpx.Response:
+            with http_client(replicas.a if i % 2 else replicas.b) as c:
+                c.get("/public")  # connect first, so that the requests leave together
+                barrier.wait(timeout=30)
+                return c.get("/paid/quote", headers=authorization)
+
+        with ThreadPoolExecutor(max_workers=attempts) as pool:
+            answers = list(pool.map(spend, range(attempts)))
+        served = [r for r in answers if r.status_code == 200]
+        assert len(served) == 1, [r.status_code for r in answers]
+        assert "payment-receipt" in served[0].headers
+        for r in answers:
+            if r.status_code != 200:
+                _is_replay(r)
+
+
+def test_a_payment_while_redis_is_down_is_503_never_402(replicas: Replicas) -> None:
+    """Never a 402 for a failure of ours: a client told to pay again might pay twice."""
+    authorization = _pay(replicas.a)
+    replicas.redis.stop()
+    try:
+        with http_client(replicas.b) as b:
+            r = b.get("/paid/quote")  # a challenge needs no store: still a 402 to pay
+            assert r.status_code == 402 and r.json()["reason"] == "payment_required"
+            r = b.get("/paid/quote", headers=authorization)
+            assert r.status_code == 503, r.text
+            assert r.json()["reason"] == "auth_unavailable"
+            assert r.headers["retry-after"] == "5" and "payment-receipt" not in r.headers
+    finally:
+        replicas.redis.start()
+    with http_client(replicas.a) as a, http_client(replicas.b) as b:
+        r = b.get("/paid/quote", headers=authorization)  # the same payment, not lost
+        assert r.status_code == 200 and "payment-receipt" in r.headers
+        _is_replay(a.get("/paid/quote", headers=authorization))
