@@ -9,6 +9,8 @@ Needs the ``client`` extra (``pip install 'authguard[client]'``: httpx and rich)
 * :class:`AuthError` and its subclasses — one exception per fix (see
   :mod:`authguard.client.errors` for the tree).
 * :func:`raise_for_auth`, :func:`araise_for_auth`, :class:`BearerAuth` — httpx integration.
+* :func:`pay_and_retry`, :func:`apay_and_retry` — on a 402, pay through a callback and
+  retry once (:mod:`authguard.client.payments`).
 * ``authguard explain URL`` — :mod:`authguard.client.explain`.
 """
 
@@ -33,6 +35,7 @@ from .errors import (
     error_for,
 )
 from .httpx_auth import BearerAuth, araise_for_auth, raise_for_auth
+from .payments import PayCallback, apay_and_retry, pay_and_retry
 from .problem import Problem, ReasonSource, parse_retry_after
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "InvalidAuthRequest",
     "InvalidCredentials",
     "Params",
+    "PayCallback",
     "PaymentProviderFailed",
     "PaymentRequired",
     "Problem",
@@ -57,10 +61,12 @@ __all__ = [
     "TokenExpired",
     "TokenNotYetValid",
     "TooManyAttempts",
+    "apay_and_retry",
     "araise_for_auth",
     "error_class",
     "error_for",
     "parse_retry_after",
     "parse_www_authenticate",
+    "pay_and_retry",
     "raise_for_auth",
 ]
