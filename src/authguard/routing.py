@@ -36,6 +36,7 @@ __all__ = [
     "find_routes",
     "iter_routes",
     "match_route",
+    "method_allowed",
     "route_policy",
     "warn_unprotected",
 ]
@@ -180,6 +181,28 @@ def match_route(routes: Sequence[BaseRoute], scope: Scope
         if partial is None:
             partial = (True, _endpoint_policy(route), params)
     return partial or (False, None, {})
+
+
+def method_allowed(routes: Sequence[BaseRoute], scope: Scope) -> bool:
+    """``False`` when the path matches routes only for other methods (the router will
+    answer 405): a payment must not be asked for, or taken, for such a request."""
+    partial = False
+    for route in routes:
+        if _is_included_router(route):
+            match = _match_included(route, scope)[0]
+        else:
+            match, child = route.matches(scope)
+            inner = getattr(route, "routes", None) if isinstance(route, Mount | Host) else None
+            if match is not Match.NONE and inner:
+                if method_allowed(inner, {**scope, **child}):
+                    return True
+                partial = True
+                continue
+        if match is Match.FULL:
+            return True
+        if match is Match.PARTIAL:
+            partial = True
+    return not partial
 
 
 def find_routes(app: Any) -> Sequence[BaseRoute] | None:

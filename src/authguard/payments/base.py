@@ -32,6 +32,7 @@ from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..middleware import RESPONSE_HOOK
 from ..reasons import Reason
+from ..routing import find_routes, method_allowed
 
 __all__ = [
     "Offer",
@@ -277,6 +278,9 @@ class Payment(Requirement):
         return result
 
     async def check(self, ctx: Context) -> Refusal | None:
+        routes = find_routes(ctx.conn.scope.get("app"))
+        if routes is not None and not method_allowed(routes, ctx.conn.scope):
+            return None  # the router answers 405: nothing to pay for, nothing is taken
         usable = [v for v in self.verifiers if ctx.identity is not None or not v.needs_identity]
         if not usable:
             # Plans need an identity: ask for one first, with no prices (DESIGN §1).
