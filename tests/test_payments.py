@@ -36,6 +36,7 @@ from authguard import (
     protect,
 )
 from authguard.challenges import Challenge, parse_www_authenticate
+from authguard.client import PaymentRequired, apay_and_retry
 from authguard.composition import Requirement
 from authguard.payments import (
     Entitlement,
@@ -95,6 +96,10 @@ async def streamed(request: Request) -> StreamingResponse:
     return StreamingResponse(chunks(), media_type="text/plain")
 
 
+async def echo(request: Request) -> Response:
+    return JSONResponse({"got": (await request.json())})
+
+
 async def garbage(request: Request) -> Response:
     return PlainTextResponse("<html>not a facilitator</html>")
 
@@ -111,6 +116,16 @@ def facilitator(kind: str) -> FacilitatorClient:
                                 Route("/settle", garbage, methods=["POST"])])
     elif kind == "no-isvalid":
         app = Starlette(routes=[Route("/verify", answers_nothing, methods=["POST"])])
+    elif kind in ("settle-garbage", "settle-declined"):
+        demo = demo_facilitator()
+
+        async def declined(request: Request) -> Response:
+            return JSONResponse({"success": False, "errorReason": "insufficient_funds",
+                                 "transaction": "", "network": X402_NETWORK})
+
+        settle = garbage if kind == "settle-garbage" else declined
+        app = Starlette(routes=[Route("/settle", settle, methods=["POST"]),
+                                Route("/verify", demo, methods=["POST"])])
     else:  # "down": a loopback port nobody listens on (connection refused)
         return FacilitatorClient(f"http://127.0.0.1:{free_port()}", timeout=2.0, retry_after=7)
     return FacilitatorClient("http://facilitator.test", transport=httpx.ASGITransport(app=app))
@@ -131,7 +146,11 @@ class World:
                                         recipient="shop", ttl=60)
         self.x402 = {kind: X402Verifier(facilitator=facilitator(kind), network=X402_NETWORK,
                                         asset=X402_ASSET, pay_to=X402_PAY_TO, scheme="demo")
-                     for kind in ("demo", "garbage", "no-isvalid", "down")}
+                     for kind in ("demo", "garbage", "no-isvalid", "down", "settle-garbage",
+                                  "settle-declined")}
+        self.x402["v1"] = X402Verifier(facilitator=facilitator("demo"), network=X402_NETWORK,
+                                       asset=X402_ASSET, pay_to=X402_PAY_TO, scheme="demo",
+                                       accept_v1=True)
         self.app = self._app()
 
     def _app(self) -> AuthGuardMiddleware:
@@ -143,12 +162,13 @@ class World:
         def paid(*verifiers: PaymentVerifier, **kw: Any) -> Payment:
             return Payment(price, verifiers=list(verifiers), **kw)
 
-        def route(path: str, requirement: Requirement, endpoint: Endpoint = ok) -> Route:
+        def route(path: str, requirement: Requirement, endpoint: Endpoint = ok,
+                  methods: tuple[str, ...] = ("GET",)) -> Route:
             # a fresh function per route: protect() marks the function object it decorates
             async def fresh(request: Request) -> Response:
                 return await endpoint(request)
 
-            return Route(path, protect(requirement)(fresh))
+            return Route(path, protect(requirement)(fresh), methods=list(methods))
 
         routes = [
             route("/plan", Authenticated() & Payment(verifiers=[plan])),
@@ -163,6 +183,10 @@ class World:
             route("/x402/garbage", paid(self.x402["garbage"])),
             route("/x402/no-isvalid", paid(self.x402["no-isvalid"])),
             route("/x402/down", paid(self.x402["down"])),
+            route("/x402/settle-garbage", paid(self.x402["settle-garbage"])),
+            route("/x402/settle-declined", paid(self.x402["settle-declined"])),
+            route("/x402/v1", paid(self.x402["v1"])),
+            route("/echo", paid(receipts), echo, ("POST",)),
         ]
         keys = StaticAPIKeys({
             hash_api_key("k-alice"): Identity(subject="alice", scheme="ApiKey",
@@ -390,6 +414,7 @@ async def test_credits_are_used_atomically(client: httpx.AsyncClient, world: Wor
     assert left is not None and left.credits == 0
     body = assert_402(await client.get("/credits", headers=ALICE))
     assert body["payment"]["offers"][0]["credits"] == 1
+    assert body["detail"] == "This needs 1 credit, and 0 are left."
 
 
 # -- the IETF Payment scheme ---------------------------------------------------------------
@@ -725,3 +750,68 @@ async def test_a_facilitator_that_dies_between_verify_and_settle_is_503() -> Non
         r = await c.get("/x", headers={"PAYMENT-SIGNATURE": x402_signature(REQUIREMENT)})
     assert r.status_code == 503 and r.headers["retry-after"] == "3"
     assert served == []
+
+
+@pytest.mark.parametrize("path", ["/x402/settle-garbage"])
+async def test_a_settlement_answered_with_garbage_is_502_and_nothing_is_served(
+        raw: httpx.AsyncClient, path: str) -> None:
+    r = await raw.get(path, headers={"PAYMENT-SIGNATURE": x402_signature(REQUIREMENT)})
+    assert r.status_code == 502 and r.json()["reason"] == "payment_provider_error"
+    assert "ok" not in r.json()
+
+
+async def test_a_declined_settlement_is_payment_invalid(client: httpx.AsyncClient) -> None:
+    r = await client.get("/x402/settle-declined",
+                         headers={"PAYMENT-SIGNATURE": x402_signature(REQUIREMENT)})
+    body = assert_402(r, "payment_invalid")
+    assert "could not be settled (insufficient_funds)" in body["detail"]
+    assert x402_required(r)["accepts"] == [REQUIREMENT]
+
+
+async def test_x_payment_is_read_only_with_accept_v1(client: httpx.AsyncClient) -> None:
+    signature = x402_signature(REQUIREMENT, "v1-nonce")
+    assert_402(await client.get("/quote", headers={"X-PAYMENT": signature}))
+    r = await client.get("/x402/v1", headers={"X-PAYMENT": signature})
+    assert r.status_code == 200 and "payment-response" in r.headers
+
+
+async def test_receipt_keys_rotate(client: httpx.AsyncClient, world: World) -> None:
+    """Challenges paid under the old key still pass once the new key signs."""
+    credential = await pay(client, world, "/quote")
+    rotated = ReceiptVerifier(secret=[SECRET, "a-new-payment-secret-0123456789abcdef"],
+                              nonces=world.nonces, realm="test", recipient="shop", ttl=60)
+    app = AuthGuardMiddleware(
+        Starlette(routes=[Route("/r", protect(Payment(Price(Decimal("0.01")),
+                                                      verifiers=[rotated]))(ok))]),
+        AuthGuard(authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))],
+                  clock=world.clock))
+    async with asgi_client(app) as c:
+        assert (await c.get("/r", headers={"Authorization": credential})).status_code == 200
+        new = rotated.pay(dict(payment_challenge(await c.get("/r")).params))
+    assert_402(await client.get("/quote", headers={"Authorization": new}), "payment_invalid")
+
+
+# -- the client side, in process --------------------------------------------------------------
+
+
+async def test_apay_and_retry_replays_the_body(client: httpx.AsyncClient, world: World) -> None:
+    seen: list[PaymentRequired] = []
+
+    def pay(error: PaymentRequired) -> dict[str, str]:
+        seen.append(error)
+        ch = next(c for c in error.problem.challenges if c.scheme == "Payment")
+        return {"Authorization": world.receipts.pay(dict(ch.params))}
+
+    request = client.build_request("POST", "/echo", json={"rows": [1, 2]})
+    r = await apay_and_retry(client, request, pay)
+    assert r.status_code == 200 and r.json() == {"got": {"rows": [1, 2]}}
+    assert len(seen) == 1 and seen[0].status == 402 and seen[0].payment is not None
+
+
+@pytest.mark.parametrize(("answer", "error"), [({}, ValueError), ({"X": 1}, TypeError),
+                                               ("Payment x", TypeError)])
+async def test_apay_and_retry_refuses_a_callback_that_returns_no_headers(
+        client: httpx.AsyncClient, answer: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="callback"):
+        await apay_and_retry(client, client.build_request("GET", "/quote"),
+                             lambda e: answer)

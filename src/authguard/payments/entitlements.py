@@ -137,7 +137,7 @@ class EntitlementVerifier:
         extensions: dict[str, Any] = {}
         if self.checkout:
             extensions["checkout"] = self.checkout
-        wanted = " or ".join(repr(p) for p in self.plans) or "credits"
+        wanted = " or ".join(repr(p) for p in self.plans)
         if (entitlement is not None and entitlement.plan in self.plans
                 and entitlement.expires_at is not None):
             when = _iso(entitlement.expires_at)
@@ -145,9 +145,12 @@ class EntitlementVerifier:
             return PaymentRejected(
                 f"Your {entitlement.plan!r} plan expired at {when}; renew it to continue.",
                 reason=Reason.PAYMENT_REQUIRED, extensions=extensions)
-        if self.credits and entitlement is not None and entitlement.credits:
+        if self.credits:
+            left = entitlement.credits if entitlement is not None else 0
+            plan = f"an active plan ({wanted}) or " if self.plans else ""
             return PaymentRejected(
-                f"This costs {self.credits} credits and {entitlement.credits} are left.",
+                f"This needs {plan}{self.credits} credit{'s' if self.credits != 1 else ''}, "
+                f"and {left} {'is' if left == 1 else 'are'} left.",
                 reason=Reason.PAYMENT_REQUIRED, extensions=extensions)
         return PaymentRejected(f"This needs an active plan ({wanted}).",
                                reason=Reason.PAYMENT_REQUIRED, extensions=extensions)
