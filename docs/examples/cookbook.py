@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
@@ -14,19 +12,17 @@ from authguard import (
     APIKeyAuthenticator,
     AuthGuard,
     AuthGuardMiddleware,
-    Context,
     HasRoles,
     HasScopes,
     Identity,
     Permission,
-    Reason,
-    Refusal,
     Requirement,
     StaticAPIKeys,
     StepUp,
     hash_api_key,
     protect,
 )
+from authguard.payments import Entitlement, EntitlementVerifier, MemoryEntitlementStore, Payment
 
 
 def ident(subject: str, **kw: object) -> Identity:
@@ -37,7 +33,7 @@ keys = StaticAPIKeys({
     hash_api_key("key-alice-0123456789"): ident("alice", scopes=frozenset({"notes:read"})),
     hash_api_key("key-bob-0123456789"): ident("bob", roles=frozenset({"admin"})),
     hash_api_key("key-carol-0123456789"): ident(
-        "carol", acr="mfa", claims={"plan": "pro"}, scopes=frozenset({"notes:read"})),
+        "carol", acr="mfa", scopes=frozenset({"notes:read"})),
 })
 guard = AuthGuard(authenticators=[APIKeyAuthenticator(store=keys)])
 
@@ -62,26 +58,11 @@ read_or_admin = HasScopes("notes:read") | HasRoles("admin")
 
 
 # --8<-- [start:paid]
-class HasPlan(Requirement):
-    """An active plan, read from the identity's claims: 402 when missing."""
+plans = MemoryEntitlementStore({"carol": Entitlement(plan="pro")})  # a plan with no end
+pro_plan = EntitlementVerifier(plans, plans=["pro"], checkout="/billing")
 
-    order: ClassVar[int] = 3  # checked after identity and permissions (DESIGN §1)
-
-    def __init__(self, plan: str) -> None:
-        self.plan = plan
-
-    async def check(self, ctx: Context) -> Refusal | None:
-        if ctx.identity is None:
-            return Refusal(Reason.CREDENTIALS_MISSING)
-        if ctx.identity.claims.get("plan") == self.plan:
-            return None
-        return Refusal(Reason.PAYMENT_REQUIRED, f"This needs the {self.plan} plan.")
-
-    def describe(self) -> str:
-        return f"plan {self.plan}"
-
-
-premium = HasScopes("notes:read") & HasPlan("pro")
+# Payment is always decided last: a missing scope is a 403 before any price is shown.
+premium = HasScopes("notes:read") & Payment(verifiers=[pro_plan])
 # --8<-- [end:paid]
 
 # --8<-- [start:step_up]
