@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -36,10 +37,23 @@ from authguard import (
     StaticPasswords,
     protect,
 )
+from authguard.payments import Payment, Price, ReceiptVerifier
+from authguard.payments.x402 import FacilitatorClient
+from authguard.stores import MemoryNonceStore
+from authguard.stores import redis as redis_stores
 from helpers import uvicorn_server
 
 GOOD_HS256 = "k" * 32
+GOOD_PAYMENT = "p" * 32
+PRICE = Price(Decimal("0.01"), "USD")
 basic = BasicAuthenticator(verifier=StaticPasswords({}))
+
+
+def receipts(**kw: Any) -> ReceiptVerifier:
+    args: dict[str, Any] = {"secret": GOOD_PAYMENT, "nonces": MemoryNonceStore(),
+                            "realm": "shop"}
+    args.update(kw)
+    return ReceiptVerifier(**args)
 
 
 def bearer(**kw: Any) -> BearerAuthenticator:
@@ -107,6 +121,36 @@ MISTAKES: list[tuple[str, Callable[[], object], str]] = [
      "header/query_param/cookie"),
     ("a Basic realm outside Latin-1",
      lambda: BasicAuthenticator(verifier=StaticPasswords({}), realm="日本"), "realm"),
+    # payments
+    ("a receipt secret shorter than 32 bytes", lambda: receipts(secret="p" * 31),
+     "ReceiptVerifier.secret"),
+    ("an old receipt secret too short, in a rotation list",
+     lambda: receipts(secret=["short", GOOD_PAYMENT]), "ReceiptVerifier.secret"),
+    ("an empty list of receipt secrets", lambda: receipts(secret=[]),
+     "ReceiptVerifier.secret"),
+    ("a receipt realm with CR/LF", lambda: receipts(realm="shop\r\nSet-Cookie: x=1"),
+     "ReceiptVerifier.realm"),
+    ("a payment method that is no token", lambda: receipts(method="Card Payment"),
+     "ReceiptVerifier.method"),
+    ("a payment intent with a quote", lambda: receipts(intent='charge"'),
+     "ReceiptVerifier.intent"),
+    ("challenges that expire at once", lambda: receipts(ttl=0), "ReceiptVerifier.ttl"),
+    ("a credential header of another name",
+     lambda: receipts(header="X-Payment"), "ReceiptVerifier.header"),  # type: ignore[arg-type]
+    ("a Payment requirement without verifiers",
+     lambda: Payment(PRICE, verifiers=[]), "Payment.verifiers"),
+    ("a pay-per-request verifier without a price",
+     lambda: Payment(verifiers=[receipts()]), "Payment.price"),
+    ("a settlement time that does not exist",
+     lambda: Payment(PRICE, verifiers=[receipts()], settle="after"),  # type: ignore[arg-type]
+     "Payment.settle"),
+    ("a price that is not a number", lambda: Price("ten"), "Price.amount"),  # type: ignore[arg-type]
+    ("a negative price", lambda: Price(Decimal("-0.01")), "Price.amount"),
+    ("an x402 facilitator that is not an http(s) URL",
+     lambda: FacilitatorClient("ftp://facilitator.example"), "FacilitatorClient.url"),
+    # Redis stores
+    ("a Redis timeout of zero (a request could hang)",
+     lambda: redis_stores.from_url("redis://127.0.0.1:1/0", timeout=0), "timeout"),
 ]
 
 
@@ -132,6 +176,10 @@ def test_the_correct_settings_are_accepted() -> None:
                          allowed_origins=["https://app.example"])
     NetworkPolicy(use_forwarded=True, trusted_proxies=["10.0.0.1", "fd00::/8"])
     AuthGuard(authenticators=[basic], login_url="/login", max_credentials_bytes=256)
+    Payment(PRICE, verifiers=[receipts(secret=["q" * 32, GOOD_PAYMENT], ttl=1)],
+            settle="on_success")
+    Price(0.1)
+    FacilitatorClient("http://127.0.0.1:9/")
 
 
 @pytest.mark.e2e
@@ -148,6 +196,12 @@ def test_the_example_app_refuses_to_start_with_a_weak_secret() -> None:
         pass  # pragma: no cover
     assert "ConfigurationError: secret_keys[0]: a session key needs at least 32" in str(
         info.value)
+    with pytest.raises(RuntimeError) as info, uvicorn_server(
+        "app:app", env={"AUTHGUARD_DEMO_PAYMENT_SECRET": "weak-payment-secret"}
+    ):
+        pass  # pragma: no cover
+    assert "ConfigurationError: ReceiptVerifier.secret: at least 32 bytes" in str(info.value)
+    assert "weak-payment-secret" not in str(info.value)  # the message names, never echoes
 
 
 async def test_deny_by_default_warns_at_start_up_naming_unprotected_routes(
