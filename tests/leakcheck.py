@@ -7,10 +7,12 @@ uvicorn server started through ``helpers.uvicorn_server``. ``test_secrets_leak.p
 runs last, checks the corpus against:
 
 * the fixed secrets of the suite: demo passwords and API keys, the JWT and session secrets;
-* every credential a test client sent (``Authorization`` parameters and decoded Basic
-  passwords, ``X-API-Key``, cookie values, ``password`` members of JSON bodies) — unless the
-  server had handed it out first (a session cookie from ``POST /login``, a payment
-  authorization from ``POST /billing/pay``): those are the server's to send.
+* every credential a test client sent (``Authorization`` and ``Payment-Authorization``
+  parameters, decoded Basic passwords, the receipt inside a decoded ``Payment`` credential,
+  ``X-API-Key``, cookie values, x402 ``PAYMENT-SIGNATURE``/``X-PAYMENT`` values and the
+  signature inside them, ``password`` members of JSON bodies) — unless the server had
+  handed it out first (a session cookie from ``POST /login``, a payment authorization from
+  ``POST /billing/pay``): those are the server's to send.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ STATIC_SECRETS = {
     "demo API key (bob)": "demo-key-bob-0123456789",
     "demo JWT secret": "demo-jwt-secret-0123456789abcdef-0123456789",
     "demo session secret": "demo-session-secret-0123456789abcdef-0123",
+    "demo payment secret": "demo-payment-secret-0123456789abcdef-0123",
+    "demo x402 wallet key": "demo-x402-wallet-key-0123456789abcdef",
     # tests/hardening_app.py
     "hardening password": "hardening-password-7f3a",
     "hardening API key": "hardening-key-0123456789abcdef",
@@ -44,6 +48,18 @@ STATIC_SECRETS = {
 }
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message", "asctime", "taskName"}
+
+
+def _decoded_json(text: str) -> dict[str, Any] | None:
+    """``text`` as base64 (either alphabet, padded or not) JSON object, else ``None``."""
+    text = text.strip()
+    try:
+        raw = base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_").rstrip("=")
+                                       + "=" * (-len(text.rstrip("=")) % 4))
+        data = json.loads(raw)
+    except (binascii.Error, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _interesting(value: str) -> bool:
@@ -70,13 +86,24 @@ class Recorder:
         if _interesting(value) and value not in self.sent:
             self.sent[value] = (len(self.texts), f"{where} sent by {self.current}")
 
+    def payment_proof(self, value: str, where: str, member: str) -> None:
+        """The proof inside a payment credential (``payload.receipt`` of an IETF
+        ``Payment`` credential, ``payload.signature`` of an x402 one), if it decodes."""
+        data = _decoded_json(value)
+        payload = data.get("payload") if data else None
+        if isinstance(payload, dict) and isinstance(payload.get(member), str):
+            self.credential(payload[member], f"payment {member} in {where}")
+
     def request(self, request: httpx.Request) -> None:
         for name, value in request.headers.multi_items():
             lname = name.lower()
-            if lname == "authorization":
+            if lname in ("authorization", "payment-authorization"):
                 scheme, _, param = value.partition(" ")
-                self.credential(param, "Authorization")
-                if scheme.lower() == "basic":
+                label = "Authorization" if lname == "authorization" else "Payment-Authorization"
+                self.credential(param, label)
+                if scheme.lower() == "payment":
+                    self.payment_proof(param, label, "receipt")
+                elif scheme.lower() == "basic":
                     try:
                         decoded = base64.b64decode(param.strip(), validate=True).decode()
                     except (binascii.Error, ValueError):
@@ -84,6 +111,9 @@ class Recorder:
                     self.credential(decoded.partition(":")[2], "Basic password")
             elif lname in ("x-api-key", "sec-websocket-protocol"):
                 self.credential(value, name)
+            elif lname in ("payment-signature", "x-payment"):
+                self.credential(value, lname.upper())
+                self.payment_proof(value, lname.upper(), "signature")
             elif lname == "cookie":
                 for pair in value.split(";"):
                     self.credential(pair.partition("=")[2], "cookie")
