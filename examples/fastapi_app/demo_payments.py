@@ -112,6 +112,7 @@ def _facilitator() -> FacilitatorClient:
 def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -> None:
     """Add ``/premium``, ``/paid/quote`` and ``/billing/pay`` to the example app."""
     now = time.time()
+    # --8<-- [start:verifiers]
     plans = MemoryEntitlementStore({
         "bob": Entitlement(plan="pro", expires_at=now + 365 * DAY),
         "carol": Entitlement(plan="pro", expires_at=now - DAY),
@@ -122,9 +123,11 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
     x402 = X402Verifier(facilitator=_facilitator(), network=X402_NETWORK, asset=X402_ASSET,
                         pay_to=X402_PAY_TO, scheme="demo", decimals=6, accept_v1=True)
     quote_price = Price(Decimal("0.01"), "USD", "One stock quote")
+    # --8<-- [end:verifiers]
 
     router = APIRouter()
 
+    # --8<-- [start:routes]
     @router.get("/premium")
     @protect(Authenticated() & Payment(verifiers=[premium_plan]))
     async def premium(request: Request) -> dict[str, Any]:
@@ -136,6 +139,7 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
     async def paid_quote() -> dict[str, Any]:
         """0.01 USD per request; no identity needed."""
         return {"symbol": "AGRD", "price": "42.00", "currency": "USD"}
+    # --8<-- [end:routes]
 
     @router.get("/billing/checkout")
     @protect(Authenticated())
@@ -146,6 +150,7 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
                 "current": None if plan is None else plan.plan,
                 "detail": "This demo sells nothing: a real app shows its checkout here."}
 
+    # --8<-- [start:provider]
     @router.post("/billing/pay", responses={
         402: {"description": "payment_invalid: no payable challenge has this id"}})
     @protect(Public)
@@ -156,5 +161,6 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
             raise Refusal(Reason.PAYMENT_INVALID, "No payable challenge has this id; "
                           "request the resource again for a fresh one.")
         return {"authorization": authorization}
+    # --8<-- [end:provider]
 
     app.include_router(router)
