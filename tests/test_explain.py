@@ -558,3 +558,20 @@ def test_plain_malformed_challenge_is_reported_not_raised(plain_server: str,
 def test_plain_success(plain_server: str, explain: Explain) -> None:
     rc, data = explain.json(plain_server + "/ok")
     assert rc == 0 and data["status"] == 200 and data["reason"] is None
+
+
+def test_a_browser_redirect_to_the_login_page(example_server: str, explain: Explain) -> None:
+    rc, data = explain.json(example_server + "/account", "-H", "Accept: text/html")
+    assert rc == 0
+    assert data["status"] == 303 and data["refused"] is False
+    assert data["location"] == "/login?next=/account"
+    _rc, out = explain.run(example_server + "/account", "-H", "Accept: text/html")
+    assert "Redirected to /login?next=/account (not followed)" in out
+
+
+def test_head_request(example_server: str, explain: Explain) -> None:
+    rc, data = explain.json(example_server + "/me", "-X", "HEAD")
+    assert rc == 1 and data["method"] == "HEAD"
+    assert (data["status"], data["reason"], data["reason_source"]) == (
+        401, "credentials_missing", "status")  # no body: inferred, as for any server
+    assert len(data["challenges"]) == 4
