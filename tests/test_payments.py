@@ -42,7 +42,10 @@ from authguard.payments import (
     Entitlement,
     EntitlementVerifier,
     MemoryEntitlementStore,
+    Offer,
     Payment,
+    PaymentContext,
+    PaymentRejected,
     PaymentVerifier,
     Price,
     ReceiptVerifier,
@@ -815,3 +818,47 @@ async def test_apay_and_retry_refuses_a_callback_that_returns_no_headers(
     with pytest.raises(error, match="callback"):
         await apay_and_retry(client, client.build_request("GET", "/quote"),
                              lambda e: answer)
+
+
+# -- a verifier of your own ---------------------------------------------------------------------
+
+
+class Coupons:
+    """A verifier with no settle(): a coupon code in ``X-Coupon`` pays, and stays valid."""
+
+    name = "coupon"
+    needs_identity = False
+
+    def offer(self, ctx: PaymentContext) -> Offer:
+        return Offer(body={"scheme": "coupon", "header": "X-Coupon"})
+
+    def extract(self, ctx: PaymentContext) -> str | None:
+        value = ctx.conn.headers.get("x-coupon")
+        if value is not None and not value.isalnum():
+            raise PaymentRejected("A coupon code is letters and digits.")
+        return value
+
+    async def verify(self, credential: str, ctx: PaymentContext) -> str:
+        if credential != "FREE2027":
+            raise PaymentRejected("This coupon is not valid.")
+        return credential
+
+
+async def test_a_verifier_of_your_own_needs_no_settle(world: World) -> None:
+    route = Route("/c", protect(Payment(Price(Decimal(1)), verifiers=[Coupons(),
+                                                                      world.receipts]))(ok))
+    app = AuthGuardMiddleware(Starlette(routes=[route]), AuthGuard(
+        authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))]))
+    async with asgi_client(app) as c:
+        body = assert_402(await c.get("/c"))
+        assert [o["scheme"] for o in body["payment"]["offers"]] == ["coupon", "Payment"]
+        assert (await c.get("/c", headers={"X-Coupon": "FREE2027"})).status_code == 200
+        assert (await c.get("/c", headers={"X-Coupon": "FREE2027"})).status_code == 200
+        body = assert_402(await c.get("/c", headers={"X-Coupon": "NOPE"}), "payment_invalid")
+        assert body["detail"] == "This coupon is not valid."
+        assert_402(await c.get("/c", headers={"X-Coupon": "no pe!"}), "payment_invalid")
+
+
+def test_a_verifier_that_is_not_one_is_refused_at_start_up() -> None:
+    with pytest.raises(ConfigurationError, match=r"Payment\.verifiers: object is not a"):
+        Payment(Price(Decimal(1)), verifiers=[object()])  # type: ignore[list-item]

@@ -166,7 +166,10 @@ class PaymentVerifier(Protocol):
 
     async def settle(self, verified: Any, ctx: PaymentContext) -> Mapping[str, str]:
         """Complete the payment (consume a receipt, settle on chain, use a credit) and return
-        the headers the successful response carries. Raises as :meth:`verify` does."""
+        the headers the successful response carries. Raises as :meth:`verify` does.
+
+        Optional at run time: a verifier without ``settle`` (a proof that is complete once
+        verified) settles with no headers."""
         ...
 
 
@@ -194,8 +197,9 @@ class _Settlement:
     headers: Mapping[str, str] | None = None
 
     async def _settle(self) -> None:
+        settle = getattr(self.verifier, "settle", None)  # optional: nothing to complete
         try:
-            self.headers = await self.verifier.settle(self.verified, self.ctx)
+            self.headers = {} if settle is None else await settle(self.verified, self.ctx)
         except PaymentRejected as exc:
             raise self.payment.refusal(self.ctx, exc) from None
         except PaymentProviderError as exc:
@@ -255,6 +259,13 @@ class Payment(Requirement):
                  checkout: str | None = None) -> None:
         if not verifiers:
             raise ConfigurationError("Payment.verifiers: name at least one verifier")
+        for v in verifiers:
+            missing = [m for m in ("offer", "extract", "verify") if not callable(
+                getattr(v, m, None))]
+            if missing or not isinstance(getattr(v, "needs_identity", None), bool):
+                raise ConfigurationError(
+                    f"Payment.verifiers: {type(v).__name__} is not a PaymentVerifier (it needs "
+                    "offer(), extract(), verify() and a boolean needs_identity)")
         if price is None and not all(v.needs_identity for v in verifiers):
             raise ConfigurationError("Payment.price: needed for verifiers that take payments "
                                      "(only plans go without a price)")
