@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from authguard.cli import main
@@ -470,12 +471,18 @@ PLAIN_APP = textwrap.dedent('''
         return PlainTextResponse("no", status_code=401, headers={
             "Date": date(), "WWW-Authenticate": 'Basic realm="unterminated'})
 
+    async def ansi(request):
+        return JSONResponse(
+            {"detail": "\x1b[2J\x1b[31mscreen cleared", "hints": ["\x1b]0;title\x07 hint"]},
+            status_code=401, headers={"Date": date(), "WWW-Authenticate": 'Basic realm="x"'})
+
     async def ok(request):
         return PlainTextResponse("fine", headers={"Date": date()})
 
     app = Starlette(routes=[Route("/bare", bare), Route("/basic", basic),
                             Route("/expired", expired), Route("/forbidden", forbidden),
-                            Route("/broken", broken), Route("/ok", ok)])
+                            Route("/broken", broken), Route("/ansi", ansi),
+                            Route("/ok", ok)])
 ''')
 
 
@@ -575,3 +582,24 @@ def test_head_request(example_server: str, explain: Explain) -> None:
     assert (data["status"], data["reason"], data["reason_source"]) == (
         401, "credentials_missing", "status")  # no body: inferred, as for any server
     assert len(data["challenges"]) == 4
+
+
+def test_a_server_cannot_send_terminal_escape_sequences(plain_server: str,
+                                                       explain: Explain) -> None:
+    rc, out = explain.run(plain_server + "/ansi")
+    assert rc == 1
+    assert "screen cleared" in out and "hint" in out
+    assert "\x1b" not in out and "\x07" not in out
+    _rc, data = explain.json(plain_server + "/ansi")
+    assert data["detail"] == "\x1b[2J\x1b[31mscreen cleared"  # JSON keeps it, escaped
+
+
+def test_absurd_claims_do_not_break_the_report(example_server: str, explain: Explain) -> None:
+    token = jwt.encode({"sub": "x", "exp": 1e300, "nbf": -1e300, "iat": "yesterday",
+                        "aud": 5, "auth_time": 1e300}, "k" * 32, algorithm="HS256")
+    header = f"Authorization: Bearer {token}"
+    rc, data = explain.json(example_server + "/step-up", "-H", header, secrets=(token,))
+    assert rc == 1 and data["status"] == 401
+    assert data["token"]["decoded"] is True
+    _rc, out = explain.run(example_server + "/step-up", "-H", header, secrets=(token,))
+    assert "(not a date)" in out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _escape_markup
 from rich.panel import Panel
 from rich.table import Table
 
@@ -32,6 +33,14 @@ from .problem import Problem
 __all__ = ["add_arguments", "explain_response", "run"]
 
 _TOKEN_REASONS = {"token_expired", "token_not_yet_valid"}
+# C0 and C1 controls (ESC starts terminal escape sequences): a server's text must not be
+# able to recolour, move the cursor or rewrite the screen of the person reading.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape(text: str) -> str:
+    """``text`` safe to print: control characters replaced, rich markup escaped."""
+    return _escape_markup(_CONTROL.sub("\ufffd", text))
 
 
 def _header(value: str) -> tuple[str, str]:
@@ -82,7 +91,10 @@ def _bearer_token(headers: list[tuple[str, str]]) -> str | None:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):  # a claim like exp=1e300
+        return f"{ts!r} (not a date)"
 
 
 def explain_response(
