@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import jsonschema
+import jwt
 import pytest
 from demo_payments import X402_ASSET, X402_NETWORK, X402_PAY_TO, demo_facilitator, demo_signature
 from starlette.applications import Starlette
@@ -25,9 +27,12 @@ from authguard import (
     AuthGuard,
     AuthGuardMiddleware,
     BasicAuthenticator,
+    BearerAuthenticator,
     ConfigurationError,
     HasRoles,
+    HasScopes,
     Identity,
+    JWTKey,
     PBKDF2Hasher,
     StaticAPIKeys,
     StaticPasswords,
@@ -55,6 +60,7 @@ from authguard.stores import MemoryNonceStore
 from helpers import asgi_client, free_port
 
 SECRET = "test-payment-secret-0123456789abcdef-0123"
+JWT_SECRET = "test-jwt-secret-0123456789abcdef-0123456789"
 ALICE = {"X-API-Key": "k-alice"}  # role user
 BOB = {"X-API-Key": "k-bob"}  # role admin
 EXPOSED = {"www-authenticate", "payment-required", "payment-response", "payment-receipt"}
@@ -179,6 +185,7 @@ class World:
             route("/quote", paid(receipts, self.x402["demo"])),
             route("/dynamic", Payment(dynamic_price, verifiers=[receipts])),
             route("/admin-paid", HasRoles("admin") & paid(receipts)),
+            route("/reports-paid", paid(receipts) & HasScopes("reports:read")),
             route("/on-success", paid(receipts, settle="on_success")),
             route("/on-success-fails", paid(receipts, settle="on_success"), fails),
             route("/before-fails", paid(receipts), fails),
@@ -201,8 +208,11 @@ class World:
         })
         passwords = StaticPasswords.from_plaintext({"alice": ("wonderland", ["user"])},
                                                    hasher=PBKDF2Hasher(iterations=1000))
+        bearer = BearerAuthenticator(key=JWTKey.hs256(JWT_SECRET), issuer="https://issuer.test",
+                                     audience="shop", realm="t")
         guard = AuthGuard(authenticators=[APIKeyAuthenticator(store=keys, realm="t"),
-                                          BasicAuthenticator(verifier=passwords, realm="t")],
+                                          BasicAuthenticator(verifier=passwords, realm="t"),
+                                          bearer],
                           clock=self.clock)
         return AuthGuardMiddleware(Starlette(routes=routes), guard)
 
@@ -379,6 +389,29 @@ async def test_a_paid_route_that_the_policy_denies_is_403_even_with_a_valid_paym
     assert r.status_code == 403 and r.json()["reason"] == "forbidden"
     r = await client.get("/admin-paid", headers={**BOB, "Payment-Authorization": credential})
     assert r.status_code == 200 and "payment-receipt" in r.headers
+
+
+def bearer(world: World, scope: str) -> dict[str, str]:
+    now = int(time.time())  # BearerAuthenticator reads its own clock, not the guard's
+    token = jwt.encode({"sub": "erin", "iss": "https://issuer.test", "aud": "shop",
+                        "iat": now, "exp": now + 300, "scope": scope}, JWT_SECRET)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_missing_scope_is_403_before_any_price_even_when_paid(
+        client: httpx.AsyncClient, world: World) -> None:
+    """``Payment & HasScopes`` written in that order: the scope is still checked first."""
+    reader, other = bearer(world, "reports:read"), bearer(world, "notes:read")
+    credential = await pay(client, world, "/reports-paid", reader)
+    r = await client.get("/reports-paid", headers={**other, "Payment-Authorization": credential})
+    assert r.status_code == 403 and r.json()["reason"] == "insufficient_scope"
+    assert "payment" not in r.json() and "payment-required" not in r.headers
+    challenge = parse_www_authenticate(r.headers["www-authenticate"])[0]
+    assert challenge.scheme == "Bearer" and challenge.params["scope"] == "reports:read"
+    # the Bearer token and the payment travel together; the proof was not used by the 403
+    r = await client.get("/reports-paid", headers={**reader, "Payment-Authorization": credential})
+    assert r.status_code == 200 and r.json()["user"] == "erin"
+    assert "payment-receipt" in r.headers
 
 
 # -- plans and credits -------------------------------------------------------------------
@@ -642,6 +675,7 @@ async def test_head_is_answered_like_get(client: httpx.AsyncClient, world: World
 async def test_the_402_carries_an_x402_payment_required(client: httpx.AsyncClient) -> None:
     r = await client.get("/quote")
     body = assert_402(r)
+    assert len(r.headers["payment-required"]) % 4 == 0  # standard base64, padded
     required = x402_required(r)
     assert required["x402Version"] == 2
     assert required["resource"] == {"url": "http://testserver/quote",
@@ -784,13 +818,14 @@ async def test_receipt_keys_rotate(client: httpx.AsyncClient, world: World) -> N
     rotated = ReceiptVerifier(secret=[SECRET, "a-new-payment-secret-0123456789abcdef"],
                               nonces=world.nonces, realm="test", recipient="shop", ttl=60)
     app = AuthGuardMiddleware(
-        Starlette(routes=[Route("/r", protect(Payment(Price(Decimal("0.01")),
-                                                      verifiers=[rotated]))(ok))]),
+        Starlette(routes=[Route("/quote", protect(Payment(Price(Decimal("0.01")),
+                                                          verifiers=[rotated]))(ok))]),
         AuthGuard(authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))],
                   clock=world.clock))
     async with asgi_client(app) as c:
-        assert (await c.get("/r", headers={"Authorization": credential})).status_code == 200
-        new = rotated.pay(dict(payment_challenge(await c.get("/r")).params))
+        r = await c.get("/quote", headers={"Authorization": credential})
+        assert r.status_code == 200
+        new = rotated.pay(dict(payment_challenge(await c.get("/quote")).params))
     assert_402(await client.get("/quote", headers={"Authorization": new}), "payment_invalid")
 
 
