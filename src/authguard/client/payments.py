@@ -8,7 +8,9 @@ callback: it gets the :class:`PaymentRequired` error and returns the headers tha
 proof (``{"Authorization": "Payment …"}``, ``{"Payment-Authorization": "Payment …"}`` or
 ``{"PAYMENT-SIGNATURE": "…"}``), or ``None`` to decline. The request is then sent again,
 exactly once, with those headers added: a second 402 is returned as it is, never paid
-again, so a misbehaving server cannot drain a wallet in a loop.
+again, so a misbehaving server cannot drain a wallet in a loop. The retry keeps the method,
+the URL, the headers (a proof header of the same name is replaced) and the body, which must
+therefore be bytes, not a stream that can be read only once.
 
 Example (httpx, async)::
 
