@@ -1,5 +1,5 @@
-"""SECURITY.md stays true: every threat names its defence and its tests, and every test file,
-test and page it names exists."""
+"""SECURITY.md stays true: every threat names its defence and its tests, and every test file
+and page it names exists."""
 
 from __future__ import annotations
 
