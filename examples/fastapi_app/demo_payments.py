@@ -119,6 +119,7 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
     })
     premium_plan = EntitlementVerifier(plans, plans=["pro"], checkout="/billing/checkout")
     receipts = ReceiptVerifier(secret=PAYMENT_SECRET, nonces=nonces or MemoryNonceStore(),
+                               remember=10_000,
                                realm="authguard-demo", recipient="authguard-demo")
     x402 = X402Verifier(facilitator=_facilitator(), network=X402_NETWORK, asset=X402_ASSET,
                         pay_to=X402_PAY_TO, scheme="demo", decimals=6, accept_v1=True)

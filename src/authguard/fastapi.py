@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from .errors import ConfigurationError, Refusal
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
-from .middleware import AuthGuardMiddleware, AuthState
+from .middleware import RESPONSE_HOOK, AuthGuardMiddleware, AuthState
 from .openapi import NEEDS_IDENTITY, add_security
 from .policy import (
     AllOf,
@@ -92,8 +92,18 @@ def require(
     policy = (requirement if isinstance(requirement, Policy)
               else Policy(requirement, conceal=conceal, login_url=login_url))
 
-    async def dependency(conn: HTTPConnection,
-                         security_scopes: SecurityScopes) -> Identity | None:
+    async def dependency(conn: HTTPConnection, security_scopes: SecurityScopes,
+                         response: Response) -> Identity | None:
+        identity = await check(conn, security_scopes)
+        # A payment verified here (not by the middleware, which settles its own before the
+        # app runs) is settled here, before the endpoint; the receipt goes on the response.
+        hook = conn.scope.pop(RESPONSE_HOOK, None)
+        if hook is not None:
+            response.headers.update(await hook.settle_now())
+        return identity
+
+    async def check(conn: HTTPConnection,
+                    security_scopes: SecurityScopes) -> Identity | None:
         wanted: list[Requirement] = []
         if policy.requirement is not None:
             wanted.append(policy.requirement)

@@ -169,7 +169,12 @@ class PaymentVerifier(Protocol):
         the headers the successful response carries. Raises as :meth:`verify` does.
 
         Optional at run time: a verifier without ``settle`` (a proof that is complete once
-        verified) settles with no headers."""
+        verified) settles with no headers.
+
+        Also optional: ``async reserve(verified, ctx) -> verified`` holds the proof before
+        the app runs with ``settle="on_success"`` (its result is what ``settle`` then
+        gets), and ``async release(verified, ctx)`` gives it back when the app answered
+        something other than 2xx."""
         ...
 
 
@@ -188,32 +193,56 @@ def _provider_error(exc: PaymentProviderError) -> Refusal:
 
 @dataclass(eq=False, slots=True)
 class _Settlement:
-    """The middleware's response hook for one verified payment."""
+    """The middleware's response hook for one verified payment.
+
+    ``settle="before"`` (and every WebSocket): settled in :meth:`before_app`.
+    ``settle="on_success"``: a verifier with ``reserve`` holds the proof before the app
+    runs (one receipt never runs the app twice), then settles when the app starts a 2xx
+    response; any other status gives the proof back (``release``), with nothing charged.
+    """
 
     payment: Payment
     verifier: PaymentVerifier
     verified: Any
     ctx: PaymentContext
     headers: Mapping[str, str] | None = None
+    reserved: bool = False
 
-    async def _settle(self) -> None:
-        settle = getattr(self.verifier, "settle", None)  # optional: nothing to complete
+    async def _guarded(self, call: Awaitable[Any]) -> Any:
         try:
-            self.headers = {} if settle is None else await settle(self.verified, self.ctx)
+            return await call
         except PaymentRejected as exc:
             raise self.payment.refusal(self.ctx, exc) from None
         except PaymentProviderError as exc:
             raise _provider_error(exc) from None
 
-    async def before_app(self) -> None:
-        if self.payment.settle == "before":
+    async def _settle(self) -> None:
+        settle = getattr(self.verifier, "settle", None)  # optional: nothing to complete
+        self.headers = {} if settle is None else await self._guarded(
+            settle(self.verified, self.ctx))
+
+    async def settle_now(self) -> Mapping[str, str]:
+        """Settle at once and return the receipt headers (where no middleware runs the
+        hook: a FastAPI dependency on an app with ``install()`` only)."""
+        if self.headers is None:
             await self._settle()
+        return dict(self.headers or {})
+
+    async def before_app(self) -> None:
+        if self.payment.settle == "before" or self.ctx.conn.scope.get("type") == "websocket":
+            await self._settle()
+            return
+        reserve = getattr(self.verifier, "reserve", None)
+        if reserve is not None:
+            self.verified = await self._guarded(reserve(self.verified, self.ctx))
+            self.reserved = True
 
     async def on_start(self, message: Message) -> None:
         status = int(message.get("status", 200))
         if self.headers is None:
             if not 200 <= status < 300:
-                return  # on_success: nothing served, nothing charged
+                await self._release()  # on_success: nothing served, nothing charged
+                return
             await self._settle()
         # Settled (before the app ran, or just now): the response says so, whatever its
         # status, so that a client charged for a failed request holds the receipt.
@@ -226,7 +255,25 @@ class _Settlement:
                     or b"private" in v or b"no-store" in v]
             if not any(k == b"cache-control" for k, _ in kept):
                 kept.append((b"cache-control", b"private"))
+            # Browser code may read the receipt (CORS hides other headers by default).
+            names = b", ".join(k for k, _ in added)
+            exposed = [(k, v) for k, v in kept if k == b"access-control-expose-headers"]
+            if exposed:
+                kept = [(k, v + b", " + names if k == b"access-control-expose-headers" else v)
+                        for k, v in kept]
+            else:
+                kept.append((b"access-control-expose-headers", names))
             message["headers"] = kept + added
+
+    async def _release(self) -> None:
+        release = getattr(self.verifier, "release", None)
+        if not self.reserved or release is None:
+            return
+        self.reserved = False
+        try:
+            await release(self.verified, self.ctx)
+        except Exception:  # the response goes out; a lost receipt is logged, not raised
+            log.warning("authguard: a reserved payment could not be released", exc_info=True)
 
 
 class Payment(Requirement):
@@ -297,7 +344,14 @@ class Payment(Requirement):
             # Plans need an identity: ask for one first, with no prices (DESIGN §1).
             return Refusal(Reason.CREDENTIALS_MISSING)
         conn = ctx.conn
-        pctx = PaymentContext(conn=conn, identity=ctx.identity, price=await self._price(conn),
+        try:
+            price = await self._price(conn)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            # A price made from the request's own parameters: bad ones are bad input.
+            log.info("authguard: the price callable failed (%s)", type(exc).__name__)
+            return Refusal(Reason.INVALID_REQUEST, "The price of this request could not be "
+                           "worked out from its parameters; check them.")
+        pctx = PaymentContext(conn=conn, identity=ctx.identity, price=price,
                               now=ctx.now, resource=_resource(conn))
         rejection: PaymentRejected | None = None
         for verifier in usable:

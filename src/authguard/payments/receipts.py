@@ -2,11 +2,13 @@
 
 draft-httpauth-payment-01: the 402 carries ``WWW-Authenticate: Payment id=…, realm=…,
 method=…, intent=…, request=…, expires=…, opaque=…`` where ``id`` is an HMAC-SHA256 over
-the other parameters (§"Challenge Binding", seven positional slots plus ``header`` when
-present), so the server keeps no state per challenge. The client pays, and sends
-``Authorization: Payment <base64url JSON {challenge, payload}>`` — or, when the challenge
-says ``header="Payment-Authorization"`` (always so when the request has an identity, so a
-Bearer token can travel alongside), the same value in ``Payment-Authorization``.
+the seven bound parameters (§"Challenge Binding"; encoded as a JSON array, so no value can
+spill into the next slot), so the server keeps no state per challenge. ``opaque`` binds the
+challenge to the route and method it was issued for. The client pays, and sends
+``Authorization: Payment <base64url JSON {challenge, payload}>`` — or the same value in
+``Payment-Authorization``, so a Bearer token can travel alongside (the challenge's
+``header`` parameter suggests it when the request has an identity; either field is
+accepted).
 
 The embedded method (``method="receipt"``) stands in for a payment processor: the proof in
 ``payload.receipt`` is an HMAC of the challenge id under a key derived from the same
@@ -64,6 +66,16 @@ def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _printable(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _route(ctx: PaymentContext) -> str:
+    """What a challenge pays for: the method (HEAD counts as GET) and the path."""
+    method = str(ctx.conn.scope.get("method", "GET"))
+    return ("GET" if method == "HEAD" else method) + " " + ctx.resource
+
+
 def _parse_rfc3339(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
@@ -82,8 +94,12 @@ class ReceiptVerifier:
         intent: The payment intent (``charge``: one payment per request).
         recipient: Who is paid, put in the ``request`` object when given.
         ttl: Seconds a challenge stays payable.
-        header: Where the credential travels: ``"auto"`` (``Payment-Authorization`` when the
-            request has an identity, else ``Authorization``), or always one of the two.
+        header: The field the challenge suggests for the credential: ``"auto"``
+            (``Payment-Authorization`` when the request has an identity, else
+            ``Authorization``), or always one of the two. Either field is accepted.
+        remember: How many recently issued challenges to keep for :meth:`authorization_for`
+            (a stand-in payment provider in the same process, as in the example app);
+            ``0`` (default): none.
     """
 
     name = "Payment"
@@ -93,7 +109,7 @@ class ReceiptVerifier:
                  realm: str, method: str = "receipt", intent: str = "charge",
                  recipient: str | None = None, ttl: int = 300,
                  header: Literal["auto", "Authorization", "Payment-Authorization"] = "auto",
-                 ) -> None:
+                 remember: int = 0) -> None:
         keys = secret if isinstance(secret, list) else [secret]
         raw = [k.encode() if isinstance(k, str) else bytes(k) for k in keys]
         if not raw or any(len(k) < 32 for k in raw):
@@ -119,15 +135,15 @@ class ReceiptVerifier:
         self.header = header
         self.nonces = nonces
         # Recently issued challenges, for the provider side (:meth:`authorization_for`).
+        self.remember = max(0, remember)
         self._issued: OrderedDict[str, dict[str, str]] = OrderedDict()
 
     # -- binding -----------------------------------------------------------------------
 
     def _id(self, params: Mapping[str, str], key: bytes) -> str:
         slots = [params.get(name, "") for name in _BOUND]
-        if _PA == params.get("header"):
-            slots.append(_PA)
-        mac = hmac.new(key, "|".join(slots).encode("utf-8"), hashlib.sha256).digest()
+        mac = hmac.new(key, json.dumps(slots, ensure_ascii=True).encode("ascii"),
+                       hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
     def _receipt(self, challenge_id: str, key: bytes) -> str:
@@ -148,16 +164,18 @@ class ReceiptVerifier:
             "intent": self.intent,
             "request": b64json(request, urlsafe=True),
             "expires": _rfc3339(ctx.now + self.ttl),
-            "opaque": b64json({"nonce": secrets.token_urlsafe(12)}, urlsafe=True),
+            "opaque": b64json({"nonce": secrets.token_urlsafe(12), "route": _route(ctx)},
+                              urlsafe=True),
         }
         if self.header == _PA or (self.header == "auto" and ctx.identity is not None):
             params["header"] = _PA
         params = {"id": self._id(params, self._bind_keys[-1]), **params}
         if ctx.price.description and _sendable(ctx.price.description):
             params["description"] = ctx.price.description
-        self._issued[params["id"]] = params
-        while len(self._issued) > 10_000:
-            self._issued.popitem(last=False)
+        if self.remember:
+            self._issued[params["id"]] = params
+            while len(self._issued) > self.remember:
+                self._issued.popitem(last=False)
         return params
 
     def offer(self, ctx: PaymentContext) -> Offer:
@@ -182,7 +200,8 @@ class ReceiptVerifier:
         return "Payment " + b64json(credential, urlsafe=True)
 
     def authorization_for(self, challenge_id: str) -> str | None:
-        """:meth:`pay` for a challenge this process issued recently, by its id."""
+        """:meth:`pay` for a challenge this process issued recently, by its id (kept only
+        with ``remember``)."""
         params = self._issued.get(challenge_id)
         return None if params is None else self.pay(params)
 
@@ -212,8 +231,11 @@ class ReceiptVerifier:
             payload = data["payload"]
             if not isinstance(challenge, dict) or not isinstance(payload, dict):
                 raise TypeError("not objects")
-            if not all(isinstance(v, str) for v in challenge.values()):
-                raise TypeError("challenge values are not strings")
+            if not all(isinstance(v, str) and _printable(v) for v in challenge.values()):
+                raise TypeError("challenge values are not printable ASCII strings")
+            receipt = payload.get("receipt")
+            if receipt is not None and not (isinstance(receipt, str) and _printable(receipt)):
+                raise TypeError("the receipt is not a printable ASCII string")
         except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
             # RecursionError: JSON nested too deeply for the decoder (never a 500).
             raise PaymentRejected("The Payment credential could not be parsed: it must be "
@@ -221,16 +243,13 @@ class ReceiptVerifier:
         return data, field
 
     async def verify(self, credential: tuple[dict[str, Any], str],
-                     ctx: PaymentContext) -> tuple[str, float]:
-        """Check the binding, the field, the expiry, the amount and the receipt."""
-        data, field = credential
+                     ctx: PaymentContext) -> tuple[str, float, bool]:
+        """Check the binding, the route, the expiry, the amount and the receipt."""
+        data, _field = credential
         ch: dict[str, str] = data["challenge"]
         given = ch.get("id", "")
         if not any(hmac.compare_digest(self._id(ch, k), given) for k in self._bind_keys):
             raise PaymentRejected("The payment challenge was not issued here or was altered.")
-        if field != ch.get("header", "Authorization"):
-            raise PaymentRejected(f"This challenge's credential belongs in the "
-                                  f"{ch.get('header', 'Authorization')} header.")
         if (ch.get("realm"), ch.get("method"), ch.get("intent")) != (
                 self.realm, self.method, self.intent):
             raise PaymentRejected("The payment challenge is for another realm or method.")
@@ -239,8 +258,13 @@ class ReceiptVerifier:
             request = json.loads(_b64url_decode(ch.get("request", "")))
             amount = Decimal(request["amount"])
             currency = request["currency"]
-        except (ValueError, KeyError, TypeError, InvalidOperation, binascii.Error):
+            route = json.loads(_b64url_decode(ch.get("opaque", ""))).get("route")
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation,
+                binascii.Error):
             raise PaymentRejected("The payment challenge could not be read.") from None
+        if route != _route(ctx):
+            raise PaymentRejected("This payment challenge was issued for another route or "
+                                  "method; pay the one this request was given.")
         if ctx.now >= expires:
             raise PaymentRejected(f"The payment challenge expired at {ch['expires']}; "
                                   "pay the fresh one.")
@@ -253,15 +277,32 @@ class ReceiptVerifier:
                 hmac.compare_digest(self._receipt(given, k), receipt)
                 for k in self._receipt_keys):
             raise PaymentRejected("The payment proof was not accepted.")
-        return given, expires
+        return given, expires, False
 
-    async def settle(self, verified: tuple[str, float], ctx: PaymentContext) -> dict[str, str]:
-        """Consume the challenge (once, atomically) and make the ``Payment-Receipt``."""
-        challenge_id, expires = verified
-        ttl = max(expires - ctx.now, 1.0) + 60.0
-        if not await self.nonces.consume("payment:" + challenge_id, ttl):
-            raise PaymentRejected("This payment was already used; each one pays for one "
-                                  "request.")
+    async def reserve(self, verified: tuple[str, float, bool],
+                      ctx: PaymentContext) -> tuple[str, float, bool]:
+        """Consume the challenge before the app runs (``settle="on_success"``), so one
+        receipt never runs the app twice, even under concurrency."""
+        challenge_id, expires, reserved = verified
+        if not reserved:
+            ttl = max(expires - ctx.now, 1.0) + 60.0
+            if not await self.nonces.consume("payment:" + challenge_id, ttl):
+                raise PaymentRejected("This payment was already used; each one pays for one "
+                                      "request.")
+        return challenge_id, expires, True
+
+    async def release(self, verified: tuple[str, float, bool], ctx: PaymentContext) -> None:
+        """Give a reserved receipt back when nothing was served (needs a nonce store with
+        ``release``; without one, the receipt stays used)."""
+        release = getattr(self.nonces, "release", None)
+        if verified[2] and release is not None:
+            await release("payment:" + verified[0])
+
+    async def settle(self, verified: tuple[str, float, bool],
+                     ctx: PaymentContext) -> dict[str, str]:
+        """Consume the challenge (once, atomically, unless :meth:`reserve` did) and make
+        the ``Payment-Receipt``."""
+        challenge_id, _, _ = await self.reserve(verified, ctx)
         receipt = {"status": "success", "method": self.method,
                    "timestamp": _rfc3339(ctx.now), "reference": challenge_id}
         return {"Payment-Receipt": b64json(receipt, urlsafe=True)}

@@ -99,3 +99,6 @@ class NonceStore(Protocol):
     async def consume(self, nonce: str, ttl: float) -> bool:
         """Mark ``nonce`` used; ``True`` only for the first caller, even under concurrency."""
         ...
+
+    # Optional: ``async def release(self, nonce: str) -> None`` forgets a used value (a
+    # payment held for a request that was then not served). Stores without it keep it used.

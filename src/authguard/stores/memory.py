@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .base import SessionRecord
+from .base import SessionRecord, StoreUnavailable
 
 __all__ = [
     "MemoryAttemptStore",
@@ -45,6 +45,17 @@ class _Expiring:
     def pop(self, key: str) -> object | None:
         item = self._data.pop(key, None)
         return None if item is None else item[1]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def max_keys(self) -> int:
+        return self._max
+
+    def sweep(self) -> None:
+        """Drop the expired entries."""
+        self._sweep()
 
     def _sweep(self) -> None:
         now = self._clock()
@@ -164,8 +175,22 @@ class MemoryNonceStore:
         self._clock = clock
 
     async def consume(self, nonce: str, ttl: float) -> bool:
-        """Mark ``nonce`` used; ``True`` only the first time within ``ttl`` seconds."""
+        """Mark ``nonce`` used; ``True`` only the first time within ``ttl`` seconds.
+
+        Raises:
+            StoreUnavailable: ``max_keys`` values are in use and none has expired: a used
+                value is never forgotten early (it could be replayed), so the request
+                fails closed (503) instead.
+        """
         if self._used.get(nonce) is not None:
             return False
+        if len(self._used) >= self._used.max_keys:
+            self._used.sweep()
+            if len(self._used) >= self._used.max_keys:
+                raise StoreUnavailable("the in-memory nonce store is full", retry_after=30)
         self._used.set(nonce, True, self._clock() + ttl)
         return True
+
+    async def release(self, nonce: str) -> None:
+        """Forget ``nonce`` (a payment reserved for a request that was not served)."""
+        self._used.pop(nonce)

@@ -323,6 +323,11 @@ class RedisNonceStore(_RedisStore):
             key, b"1", nx=True, px=_ms(ttl)))
         return bool(done)
 
+    async def release(self, nonce: str) -> None:
+        """Forget ``nonce`` (a payment reserved for a request that was not served)."""
+        key = self._key("nonce", nonce)
+        await self._run("release", lambda: self.client.delete(key))
+
 
 @dataclass(frozen=True, slots=True)
 class RedisStores:
