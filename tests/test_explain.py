@@ -18,14 +18,14 @@ import httpx
 import jwt
 import pytest
 
+from authguard import Reason
 from authguard.cli import main
 from authguard.client import parse_www_authenticate
 from authguard.client.explain import explain_response
+from authguard.reasons import spec
 from helpers import ROOT, free_port, http_client, uvicorn_server
 from leakcheck import RECORDER
 from tokens import SETTINGS, bearer, mint
-
-pytest.importorskip("rich")
 
 # The keys of ``--json`` and their types: the output is a contract for scripts.
 TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
@@ -603,3 +603,17 @@ def test_absurd_claims_do_not_break_the_report(example_server: str, explain: Exp
     assert data["token"]["decoded"] is True
     _rc, out = explain.run(example_server + "/step-up", "-H", header, secrets=(token,))
     assert "(not a date)" in out
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=lambda r: r.value)
+def test_every_reason_gets_a_next_step(reason: Reason) -> None:
+    status = spec(reason).status
+    body = {"type": "about:blank", "title": spec(reason).title, "status": status,
+            "detail": "d", "reason": reason.value}
+    response = httpx.Response(status, json=body,
+                              headers={"content-type": "application/problem+json"},
+                              request=httpx.Request("GET", "http://api.test/x"))
+    data = explain_response(response)
+    check_structure(data)
+    assert data["reason"] == reason.value and data["authguard"] is True
+    assert data["next_steps"], reason.value

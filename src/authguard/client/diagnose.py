@@ -280,6 +280,8 @@ _STEPS: dict[str, tuple[str, ...]] = {
                               "with the proof.",),
     Reason.PAYMENT_INVALID: ("Get a fresh payment challenge and pay again; proofs are "
                              "single-use.",),
+    Reason.PAYMENT_PROVIDER_ERROR: ("Retry later with the same payment proof; do not pay "
+                                    "again.",),
     Reason.TOO_MANY_ATTEMPTS: ("Stop retrying; wait Retry-After seconds, then use the right "
                                "credentials.",),
     Reason.AUTH_UNAVAILABLE: ("Retry after Retry-After seconds; nothing is wrong with your "
