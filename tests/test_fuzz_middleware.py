@@ -198,28 +198,36 @@ payment_authorization = st.builds(
     lambda s, sep, p: s + sep + p,
     st.sampled_from([b"Payment", b"payment", b"PAYMENT", b"Payment ", b"Paymen"]),
     separators, payment_param)
-x402_requirement = st.fixed_dictionaries({}, optional={
-    "scheme": st.sampled_from(["demo", "exact", ""]) | text,
-    "network": st.sampled_from(["x402:demo", "eip155:8453"]) | text,
-    "asset": st.sampled_from(["demo-usd", "USDC"]) | text,
-    "amount": st.sampled_from(["10000", "1", "0", "-10000", "1e4", "10000.0"]) | json_values,
-    "payTo": st.sampled_from(["authguard-demo", "mallory"]) | text,
-    "maxTimeoutSeconds": json_values, "extra": json_values})
-# Signatures stay ASCII: the example app's demo facilitator answers a non-ASCII one with an
-# exception (a 500); pinned by test_a_non_ascii_x402_signature_is_no_server_error below.
+# Two known failures keep x402 values narrower than the rest (each pinned by a strict
+# xfail test below, to be widened once fixed): signatures stay ASCII (the example app's
+# demo facilitator raises on a non-ASCII one), and numbers stay finite (an x402 proof with
+# Infinity or 1e999 in it cannot be re-encoded for the facilitator: an exception, a 500).
 ascii_text = st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=40)
 ascii_json = st.recursive(
     st.none() | st.booleans() | st.integers() | ascii_text,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(ascii_text, children,
                                                                        max_size=3),
     max_leaves=6)
+finite_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                          allow_infinity=False) | text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children,
+                                                                       max_size=3),
+    max_leaves=8)
+x402_requirement = st.fixed_dictionaries({}, optional={
+    "scheme": st.sampled_from(["demo", "exact", ""]) | text,
+    "network": st.sampled_from(["x402:demo", "eip155:8453"]) | text,
+    "asset": st.sampled_from(["demo-usd", "USDC"]) | text,
+    "amount": st.sampled_from(["10000", "1", "0", "-10000", "1e4", "10000.0"]) | finite_json,
+    "payTo": st.sampled_from(["authguard-demo", "mallory"]) | text,
+    "maxTimeoutSeconds": finite_json, "extra": finite_json})
 x402_proof = st.fixed_dictionaries(
     {"payload": st.one_of(st.fixed_dictionaries({
-        "nonce": st.one_of(text, json_values), "signature": ascii_json,
-        "payer": text}), json_values)},
+        "nonce": st.one_of(text, finite_json), "signature": ascii_json,
+        "payer": text}), finite_json)},
     optional={"x402Version": st.sampled_from([1, 2, 3, 0, -1, "2", True, None, 2.0]),
-              "accepted": st.one_of(x402_requirement, json_values),
-              "resource": json_values, "scheme": text, "network": text})
+              "accepted": st.one_of(x402_requirement, finite_json),
+              "resource": finite_json, "scheme": text, "network": text})
 x402_value = st.one_of(
     x402_proof.map(lambda p: _b64json(p, urlsafe=False)),
     x402_proof.map(lambda p: _b64json(p, urlsafe=True)),
@@ -486,7 +494,8 @@ def _altered(draw: st.DataObject, field: bytes, value: bytes,
         credential["payload"] = donor["payload"]
     else:
         path = draw.draw(st.sampled_from(RECEIPT_PATHS if receipt else X402_PATHS))
-        values = ascii_json if path == ("payload", "signature") else json_values
+        values = ascii_json if path == ("payload", "signature") else (
+            json_values if receipt else finite_json)
         new = draw.draw(st.one_of(st.just(DELETE), values, text_from(others)),
                         label="new value")
         _set(credential, path, new)
@@ -555,6 +564,21 @@ async def test_a_non_ascii_x402_signature_is_no_server_error() -> None:
     (required,) = quote.header(b"payment-required")
     proof = _decode_b64json(_x402_proof(required, 2, "fuzz-non-ascii"))
     proof["payload"]["signature"] = "sïgnature"
+    answer = await rawasgi.http(example().app, "GET", "/paid/quote",
+                                [(b"payment-signature", _b64json(proof, urlsafe=False))])
+    rawasgi.check_answer(answer)
+    assert answer.status == 402 and json.loads(answer.body)["reason"] == "payment_invalid"
+
+
+@pytest.mark.xfail(raises=ValueError, strict=True,
+                   reason="x402: a proof holding Infinity (or 1e999) is decoded, then cannot be "
+                          "re-encoded for the facilitator (httpx refuses non-finite floats): "
+                          "the ValueError escapes as a 500 instead of a 402")
+async def test_an_x402_proof_with_an_infinite_number_is_no_server_error() -> None:
+    quote = await rawasgi.http(example().app, "GET", "/paid/quote")
+    (required,) = quote.header(b"payment-required")
+    proof = _decode_b64json(_x402_proof(required, 2, "fuzz-infinity"))
+    proof["payload"]["amount"] = float("inf")
     answer = await rawasgi.http(example().app, "GET", "/paid/quote",
                                 [(b"payment-signature", _b64json(proof, urlsafe=False))])
     rawasgi.check_answer(answer)
