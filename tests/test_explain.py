@@ -35,7 +35,8 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "request_id": (str, type(None)), "hints": list, "challenges": list,
     "challenge_errors": list, "retry_after": (int, float, type(None)),
     "required_scopes": list, "acr_values": (str, type(None)), "max_age": (int, type(None)),
-    "payment": (dict, type(None)), "location": (str, type(None)),
+    "payment": (dict, type(None)), "payment_required": (dict, type(None)),
+    "location": (str, type(None)),
     "clock": (dict, type(None)), "token": (dict, type(None)), "next_steps": list,
 }
 CLOCK_KEYS = {"server_date", "local_date", "skew_seconds", "significant", "summary"}
@@ -390,6 +391,9 @@ def test_payment_required(example_server: str, explain: Explain) -> None:
     _rc, data = explain.json(example_server + "/paid/quote")
     assert (data["status"], data["reason"]) == (402, "payment_required")
     assert "Payment" in [c["scheme"] for c in data["challenges"]]
+    assert data["payment_required"]["x402Version"] == 2  # the decoded x402 header
+    _rc, out = explain.run(example_server + "/paid/quote")
+    assert "x402 PAYMENT-REQUIRED" in out and "Payment" in out
 
 
 def test_payment_invalid(server: str, explain: Explain) -> None:

@@ -132,6 +132,8 @@ def explain_response(
         "acr_values": problem.acr_values,
         "max_age": problem.max_age,
         "payment": dict(problem.payment) if problem.payment is not None else None,
+        "payment_required": dict(problem.payment_required)
+        if problem.payment_required is not None else None,
         "location": response.headers.get("location"),
         "clock": None,
         "token": None,
@@ -189,6 +191,8 @@ def _render(data: dict[str, Any], console: Console) -> None:
         facts.append(f"retry after: {data['retry_after']:.0f} s")
     if data["payment"]:
         facts.append(f"payment: {json.dumps(data['payment'])[:400]}")
+    if data["payment_required"]:
+        facts.append(f"x402 PAYMENT-REQUIRED: {json.dumps(data['payment_required'])[:400]}")
     for fact in facts:
         console.print(f"• {escape(fact)}")
     clock = data["clock"]
