@@ -57,11 +57,27 @@ class Identity(BaseUser):
 
 class AuthContext(AuthCredentials):
     """What authguard puts in ``scope["auth"]``: Starlette's ``AuthCredentials`` (so
-    ``requires("reports:read")`` works) plus the :class:`Identity`, if any."""
+    ``requires("reports:read")`` works) plus the :class:`Identity`, if any.
+
+    ``scopes`` (the identity's scopes, sorted, then ``"authenticated"``) is worked out on
+    first use: most requests never read it.
+    """
 
     def __init__(self, identity: Identity | None) -> None:
-        scopes = sorted(identity.scopes) if identity is not None else []
-        if identity is not None:
-            scopes.append("authenticated")
-        super().__init__(scopes)
         self.identity = identity
+        self._scopes: list[str] | None = None
+
+    @property
+    def scopes(self) -> list[str]:
+        """Starlette's scope list."""
+        if self._scopes is None:
+            identity = self.identity
+            scopes = sorted(identity.scopes) if identity is not None else []
+            if identity is not None:
+                scopes.append("authenticated")
+            self._scopes = scopes
+        return self._scopes
+
+    @scopes.setter
+    def scopes(self, value: list[str]) -> None:
+        self._scopes = list(value)

@@ -28,9 +28,10 @@ from .errors import AuthUnavailable, Refusal
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .net import client_address, request_scheme
-from .policy import Context, Policy
-from .problems import problem_body, refusal_headers, send_problem
-from .reasons import Reason
+from .policy import AllOf, Context, Policy
+from .problems import refusal_headers, render_problem, send_problem
+from .reasons import Reason, ReasonSpec
+from .requirements import Anyone, Authenticated, HasRoles, HasScopes
 from .routing import find_routes, match_route, warn_unprotected
 
 __all__ = ["AuthGuardMiddleware", "AuthState"]
@@ -48,6 +49,11 @@ _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
 # One encoder for every body (json.dumps with options builds a new one on each call).
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+# The messages that start a response (after one, a refusal can no longer be sent).
+_START_TYPES = frozenset({"http.response.start", "websocket.accept",
+                          "websocket.http.response.start", "websocket.close"})
+# Reason → its row, without the enum property on every refusal.
+_SPECS: dict[Reason, ReasonSpec] = {r: r.spec for r in Reason}
 
 
 def _new_request_id() -> str:
@@ -109,19 +115,25 @@ class AuthGuardMiddleware:
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
         self.guard = guard
-        self._cache: dict[tuple[str, str, str, str], tuple[Policy, dict[str, Any]]] = {}
+        self._cache: dict[tuple[str, str, bytes, str], tuple[Policy, dict[str, Any]]] = {}
         self._anon_auth = AuthContext(None)
         self._checked_routes = not guard.deny_by_default
-        self._accepted: dict[int, tuple[Policy, list[Authenticator]]] = {}
+        self._accepted: dict[int, _Plan] = {}
         self._id_header = guard.request_id_header.encode("latin-1")
 
     # -- policy resolution -------------------------------------------------------------
 
     def policy_for(self, scope: Scope) -> Policy:
         """The effective policy of the route ``scope`` is for (cached per method and path)."""
-        path = scope.get("root_path", "") + scope["path"]
-        # The Host header is part of the key: Host routes give one path different policies.
-        key = (scope["type"], scope.get("method", "GET"), _host(scope), path)
+        # The Host header (raw, as sent) is part of the key: Host routes give one path
+        # different policies.
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        key = (scope["type"], scope.get("method", "GET"), host,
+               scope.get("root_path", "") + scope["path"])
         cached = self._cache.get(key)
         if cached is None:
             routes = find_routes(scope.get("app") or self.app)
@@ -143,11 +155,17 @@ class AuthGuardMiddleware:
         hit = self._accepted.get(id(policy))
         if hit is not None and hit[0] is policy:
             return hit[1]
-        accepted = self.guard.accepted(policy)
+        return self._plan(policy)[1]
+
+    def _plan(self, policy: Policy) -> _Plan:
+        """What a policy needs on every request, worked out once: the authenticators it
+        accepts, and its requirement as plain checks when it is made only of the built-in
+        identity, scheme, role and scope requirements (``None`` otherwise)."""
+        entry = (policy, self.guard.accepted(policy), _fast_checks(policy.requirement))
         if len(self._accepted) >= _CACHE_MAX:
             self._accepted.clear()
-        self._accepted[id(policy)] = (policy, accepted)
-        return accepted
+        self._accepted[id(policy)] = entry
+        return entry
 
     # -- ASGI ----------------------------------------------------------------------------
 
@@ -156,149 +174,189 @@ class AuthGuardMiddleware:
         if not self._checked_routes:  # once, at lifespan start-up or the first request
             self._checked_routes = True
             warn_unprotected(scope.get("app") or self.app, self.guard)
-        if kind != "http" and kind != "websocket":
+        if kind == "http":
+            if scope["method"] == "OPTIONS" and _is_preflight(scope):
+                await self._anonymous(scope, receive, send)
+                return
+        elif kind != "websocket":
             await self.app(scope, receive, send)
-            return
-        if kind == "http" and scope["method"] == "OPTIONS" and _is_preflight(scope):
-            await self._anonymous(scope, receive, send)
             return
         policy = self.policy_for(scope)
         if policy.requirement is None:
             # Public: no authenticator runs, but a Refusal raised by the app is still
             # rendered (never a 500).
-            scope.setdefault("user", _ANON)
-            scope.setdefault("auth", self._anon_auth)
-            await self._run(HTTPConnection(scope), receive, send, policy, None)
+            if "user" not in scope:
+                scope["user"] = _ANON
+            if "auth" not in scope:
+                scope["auth"] = self._anon_auth
+            await self._run(scope, receive, send, policy, None)
             return
-        conn = HTTPConnection(scope)
         try:
-            identity = await self._decide(conn, policy)
-        except Refusal as refusal:
-            await self._refuse(conn, send, refusal, policy, self._request_id(scope))
-            return
+            identity, refusal = await self._decide(HTTPConnection(scope), policy)
+        except Refusal as exc:
+            refusal = exc
         except AuthUnavailable as exc:
-            await self._refuse(conn, send, _unavailable(exc), policy, self._request_id(scope))
+            refusal = _unavailable(exc)
+        if refusal is not None:
+            await self._refuse(scope, send, refusal, policy, self._request_id(scope))
             return
-        scope["user"] = identity if identity is not None else _ANON
-        scope["auth"] = AuthContext(identity) if identity is not None else self._anon_auth
+        if identity is None:
+            scope["user"] = _ANON
+            scope["auth"] = self._anon_auth
+        else:
+            scope["user"] = identity
+            scope["auth"] = AuthContext(identity)
         # the request id is made only if someone asks (a refusal, the app, an integration)
         scope["authguard"] = AuthState(self.guard, policy, identity, None, scope["headers"])
-        await self._run(conn, receive, send, policy, None)
+        await self._run(scope, receive, send, policy, None)
 
     async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("user", _ANON)
         scope.setdefault("auth", self._anon_auth)
         await self.app(scope, receive, send)
 
-    async def _run(self, conn: HTTPConnection, receive: Receive, send: Send, policy: Policy,
+    async def _run(self, scope: Scope, receive: Receive, send: Send, policy: Policy,
                    request_id: str | None) -> None:
         started = False
         # Set by a requirement that must act once the decision is taken (payment
         # settlement): ``before_app()`` runs first, ``on_start(message)`` may add headers to
         # the response start. Either may raise a Refusal while nothing has been sent; one
         # from ``on_start`` replaces the app's response (the rest of it is dropped). Only
-        # the start message is touched: the body streams through.
-        hook = conn.scope.get(RESPONSE_HOOK)
+        # the start message is touched: the body streams through. Taken out of the scope,
+        # so that nothing further in (a dependency, a nested app) runs it a second time.
+        hook = scope.pop(RESPONSE_HOOK, None)
         replaced = False
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started, replaced
-            if replaced:
-                return
-            if message["type"] in ("http.response.start", "websocket.accept",
-                                   "websocket.http.response.start", "websocket.close"):
-                if hook is not None and message["type"] == "http.response.start":
-                    try:
-                        await hook.on_start(message)
-                    except (Refusal, AuthUnavailable) as exc:
-                        started = replaced = True
-                        await self._refuse(
-                            conn, send, exc if isinstance(exc, Refusal) else _unavailable(exc),
-                            policy, request_id or self._request_id(conn.scope))
-                        return
-                started = True
-            await send(message)
+        if hook is None:
+            async def tracking_send(message: Message) -> None:
+                nonlocal started
+                if not started and message["type"] in _START_TYPES:
+                    started = True
+                await send(message)
+        else:
+            async def tracking_send(message: Message) -> None:
+                nonlocal started, replaced
+                if replaced:
+                    return
+                if message["type"] in _START_TYPES:
+                    if message["type"] == "http.response.start":
+                        try:
+                            await hook.on_start(message)
+                        except (Refusal, AuthUnavailable) as exc:
+                            started = replaced = True
+                            await self._refuse(
+                                scope, send,
+                                exc if isinstance(exc, Refusal) else _unavailable(exc),
+                                policy, request_id or self._request_id(scope))
+                            return
+                    started = True
+                await send(message)
 
         try:
             if hook is not None:
                 await hook.before_app()
-            await self.app(conn.scope, receive, tracking_send)
+            await self.app(scope, receive, tracking_send)
         except (Refusal, AuthUnavailable) as exc:
             if started:
                 raise
             refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
             if request_id is None:  # the id the app may have seen, else a new one
-                state = conn.scope.get("authguard")
+                state = scope.get("authguard")
                 request_id = (state.request_id if isinstance(state, AuthState) else None
-                              ) or self._request_id(conn.scope)
-            await self._refuse(conn, send, refusal, policy, request_id)
+                              ) or self._request_id(scope)
+            await self._refuse(scope, send, refusal, policy, request_id)
 
     # -- the decision --------------------------------------------------------------------
 
     async def decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
         """Take the decision for ``conn`` under ``policy``: the identity, or raise a
         :class:`~authguard.Refusal` (used by integrations that run without the middleware)."""
-        return await self._decide(conn, policy)
-
-    async def refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal,
-                     policy: Policy, request_id: str | None = None) -> None:
-        """Render ``refusal`` on ``send`` exactly as the middleware does."""
-        await self._refuse(conn, send, refusal, policy,
-                           request_id or self._request_id(conn.scope))
-
-    async def _decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
-        guard = self.guard
-        scope = conn.scope
-        accepted = self._accepted_by(policy)
-        client: str | None = None  # worked out only when a policy needs it
-        if guard.network is not None and guard.network.active:
-            client = client_address(scope, guard.network)
-            if not guard.network.is_allowed(client):
-                raise Refusal(Reason.NETWORK_BLOCKED)
-        _check_sizes(guard, scope)  # before any authenticator parses or decodes
-        if guard.require_https and request_scheme(scope, guard.network) in ("http", "ws"):
-            if any(a.has_credentials(conn) for a in guard.authenticators):
-                raise Refusal(Reason.INSECURE_TRANSPORT)
-        identity = await self._authenticate(conn, accepted, client)
-        ctx = Context(conn=conn, identity=identity, now=guard.clock())
-        assert policy.requirement is not None  # noqa: S101 - public routes return earlier
-        refusal = await policy.requirement.check(ctx)
+        identity, refusal = await self._decide(conn, policy)
         if refusal is not None:
             raise refusal
         return identity
 
-    async def _authenticate(self, conn: HTTPConnection, accepted: list[Authenticator],
-                            client: str | None) -> Identity | None:
+    async def refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal,
+                     policy: Policy, request_id: str | None = None) -> None:
+        """Render ``refusal`` on ``send`` exactly as the middleware does."""
+        await self._refuse(conn.scope, send, refusal, policy,
+                           request_id or self._request_id(conn.scope))
+
+    async def _decide(self, conn: HTTPConnection, policy: Policy
+                      ) -> tuple[Identity | None, Refusal | None]:
+        """(identity, None), or (None, the requirement's refusal); authenticators and the
+        checks before them raise theirs."""
         guard = self.guard
+        scope = conn.scope
+        hit = self._accepted.get(id(policy))
+        if hit is None or hit[0] is not policy:
+            hit = self._plan(policy)
+        accepted, plan = hit[1], hit[2]
+        client: str | None = None  # worked out only when a policy needs it
+        network = guard.network
+        if network is not None and network.active:
+            client = client_address(scope, network)
+            if not network.is_allowed(client):
+                raise Refusal(Reason.NETWORK_BLOCKED)
+        _check_sizes(guard, scope)  # before any authenticator parses or decodes
+        if guard.require_https and request_scheme(scope, network) in ("http", "ws"):
+            if any(a.has_credentials(conn) for a in guard.authenticators):
+                raise Refusal(Reason.INSECURE_TRANSPORT)
+        identity: Identity | None = None
+        guarded = guard.brute_force is not None
         for authenticator in accepted:
             if not authenticator.has_credentials(conn):
                 continue
-            bf = guard.brute_force
-            account = authenticator.account(conn) if bf is not None else None
-            if bf is not None:
-                if client is None:
-                    client = client_address(conn.scope, guard.network)
-                wait = await bf.retry_after(client, account, guard.clock())
-                if wait is not None:
-                    raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
-            try:
-                identity = await authenticator.authenticate(conn)
-            except Refusal as refusal:
-                if bf is not None and refusal.reason in (
-                    Reason.CREDENTIALS_INVALID, Reason.CREDENTIALS_MALFORMED
-                ):
-                    await bf.failed(client, refusal.account or account, guard.clock())
-                if refusal.scheme is None:
-                    refusal.scheme = authenticator.scheme
-                raise
+            if guarded:
+                identity = await self._authenticate(conn, authenticator, client)
+            else:
+                try:
+                    identity = await authenticator.authenticate(conn)
+                except Refusal as exc:
+                    if exc.scheme is None:
+                        exc.scheme = authenticator.scheme
+                    raise
             if identity is not None:
-                return identity
-        return None
+                break
+        if plan is not None:  # plain checks: no context, no await
+            if _passes(plan, identity):
+                return identity, None
+            if identity is None:  # what each of them answers without an identity
+                return None, Refusal(Reason.CREDENTIALS_MISSING)
+        requirement = policy.requirement
+        assert requirement is not None  # noqa: S101 - public routes return earlier
+        refusal = await requirement.check(
+            Context(conn=conn, identity=identity, now=guard.clock()))
+        if refusal is not None:
+            return None, refusal
+        return identity, None
+
+    async def _authenticate(self, conn: HTTPConnection, authenticator: Authenticator,
+                            client: str | None) -> Identity | None:
+        """One authenticator that found its credentials, behind the brute-force guard."""
+        guard = self.guard
+        bf = guard.brute_force
+        assert bf is not None  # noqa: S101 - called only with a guard
+        account = authenticator.account(conn)
+        if client is None:
+            client = client_address(conn.scope, guard.network)
+        wait = await bf.retry_after(client, account, guard.clock())
+        if wait is not None:
+            raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
+        try:
+            return await authenticator.authenticate(conn)
+        except Refusal as refusal:
+            if refusal.reason in (Reason.CREDENTIALS_INVALID, Reason.CREDENTIALS_MALFORMED):
+                await bf.failed(client, refusal.account or account, guard.clock())
+            if refusal.scheme is None:
+                refusal.scheme = authenticator.scheme
+            raise
 
     # -- rendering -----------------------------------------------------------------------
 
-    def _challenges(self, refusal: Refusal, policy: Policy) -> list[Challenge]:
-        rule = refusal.reason.spec.challenge
+    def _challenges(self, refusal: Refusal, spec: ReasonSpec, policy: Policy) -> list[Challenge]:
+        rule = spec.challenge
+        status = spec.status
         out: list[Challenge] = []
         if rule == "all":
             out = [a.challenge(None, None) for a in self._accepted_by(policy)]
@@ -306,26 +364,27 @@ class AuthGuardMiddleware:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
                 out = [_challenge_of(authenticator, refusal)]
-                if refusal.status != 401 and "error" not in out[0].params:
+                if status != 401 and "error" not in out[0].params:
                     # A 400/403 names a challenge only when it says what to change (RFC
                     # 6750 insufficient_scope); a plain "send credentials" would not help.
                     out = []
-            if refusal.status == 401 and not out:
+            if status == 401 and not out:
                 out = [a.challenge(None, None) for a in self._accepted_by(policy)]
         out.extend(refusal.challenges)
-        if refusal.status == 401 and not out:
+        if status == 401 and not out:
             out = [a.challenge(None, None) for a in self.guard.authenticators]
         return out
 
     def _request_id(self, scope: Scope) -> str:
         return request_id_of(scope["headers"], self._id_header)
 
-    async def _refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal, policy: Policy,
+    async def _refuse(self, scope: Scope, send: Send, refusal: Refusal, policy: Policy,
                       request_id: str | None) -> None:
-        scope = conn.scope
-        status = refusal.status
+        spec = _SPECS[refusal.reason]
+        status = spec.status
+        guard = self.guard
         if log.isEnabledFor(logging.INFO):
-            client = client_address(scope, self.guard.network)
+            client = client_address(scope, guard.network)
             log.info(
                 "refused %s %s: %d %s",
                 scope.get("method", "WEBSOCKET"), scope["path"], status, refusal.reason.value,
@@ -339,22 +398,25 @@ class AuthGuardMiddleware:
             await send_problem(scope, send, 404, [(b"cache-control", b"no-store")],
                                b"Not Found", b"text/plain; charset=utf-8")
             return
-        secure = request_scheme(scope, self.guard.network) in ("https", "wss")
-        login_url = policy.login_url or self.guard.login_url
+        login_url = policy.login_url or guard.login_url
         if status == 401 and login_url is not None and _wants_html(scope):
+            secure = request_scheme(scope, guard.network) in ("https", "wss")
             await self._redirect(scope, send, login_url, refusal, secure)
             return
-        challenges = self._challenges(refusal, policy)
-        body = problem_body(
+        challenges = self._challenges(refusal, spec, policy)
+        data = render_problem(
             refusal,
             instance=scope.get("root_path", "") + scope["path"],
             request_id=request_id,
-            type_base=self.guard.type_base,
+            type_base=guard.type_base,
             schemes=[c.scheme for c in challenges] if status == 401 else (),
+            encoder=_JSON,
         )
+        # ``secure`` only matters for the cookies a refusal deletes.
+        secure = bool(refusal.delete_cookies) and request_scheme(
+            scope, guard.network) in ("https", "wss")
         headers = refusal_headers(refusal, challenges, request_id=request_id, secure=secure,
-                                  send_date=self.guard.send_date)
-        data = _JSON.encode(body).encode("utf-8")
+                                  send_date=guard.send_date)
         await send_problem(scope, send, status, headers, data)
 
     async def _redirect(self, scope: Scope, send: Send, login_url: str, refusal: Refusal,
@@ -374,12 +436,61 @@ class AuthGuardMiddleware:
         await send_problem(scope, send, 303, headers, b"", b"text/plain; charset=utf-8")
 
 
+# A policy's per-request needs: (policy, accepted authenticators, plain checks or None).
+# A plain check is (kind, names, any): kind 0 an identity (of one of ``names``, if any),
+# 1 roles, 2 scopes.
+_Check = tuple[int, tuple[str, ...], bool]
+_Plan = tuple[Policy, list[Authenticator], tuple[_Check, ...] | None]
+
+
+def _fast_checks(requirement: Any) -> tuple[_Check, ...] | None:
+    """``requirement`` as plain checks, when every part is exactly one of the built-in
+    requirements whose ``check`` only reads the identity (subclasses may override it)."""
+    parts: tuple[Any, ...] = (requirement.requirements if type(requirement) is AllOf
+                              else (requirement,))
+    checks: list[_Check] = []
+    for r in parts:
+        kind = type(r)
+        if kind is Anyone:
+            continue
+        if kind is Authenticated:
+            checks.append((0, tuple(r.accepted), False))
+        elif kind is HasRoles:
+            checks.append((1, tuple(r.roles), bool(r.any)))
+        elif kind is HasScopes:
+            checks.append((2, tuple(r.scopes), bool(r.any)))
+        else:
+            return None
+    return tuple(checks)
+
+
+def _passes(checks: tuple[_Check, ...], identity: Identity | None) -> bool:
+    """Whether the plain checks certainly pass (``False`` sends the request through the
+    requirement's own ``check``, which says why not)."""
+    for kind, names, any_ in checks:
+        if identity is None:
+            return False
+        if kind == 0:
+            if names and identity.scheme not in names:
+                return False
+            continue
+        have = identity.roles if kind == 1 else identity.scopes
+        if any_:
+            if not any(n in have for n in names):
+                return False
+        else:
+            for n in names:
+                if n not in have:
+                    return False
+    return True
+
+
 def _check_sizes(guard: AuthGuard, scope: Scope) -> None:
     """Refuse credentials longer than ``guard.max_credentials_bytes``, undecoded."""
     limit = guard.max_credentials_bytes
     wanted = guard.credential_headers
     for name, value in scope["headers"]:
-        if name not in wanted or len(value) <= limit:
+        if len(value) <= limit or name not in wanted:
             continue
         if name == b"cookie":
             if all(len(pair) <= limit for pair in value.split(b";")):
@@ -416,15 +527,6 @@ def _challenge_of(authenticator: Authenticator, refusal: Refusal) -> Challenge:
 def _unavailable(exc: AuthUnavailable) -> Refusal:
     log.warning("authguard: %s", exc)
     return Refusal(Reason.AUTH_UNAVAILABLE, headers={"Retry-After": str(exc.retry_after)})
-
-
-def _host(scope: Scope) -> str:
-    """The first ``Host`` header, exactly as sent (routing sees it unnormalised too)."""
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host: str = value.decode("latin-1")
-            return host
-    return ""
 
 
 def _is_preflight(scope: Scope) -> bool:

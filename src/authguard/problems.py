@@ -14,19 +14,21 @@ import re
 from collections.abc import Sequence
 from email.utils import formatdate
 from importlib import resources
+from json.encoder import encode_basestring
 from typing import Any
 
 from starlette.types import Scope, Send
 
 from .challenges import Challenge, format_challenge
 from .errors import Refusal
-from .reasons import DEFAULT_TYPE_BASE
+from .reasons import DEFAULT_TYPE_BASE, Reason
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "problem_body",
     "problem_schema",
     "refusal_headers",
+    "render_problem",
     "send_problem",
 ]
 
@@ -87,6 +89,94 @@ def problem_body(
 
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
+_STATUS = {reason: reason.spec.status for reason in Reason}
+# (encoder, reason, detail, type_base) → the encoded fixed members, without the closing brace.
+_PREFIXES: dict[tuple[int, Reason, str | None, str], str] = {}
+
+
+def _prefix(encoder: json.JSONEncoder, refusal: Refusal, type_base: str) -> str:
+    key = (id(encoder), refusal.reason, refusal.detail, type_base)
+    hit = _PREFIXES.get(key)
+    if hit is None:
+        spec = refusal.reason.spec
+        hit = encoder.encode({
+            "type": type_base + refusal.reason.value,
+            "title": spec.title,
+            "status": spec.status,
+            "detail": refusal.detail or spec.detail,
+            "reason": refusal.reason.value,
+            "hints": list(spec.hints),
+        })[:-1]
+        if len(_PREFIXES) >= 512:
+            _PREFIXES.clear()
+        _PREFIXES[key] = hit
+    return hit
+
+
+def _piece(encoder: json.JSONEncoder, value: Any) -> str:
+    """``encoder.encode(value)``; strings and lists of strings written directly."""
+    kind = type(value)
+    if kind is str:
+        text: str = encode_basestring(value)
+        return text
+    if kind is list and all(type(v) is str for v in value):
+        return "[" + ",".join(map(encode_basestring, value)) + "]"
+    return encoder.encode(value)
+
+
+def render_problem(
+    refusal: Refusal,
+    *,
+    instance: str | None = None,
+    request_id: str | None = None,
+    type_base: str = DEFAULT_TYPE_BASE,
+    schemes: Sequence[str] = (),
+    encoder: json.JSONEncoder = _ENCODER,
+) -> bytes:
+    """``encoder.encode(problem_body(...))`` as UTF-8, byte for byte, with the members that
+    are the same for every refusal of a reason encoded once."""
+    extensions = refusal.extensions
+    detail = refusal.detail
+    if ((detail is not None and type(detail) is not str) or type(type_base) is not str
+            or (encoder is not _ENCODER and (
+                encoder.ensure_ascii or encoder.item_separator != ","
+                or encoder.key_separator != ":"))
+            or (extensions and not all(type(k) is str for k in extensions))):
+        body = problem_body(refusal, instance=instance, request_id=request_id,
+                            type_base=type_base, schemes=schemes)
+        return encoder.encode(body).encode("utf-8")
+    text = _PREFIXES.get((id(encoder), refusal.reason, detail, type_base))
+    if text is None:
+        text = _prefix(encoder, refusal, type_base)
+    if instance is not None:
+        text += ',"instance":' + _piece(encoder, instance)
+    if request_id is not None:
+        text += ',"request_id":' + _piece(encoder, request_id)
+    listed = bool(schemes) and _STATUS[refusal.reason] == 401
+    if listed:
+        text += ',"schemes":' + _piece(encoder, list(schemes))
+    retry_after = refusal.headers.get("Retry-After") if refusal.headers else None
+    retry = retry_after is not None and retry_after.isdigit()
+    if retry:
+        text += ',"retry_after":' + encoder.encode(int(retry_after))  # type: ignore[arg-type]
+    if extensions:
+        used = set(_FIXED)
+        if instance is not None:
+            used.add("instance")
+        if request_id is not None:
+            used.add("request_id")
+        if listed:
+            used.add("schemes")
+        if retry:
+            used.add("retry_after")
+        for key, value in extensions.items():
+            if key not in used:
+                text += "," + encode_basestring(key) + ":" + _piece(encoder, value)
+    return (text + "}").encode("utf-8")
+
+
 _EXPOSE_HEADERS = EXPOSE_HEADERS.encode()
 # Formatted challenges by object: an authenticator's fixed challenge (the same object on
 # every refusal) is formatted once; the entry holds the object, so its id stays its own.
@@ -118,7 +208,7 @@ def refusal_headers(
     ]
     headers.append((b"cache-control", b"no-store"))
     headers.append((b"access-control-expose-headers", _EXPOSE_HEADERS))
-    if refusal.status in (401, 402):
+    if _STATUS[refusal.reason] in (401, 402):
         headers.append((b"vary", b"Authorization, Cookie"))
     if request_id is not None:
         headers.append((b"x-request-id", request_id.encode("latin-1")))

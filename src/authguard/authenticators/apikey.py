@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl
 
@@ -19,7 +20,6 @@ from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
-from ._util import header_values
 
 __all__ = ["APIKeyAuthenticator", "APIKeyStore", "StaticAPIKeys", "hash_api_key"]
 
@@ -94,7 +94,10 @@ class APIKeyAuthenticator:
     def _found(self, conn: HTTPConnection) -> list[str]:
         found: list[str] = []
         if self.header:
-            found += [v.decode("latin-1") for v in header_values(conn, self._header_key)]
+            key = self._header_key
+            for k, v in conn.scope["headers"]:
+                if k == key:
+                    found.append(v.decode("latin-1"))
         if self.query_param:
             qs = conn.scope.get("query_string", b"").decode("latin-1")
             found += [v for k, v in parse_qsl(qs, keep_blank_values=True)
@@ -109,7 +112,10 @@ class APIKeyAuthenticator:
         """Whether a key is present where this authenticator looks."""
         if self.header and not self.query_param and not self.cookie:
             key = self._header_key
-            return any(k == key for k, _ in conn.scope["headers"])
+            for k, _ in conn.scope["headers"]:
+                if k == key:
+                    return True
+            return False
         return bool(self._found(conn))
 
     def account(self, conn: HTTPConnection) -> str | None:
@@ -133,7 +139,7 @@ class APIKeyAuthenticator:
         if not key or len(key) > self.max_length or not key.isprintable() or not key.isascii():
             raise Refusal(Reason.CREDENTIALS_MALFORMED, "The API key is not well-formed.",
                           scheme="ApiKey")
-        identity = await self.store.lookup(hash_api_key(key))
+        identity = await self.store.lookup(sha256(key.encode("utf-8")).hexdigest())
         if identity is None:
             raise Refusal(Reason.CREDENTIALS_INVALID, scheme="ApiKey")
         return identity

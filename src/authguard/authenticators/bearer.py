@@ -15,11 +15,11 @@ token cost next to nothing.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -138,8 +138,8 @@ class BearerAuthenticator:
     def has_credentials(self, conn: HTTPConnection) -> bool:
         """Whether a Bearer token is present in any place this authenticator looks."""
         for name, value in conn.scope["headers"]:
-            if (name == b"authorization" and value[:7].lower() == b"bearer ") or (
-                name == b"authorization" and value.lower() == b"bearer"
+            if name == b"authorization" and (
+                value[:7].lower() == b"bearer " or value.lower() == b"bearer"
             ):
                 return True
         if self.allow_subprotocol and conn.scope["type"] == "websocket":
@@ -174,20 +174,23 @@ class BearerAuthenticator:
         if token is None:
             return None
         now = self._now()
-        digest = hashlib.sha256(token).digest() if self.cache_size else b""
+        digest = sha256(token).digest() if self.cache_size else b""
         hit = self._cache.get(digest) if self.cache_size else None
         if hit is not None and self._still_valid(hit, now):
+            # The same bytes passed the shape check and verified before.
             identity = hit.identity
         else:
             if hit is not None:
                 del self._cache[digest]
+            _check_shape(token)
             verified = await self._verify(token, now)
             identity = verified.identity
             if self.cache_size:
                 if len(self._cache) >= self.cache_size:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[digest] = verified
-        await self._check_revocation(identity)
+        if self.revocations is not None:  # on every use, cached or not
+            await self._check_revocation(identity)
         return identity
 
     # -- extraction ----------------------------------------------------------------------
@@ -221,10 +224,8 @@ class BearerAuthenticator:
             raise Refusal(Reason.CREDENTIALS_MALFORMED,
                           f"The access token is longer than {self.max_token_bytes} bytes.",
                           scheme=_SCHEME)
-        if not token or token.count(b".") != 2 or not _JWT_ALPHABET.issuperset(token):
-            raise Refusal(Reason.CREDENTIALS_MALFORMED,
-                          "The access token is not a JWT (three base64url parts).",
-                          scheme=_SCHEME)
+        if not token:
+            _check_shape(token)
         return token
 
     # -- verification ----------------------------------------------------------------------
@@ -320,6 +321,14 @@ class BearerAuthenticator:
             raise Refusal(Reason.CREDENTIALS_REVOKED,
                           "Credentials issued before the account's last security change "
                           "were revoked.", scheme=_SCHEME)
+
+
+def _check_shape(token: bytes) -> None:
+    """Three base64url parts, or 401 ``credentials_malformed`` (before any decoding)."""
+    if not token or token.count(b".") != 2 or not _JWT_ALPHABET.issuperset(token):
+        raise Refusal(Reason.CREDENTIALS_MALFORMED,
+                      "The access token is not a JWT (three base64url parts).",
+                      scheme=_SCHEME)
 
 
 def _malformed() -> Refusal:

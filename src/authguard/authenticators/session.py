@@ -21,10 +21,10 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
@@ -40,6 +40,9 @@ __all__ = ["SessionAuthenticator"]
 _SCHEME = "Cookie"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MIN_KEY_BYTES = 32
+_VERIFIED_MAX = 4096  # verified cookies remembered (oldest dropped first)
+# (session id, subject, signed at, signed at as itsdangerous' whole seconds, credential id)
+_Verified = tuple[str, str, float, int, str]
 
 
 class SessionAuthenticator:
@@ -112,6 +115,10 @@ class SessionAuthenticator:
         # itsdangerous signs with the last key and verifies with all.
         self._serializer = URLSafeTimedSerializer(list(reversed(keys)),
                                                   salt="authguard.session")
+        # itsdangerous' clock (``TimestampSigner.get_timestamp``), for remembered cookies
+        self._serializer_clock = cast(TimestampSigner, self._serializer.make_signer()
+                                      ).get_timestamp
+        self._verified: dict[str, _Verified] = {}
         self.store: SessionStore = store if store is not None else MemorySessionStore()
         self.revocations = revocations
         self.cookie_name = cookie_name
@@ -157,10 +164,11 @@ class SessionAuthenticator:
         value = conn.cookies.get(self.cookie_name)
         if value is None:
             return None
-        secure = conn.url.scheme in ("https", "wss")
+        # the URL's scheme, without building the URL
+        secure = str(conn.scope.get("scheme", "http")).lower() in ("https", "wss")
         if len(value) > self.max_cookie_bytes:
             raise self._stale(Reason.SESSION_INVALID, secure, "The session cookie is too large.")
-        record = await self._record(value, secure)
+        record, credential_id = await self._record(value, secure)
         now = self._now()
         if record.expires_at <= now:
             raise self._stale(Reason.SESSION_EXPIRED, secure)
@@ -176,7 +184,7 @@ class SessionAuthenticator:
             acr=data.get("acr") or None,
             auth_time=float(auth_time) if auth_time else record.created_at,
             issued_at=record.created_at,
-            credential_id=hashlib.sha256(record.session_id.encode()).hexdigest()[:16],
+            credential_id=credential_id,
         )
 
     # -- login and logout ----------------------------------------------------------------
@@ -253,13 +261,36 @@ class SessionAuthenticator:
             raise BadData("unexpected session payload")
         return payload[0], payload[1], signed_at.timestamp()
 
-    async def _record(self, value: str, secure: bool) -> SessionRecord:
+    def _verify_cookie(self, value: str, secure: bool) -> _Verified:
+        """The cookie's session id, subject, signing time and credential id.
+
+        A cookie whose signature verified is remembered (bounded, by its exact value):
+        itsdangerous' key derivation, HMAC, base64 and JSON run once per cookie, not once
+        per request. Its age is checked on every use, on itsdangerous' own clock (whole
+        seconds), so a remembered cookie expires exactly when a fresh verification would
+        say so; the server-side session is looked up on every request all the same.
+        """
+        hit = self._verified.get(value)
+        if hit is not None:
+            age = self._serializer_clock() - hit[3]
+            if 0 <= age <= self.max_age:
+                return hit
+            del self._verified[value]
         try:
             session_id, subject, signed_at = self._decode(value)
         except SignatureExpired:
             raise self._stale(Reason.SESSION_EXPIRED, secure) from None
         except (BadData, ValueError, TypeError):
             raise self._stale(Reason.SESSION_INVALID, secure) from None
+        entry = (session_id, subject, signed_at, int(signed_at),
+                 hashlib.sha256(session_id.encode()).hexdigest()[:16])
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[value] = entry
+        return entry
+
+    async def _record(self, value: str, secure: bool) -> tuple[SessionRecord, str]:
+        session_id, subject, signed_at, _, credential_id = self._verify_cookie(value, secure)
         record = await self.store.get(session_id)
         if self.revocations is not None:
             # A session started before the subject's last security change is void. The
@@ -278,7 +309,7 @@ class SessionAuthenticator:
                               "cookie was removed.")
         if record.subject != subject:
             raise self._stale(Reason.SESSION_INVALID, secure)
-        return record
+        return record, credential_id
 
     def _stale(self, reason: Reason, secure: bool, detail: str | None = None) -> Refusal:
         attrs = [f'{self.cookie_name}=""', f"Path={self.path}", "Max-Age=0",

@@ -1,0 +1,186 @@
+"""The per-request shortcuts answer exactly what the long way answers.
+
+* problem bodies rendered from a cached prefix are byte for byte the encoded
+  ``problem_body``;
+* the plain checks the middleware runs instead of awaiting built-in requirements pass
+  exactly when the requirements' own ``check`` passes;
+* a remembered session cookie still needs its server-side session on every request, and
+  a tampered copy of it is still refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from authguard import (
+    Anyone,
+    Authenticated,
+    AuthGuard,
+    AuthGuardMiddleware,
+    HasRoles,
+    HasScopes,
+    Identity,
+    Public,
+    Reason,
+    Refusal,
+    Requirement,
+    SessionAuthenticator,
+    protect,
+)
+from authguard.middleware import _fast_checks, _passes
+from authguard.policy import Context
+from authguard.problems import problem_body, render_problem
+from helpers import asgi_client
+
+ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _refusals() -> list[Refusal]:
+    out = []
+    for reason in Reason:
+        out.append(Refusal(reason))
+        out.append(Refusal(reason, "Ünïcode détail \u2028 \"quoted\""))
+    out += [
+        Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": "17"}),
+        Refusal(Reason.AUTH_UNAVAILABLE, headers={"Retry-After": "soon"}),
+        Refusal(Reason.FORBIDDEN, extensions={"required_roles": ["a", "b"]}),
+        # members that collide with fixed ones keep the fixed value (setdefault)
+        Refusal(Reason.PAYMENT_REQUIRED, extensions={
+            "status": 999, "payment": {"amount": "0.01", "nested": [1, 2.5, None, True]},
+            "instance": "/from-extension", "request_id": "x", "retry_after": 3,
+            "odd": frozenset({1}), "schemes": ["Z"]}),
+        Refusal(Reason.INSUFFICIENT_SCOPE, extensions={"required_scopes": ["r:w"]},
+                headers={"Retry-After": "5"}),
+        Refusal(Reason.FORBIDDEN, extensions={7: "not a string key"}),  # type: ignore[dict-item]
+    ]
+    return out
+
+
+@pytest.mark.parametrize("refusal", _refusals(), ids=repr)
+def test_rendered_bodies_are_the_encoded_problem_body(refusal: Refusal) -> None:
+    options: list[dict[str, Any]] = [
+        {}, {"instance": "/a/b"}, {"request_id": "req-1"},
+        {"instance": "/ü", "request_id": "r", "schemes": ["Bearer", "ApiKey"]},
+        {"type_base": "https://example.test/problems/", "schemes": ["Basic"]},
+        {"instance": '/a\nb"c\\d\x00\u2028', "request_id": "\ud7ff"},
+    ]
+    for kw in options:
+        for _ in range(2):  # the second time from the cached prefix
+            want = ENCODER.encode(problem_body(refusal, **kw)).encode("utf-8")
+            assert render_problem(refusal, encoder=ENCODER, **kw) == want
+
+
+class PickyRoles(HasRoles):
+    """A subclass may change ``check``: it must never be answered by plain checks."""
+
+    async def check(self, ctx: Context) -> Refusal | None:
+        return Refusal(Reason.FORBIDDEN)
+
+
+REQUIREMENTS: list[Requirement] = [
+    Anyone(), Authenticated(), Authenticated("ApiKey"), Authenticated("Bearer", "ApiKey"),
+    HasRoles("a"), HasRoles("a", "b"), HasRoles("a", "b", any=True), HasRoles(),
+    HasRoles(any=True), HasScopes("s"), HasScopes("s", "t", any=True), HasScopes(),
+]
+IDENTITIES: list[Identity | None] = [
+    None,
+    Identity(subject="u", scheme="ApiKey"),
+    Identity(subject="u", scheme="Bearer", roles=frozenset({"a"}), scopes=frozenset({"s"})),
+    Identity(subject="u", scheme="Basic", roles=frozenset({"a", "b"}),
+             scopes=frozenset({"s", "t"})),
+]
+
+
+async def _check(requirement: Requirement, identity: Identity | None) -> bool:
+    conn = HTTPConnection({"type": "http", "method": "GET", "path": "/", "headers": []})
+    return await requirement.check(Context(conn=conn, identity=identity, now=0.0)) is None
+
+
+async def test_plain_checks_pass_exactly_when_the_requirements_pass() -> None:
+    combos: list[Requirement] = list(REQUIREMENTS)
+    combos += [a & b for a, b in itertools.combinations(REQUIREMENTS, 2)]
+    combos += [REQUIREMENTS[1] & REQUIREMENTS[5] & REQUIREMENTS[9]]
+    for requirement in combos:
+        checks = _fast_checks(requirement)
+        assert checks is not None, requirement
+        for identity in IDENTITIES:
+            assert _passes(checks, identity) == await _check(requirement, identity), (
+                requirement, identity)
+        if checks:  # without an identity, every one of them asks for credentials
+            conn = HTTPConnection({"type": "http", "method": "GET", "path": "/",
+                                   "headers": []})
+            refusal = await requirement.check(Context(conn=conn, identity=None, now=0.0))
+            assert refusal is not None and refusal.reason is Reason.CREDENTIALS_MISSING
+            assert refusal.detail is None and not refusal.extensions
+
+
+def test_other_requirements_are_never_answered_by_plain_checks() -> None:
+    assert _fast_checks(PickyRoles("a")) is None
+    assert _fast_checks(Authenticated() & PickyRoles("a")) is None
+    assert _fast_checks(HasRoles("a") | HasScopes("s")) is None
+    assert _fast_checks(~Authenticated()) is None
+
+
+async def test_a_subclass_refuses_even_when_the_built_in_check_would_pass() -> None:
+    @protect(Authenticated() & PickyRoles("a"))
+    async def picky(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    from authguard import APIKeyAuthenticator, StaticAPIKeys, hash_api_key
+    keys = StaticAPIKeys({hash_api_key("k"): Identity(subject="svc", scheme="ApiKey",
+                                                      roles=frozenset({"a"}))})
+    app = Starlette(routes=[Route("/picky", picky)])
+    app.add_middleware(AuthGuardMiddleware,
+                       guard=AuthGuard(authenticators=[APIKeyAuthenticator(store=keys)]))
+    async with asgi_client(app) as c:
+        for _ in range(2):
+            r = await c.get("/picky", headers={"X-API-Key": "k"})
+            assert r.status_code == 403 and r.json()["reason"] == "forbidden"
+
+
+def _session_app(session: SessionAuthenticator) -> Starlette:
+    @protect(Public)
+    async def login(request: Request) -> Response:
+        response = JSONResponse({"ok": True})
+        await session.login(request, response, "ann", roles=["user"])
+        return response
+
+    @protect(Authenticated())
+    async def me(request: Request) -> JSONResponse:
+        return JSONResponse({"sub": request.user.subject,
+                             "credential_id": request.user.credential_id})
+
+    app = Starlette(routes=[Route("/login", login, methods=["POST"]), Route("/me", me)])
+    app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(authenticators=[session]))
+    return app
+
+
+async def test_a_remembered_session_cookie_still_needs_its_session() -> None:
+    session = SessionAuthenticator(secret_keys=["k" * 40])
+    async with asgi_client(_session_app(session)) as c:
+        await c.post("/login")
+        value = c.cookies["authguard_session"]
+        c.cookies.clear()
+        cookie = {"Cookie": f"authguard_session={value}"}
+        first = await c.get("/me", headers=cookie)
+        again = await c.get("/me", headers=cookie)
+        assert first.status_code == again.status_code == 200
+        assert first.json() == again.json()
+        assert len(first.json()["credential_id"]) == 16
+        # a tampered copy of a remembered cookie: still a bad signature
+        tampered = value[:-2] + ("AA" if value[-2:] != "AA" else "BB")
+        r = await c.get("/me", headers={"Cookie": f"authguard_session={tampered}"})
+        assert r.status_code == 401 and r.json()["reason"] == "session_invalid"
+        # the session ends on the server: the remembered cookie stops working at once
+        await session.end_sessions("ann")
+        r = await c.get("/me", headers=cookie)
+        assert r.status_code == 401 and r.json()["reason"] == "session_expired"
+        assert "Max-Age=0" in r.headers["set-cookie"]
