@@ -153,8 +153,10 @@ def _starlette(routes: list[Route], middleware: list[Middleware] | None = None) 
 
 
 def bare_starlette() -> Starlette:
-    """The reference: one route, no middleware."""
-    return _starlette([Route("/", ok), Route("/public", ok), Route("/private", ok)])
+    """The reference: no middleware, the same routes in the same order as the authguard
+    and Starlette apps (the router tries them in turn: a later route costs more)."""
+    return _starlette([Route("/public", ok), Route("/private", ok), Route("/admin", ok),
+                       Route("/paid", ok), Route("/", ok)])
 
 
 # -- authguard -----------------------------------------------------------------------
@@ -255,6 +257,36 @@ async def session_login(authenticator: Any) -> str:
             cookie = value.decode("latin-1").split(";", 1)[0]
             return cookie.split("=", 1)[1]
     raise RuntimeError("login set no cookie")
+
+
+# -- the floor: a hand-written pure ASGI middleware -------------------------------------
+
+class HandWrittenAPIKey:
+    """The least any API-key check can cost: one pure ASGI middleware, a header scan and a
+    dict lookup by hash, a bare 401 otherwise. No policies, no problem body, no challenge."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.keys = {hash_api_key(API_KEY): "svc"}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] != "/public":
+            for name, value in scope["headers"]:
+                if name == b"x-api-key":
+                    user = self.keys.get(hashlib.sha256(value).hexdigest())
+                    if user is not None:
+                        scope["user"] = user
+                        await self.app(scope, receive, send)
+                        return
+                    break
+            await PlainTextResponse("Unauthorized", 401)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def hand_written_app() -> Starlette:
+    return _starlette([Route("/public", ok), Route("/private", ok), Route("/admin", ok),
+                       Route("/paid", ok)], [Middleware(HandWrittenAPIKey)])
 
 
 # -- Starlette's AuthenticationMiddleware with equivalent backends ---------------------

@@ -87,9 +87,11 @@ class Case:
     fastapi: Cell | None
     target: Target | None = None
     note: str = ""
+    bare: Cell | None = None  # bare Starlette on this case's path (else the bare row's)
 
     def cells(self) -> list[Cell]:
-        return [c for c in (self.authguard, self.starlette, self.fastapi) if c is not None]
+        return [c for c in (self.authguard, self.starlette, self.fastapi, self.bare)
+                if c is not None]
 
 
 def _hdr(name: str, value: str | bytes) -> tuple[bytes, bytes]:
@@ -111,15 +113,19 @@ async def build_cases(m: Material) -> list[Case]:
     st_key = apps.starlette_app(apps.APIKeyBackend())
     fa_key = apps.fastapi_app("apikey", m)
 
+    bare = apps.bare_starlette()  # the same routes, in the same order, as every app
+    hand = apps.hand_written_app()
     cases = [
-        Case("bare", "bare app, no auth (reference)", None,
-             Cell(apps.bare_starlette(), "/", expect=200),
-             Cell(apps.bare_fastapi(), "/", expect=200)),
+        Case("bare", "bare app, no auth (reference: GET /private)", None,
+             Cell(bare, "/private", expect=200),
+             Cell(apps.bare_fastapi(), "/private", expect=200)),
+        Case("floor", "hand-written pure ASGI API-key check (floor; Starlette column)", None,
+             Cell(hand, "/private", ak, expect=200), None),
         Case("public", "public route (no authenticator runs)",
              Cell(ag_key, "/public", expect=200),
              Cell(st_key, "/public", expect=200),
              Cell(fa_key, "/public", expect=200),
-             Target("bare", 1.05)),
+             Target("bare", 1.05), bare=Cell(bare, "/public", expect=200)),
         Case("apikey", "API key (X-API-Key)",
              Cell(ag_key, "/private", ak, expect=200),
              Cell(st_key, "/private", ak, expect=200),
@@ -191,15 +197,19 @@ async def build_cases(m: Material) -> list[Case]:
         Target("bare", 1.30)))
 
     cases += [
+        Case("floor_401", "hand-written pure ASGI 401 (floor; Starlette column)", None,
+             Cell(hand, "/private", expect=401), None),
         Case("refuse_401", "401 refusal (no credentials)",
              Cell(ag_key, "/private", expect=401), Cell(st_key, "/private"),
              Cell(fa_key, "/private"), Target("bare", 1.10)),
         Case("refuse_403", "403 refusal (role missing)",
              Cell(ag_key, "/admin", ak, expect=403), Cell(st_key, "/admin", ak),
-             Cell(fa_key, "/admin", ak), Target("bare", 1.10)),
+             Cell(fa_key, "/admin", ak), Target("bare", 1.10),
+             bare=Cell(bare, "/admin", expect=200)),
         Case("refuse_402", "402 refusal (payment required)",
              Cell(ag_key, "/paid", ak, expect=402), Cell(st_key, "/paid", ak),
-             Cell(fa_key, "/paid", ak), Target("bare", 1.10)),
+             Cell(fa_key, "/paid", ak), Target("bare", 1.10),
+             bare=Cell(bare, "/paid", expect=200)),
     ]
     return cases
 

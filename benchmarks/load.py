@@ -159,7 +159,7 @@ def throughput(seconds: float, rounds: int, connections: int, use_wrk: bool
     """Bare vs authguard JWT (repeated token) vs the Starlette peer, interleaved rounds."""
     token = _hs256_token()
     auth = {"Authorization": f"Bearer {token}"}
-    runs = [("bare Starlette", "load_bare", "/", {}),
+    runs = [("bare Starlette", "load_bare", "/private", {}),
             ("Starlette AuthenticationMiddleware + pyjwt HS256", "load_starlette_jwt",
              "/private", auth)]
     if apps.HAS_BEARER:

@@ -67,7 +67,7 @@ def verdict(case: Case, bare: Cell) -> tuple[float | None, bool | None]:
     target = case.target
     if target is None or case.authguard is None:
         return None, None
-    ref = bare if target.against == "bare" else case.starlette
+    ref = (case.bare or bare) if target.against == "bare" else case.starlette
     ratio = _ratio(case.authguard, ref)
     return ratio, (ratio is not None and ratio <= target.limit)
 
@@ -76,11 +76,14 @@ def table(cases: list[Case]) -> str:
     """A Markdown table: µs per request, ratios to bare Starlette and to the peers."""
     bare = next(c for c in cases if c.key == "bare").starlette
     assert bare is not None
-    head = ("| case | authguard µs | spread | × bare | Starlette µs | × bare | FastAPI µs "
-            "| × bare | ag ÷ Starlette | ag ÷ FastAPI | statuses ag/St/FA | target | met |")
-    lines = [head, "|" + "|".join(["---"] + ["---:"] * 9 + ["---"] * 3) + "|"]
+    head = ("| case | authguard µs | spread | bare µs, same path | × bare | Starlette µs "
+            "| × bare | FastAPI µs | × bare | ag ÷ Starlette | ag ÷ FastAPI "
+            "| statuses ag/St/FA | target | met |")
+    lines = [head, "|" + "|".join(["---"] + ["---:"] * 10 + ["---"] * 3) + "|"]
+    reference = bare
     for case in cases:
         ag, st, fa = case.authguard, case.starlette, case.fastapi
+        bare = case.bare or reference
         ratio, met = verdict(case, bare)
         statuses = "/".join(str(c.status) if c is not None and c.status else "—"
                             for c in (ag, st, fa))
@@ -92,7 +95,8 @@ def table(cases: list[Case]) -> str:
         if case.key == "bare":
             spread = f"±{st.spread * 100:.0f}% (St)" if st is not None and st.samples else ""
         lines.append(
-            f"| {case.label} | {_us(ag)} | {spread} | {_fmt_ratio(_ratio(ag, bare))} "
+            f"| {case.label} | {_us(ag)} | {spread} | {_us(bare)} "
+            f"| {_fmt_ratio(_ratio(ag, bare))} "
             f"| {_us(st)} | {_fmt_ratio(_ratio(st, bare))} | {_us(fa)} "
             f"| {_fmt_ratio(_ratio(fa, bare))} | {_fmt_ratio(_ratio(ag, st))} "
             f"| {_fmt_ratio(_ratio(ag, fa))} | {statuses} | {target} "
@@ -123,6 +127,7 @@ def as_json(cases: list[Case]) -> list[dict[str, Any]]:
                 "requests_per_batch": c.n}
     return [{"key": c.key, "label": c.label, "authguard": cell(c.authguard),
              "starlette": cell(c.starlette), "fastapi": cell(c.fastapi),
+             "bare_same_path": cell(c.bare),
              "target": None if c.target is None else c.target.describe()} for c in cases]
 
 
