@@ -53,8 +53,10 @@ X402_DEMO_KEY = b"demo-x402-wallet-key-0123456789abcdef"
 
 
 def demo_signature(requirement: dict[str, Any], nonce: str) -> str:
-    """The demo scheme's proof: an HMAC of the requirement paid and a nonce."""
-    text = "|".join([nonce, str(requirement["amount"]), str(requirement["asset"]),
+    """The demo scheme's proof: an HMAC of the requirement paid and a nonce (the amount is
+    ``amount`` in x402 v2 requirements, ``maxAmountRequired`` in v1)."""
+    amount = requirement.get("amount", requirement.get("maxAmountRequired"))
+    text = "|".join([nonce, str(amount), str(requirement["asset"]),
                      str(requirement["payTo"]), str(requirement["network"])])
     return hmac.new(X402_DEMO_KEY, text.encode(), hashlib.sha256).hexdigest()
 
@@ -73,8 +75,12 @@ def demo_facilitator() -> Starlette:
         nonce = str(payload.get("nonce", ""))
         if req.get("scheme") != "demo" or req.get("network") != X402_NETWORK:
             return False, "unsupported_scheme", payload
-        if not hmac.compare_digest(str(payload.get("signature", "")),
-                                   demo_signature(req, nonce)):
+        # Each version has its own shape of requirements: a mix-up is refused.
+        amount_field = "maxAmountRequired" if body.get("x402Version") == 1 else "amount"
+        if amount_field not in req:
+            return False, "invalid_x402_version", payload
+        if not hmac.compare_digest(str(payload.get("signature", "")).encode(),
+                                   demo_signature(req, nonce).encode()):
             return False, "invalid_signature", payload
         if nonce in spent:
             return False, "nonce_already_used", payload
@@ -106,7 +112,8 @@ def _facilitator() -> FacilitatorClient:
     if url:
         return FacilitatorClient(url, timeout=5.0)
     return FacilitatorClient("http://facilitator.invalid",
-                             transport=httpx.ASGITransport(app=demo_facilitator()))
+                             transport=httpx.ASGITransport(app=demo_facilitator(),
+                                                           raise_app_exceptions=False))
 
 
 def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -> None:

@@ -106,11 +106,14 @@ class Offer:
         body: The member of the problem body's ``payment.offers`` list.
         challenges: ``WWW-Authenticate`` challenges (the IETF ``Payment`` scheme).
         headers: Extra response headers (the x402 ``PAYMENT-REQUIRED``).
+        extensions: Top-level members of the problem body (x402 v1's ``x402Version`` and
+            ``accepts``); the standard members and ``payment`` are never replaced.
     """
 
     body: dict[str, Any]
     challenges: list[Challenge] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
 
 
 class PaymentRejected(Exception):
@@ -377,6 +380,7 @@ class Payment(Requirement):
         offers: list[dict[str, Any]] = []
         challenges: list[Challenge] = []
         headers: dict[str, str] = {}
+        top: dict[str, Any] = {}
         for verifier in self.verifiers:
             if verifier.needs_identity and ctx.identity is None:
                 continue
@@ -386,6 +390,7 @@ class Payment(Requirement):
             offers.append(offer.body)
             challenges.extend(offer.challenges)
             headers.update(offer.headers)
+            top.update({k: v for k, v in offer.extensions.items() if k not in _RESERVED})
         payment: dict[str, Any] = {"offers": offers}
         if self.price is not None:
             payment["price"] = ctx.price.as_json()
@@ -396,7 +401,7 @@ class Payment(Requirement):
         if rejection is not None:
             reason, detail = rejection.reason, rejection.detail
             payment.update(rejection.extensions)
-        extensions: dict[str, Any] = {"payment": payment}
+        extensions: dict[str, Any] = {**top, "payment": payment}
         if "checkout" in payment:
             extensions["checkout"] = payment["checkout"]
         return Refusal(reason, detail, challenges=challenges, headers=headers,
@@ -418,6 +423,10 @@ class Payment(Requirement):
             out.add(401)
         return frozenset(out)
 
+
+# Problem members an offer's extensions never replace.
+_RESERVED = frozenset({"type", "title", "status", "detail", "instance", "reason", "hints",
+                       "request_id", "schemes", "payment", "checkout", "retry_after"})
 
 _NO_PRICE = Price(Decimal(0), "USD")
 

@@ -9,6 +9,13 @@ network or recipient is ``payment_invalid``), then verified and settled by a fac
 ``POST /verify`` and ``POST /settle`` over an async client: nothing blocks the event loop.
 The successful response carries ``PAYMENT-RESPONSE`` (base64 JSON of the settlement).
 
+x402 v1 (``accept_v1=True``): the 402's problem body also carries the v1 members
+``x402Version: 1`` and ``accepts`` (v1 requirements: ``maxAmountRequired``, ``resource``…),
+a v1 proof (``{x402Version: 1, scheme, network, payload}`` in ``X-PAYMENT``) must name this
+request's scheme and network, the facilitator gets v1-shaped requirements, and the success
+carries ``X-PAYMENT-RESPONSE`` beside ``PAYMENT-RESPONSE``. Without the flag a v1 proof is
+``payment_invalid``.
+
 A facilitator that cannot be reached (or answers 5xx) is a 503 ``auth_unavailable`` with
 ``Retry-After``; one that answers garbage is a 502 ``payment_provider_error``. Neither is a
 402: a client told to pay again might pay twice.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -77,6 +85,17 @@ class FacilitatorClient:
         return data
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: cannot be sent on
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number too large")  # 1e999: cannot be sent on either
+    return value
+
+
 def _code(value: Any) -> str:
     """A facilitator's reason code, only if it is a short safe token."""
     return value if isinstance(value, str) and _SAFE_CODE.fullmatch(value) else "rejected"
@@ -130,6 +149,19 @@ class X402Verifier:
             "maxTimeoutSeconds": self.max_timeout_seconds, "extra": dict(self.extra),
         }
 
+    def requirements_v1(self, ctx: PaymentContext) -> dict[str, Any] | None:
+        """This request's requirement in the x402 v1 shape."""
+        v2 = self.requirements(ctx)
+        if v2 is None:
+            return None
+        return {
+            "scheme": v2["scheme"], "network": v2["network"],
+            "maxAmountRequired": v2["amount"], "resource": str(ctx.conn.url),
+            "description": ctx.price.description or "", "mimeType": "application/json",
+            "payTo": v2["payTo"], "maxTimeoutSeconds": v2["maxTimeoutSeconds"],
+            "asset": v2["asset"], "extra": v2["extra"],
+        }
+
     def _resource(self, ctx: PaymentContext) -> dict[str, Any]:
         out: dict[str, Any] = {"url": str(ctx.conn.url)}
         if ctx.price.description:
@@ -142,8 +174,12 @@ class X402Verifier:
         if accepts is None:
             return None
         required = {"x402Version": 2, "resource": self._resource(ctx), "accepts": [accepts]}
+        extensions: dict[str, Any] = {}
+        if self.accept_v1:  # v1 clients read the body: {x402Version: 1, accepts, error}
+            extensions = {"x402Version": 1, "accepts": [self.requirements_v1(ctx)]}
         return Offer(body={"scheme": "x402", "x402Version": 2, "accepts": [accepts]},
-                     headers={"PAYMENT-REQUIRED": b64json(required)})
+                     headers={"PAYMENT-REQUIRED": b64json(required)},
+                     extensions=extensions)
 
     def extract(self, ctx: PaymentContext) -> dict[str, Any] | None:
         """The decoded ``PAYMENT-SIGNATURE`` (or ``X-PAYMENT``) value; no I/O."""
@@ -155,7 +191,8 @@ class X402Verifier:
         try:
             if len(raw) > _MAX_HEADER:
                 raise ValueError("too long")
-            data = json.loads(base64.b64decode(raw, validate=True))
+            data = json.loads(base64.b64decode(raw, validate=True),
+                              parse_constant=_no_constant, parse_float=_finite_float)
             if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
                 raise ValueError("no payload")
             version = data.get("x402Version", 1)
@@ -163,6 +200,9 @@ class X402Verifier:
                 raise ValueError("unsupported x402Version")
             if version == 2 and not isinstance(data.get("accepted"), dict):
                 raise ValueError("no accepted requirement")
+            if version == 1 and not (isinstance(data.get("scheme"), str)
+                                     and isinstance(data.get("network"), str)):
+                raise ValueError("no scheme and network")
         except (ValueError, binascii.Error, RecursionError):
             # RecursionError: JSON nested too deeply for the decoder (never a 500).
             raise PaymentRejected("The x402 payment header could not be parsed: it must be "
@@ -176,16 +216,25 @@ class X402Verifier:
         wanted = self.requirements(ctx)
         if wanted is None:
             raise PaymentRejected("This request is not payable with x402.")
-        accepted = credential.get("accepted")
-        if credential.get("x402Version", 1) == 2:
+        version = credential.get("x402Version", 1)
+        requirements: dict[str, Any] | None = wanted
+        if version == 1:  # only with accept_v1 (extract)
+            for key in ("scheme", "network"):
+                if credential.get(key) != wanted[key]:
+                    raise PaymentRejected(
+                        f"The x402 payment does not match this request's requirement "
+                        f"({key}); pay the one in 'accepts'.")
+            requirements = self.requirements_v1(ctx)
+        else:
+            accepted = credential.get("accepted")
             assert isinstance(accepted, dict)  # noqa: S101 - checked by extract
             for key in ("scheme", "network", "asset", "amount", "payTo"):
                 if str(accepted.get(key)) != str(wanted[key]):
                     raise PaymentRejected(
                         f"The x402 payment does not match this request's requirement "
                         f"({key}); pay the one in PAYMENT-REQUIRED.")
-        body = {"x402Version": credential.get("x402Version", 2), "paymentPayload": credential,
-                "paymentRequirements": wanted}
+        body = {"x402Version": version, "paymentPayload": credential,
+                "paymentRequirements": requirements}
         answer = await self.facilitator.call("/verify", body)
         valid = answer.get("isValid")
         if not isinstance(valid, bool):
@@ -211,4 +260,7 @@ class X402Verifier:
             raise PaymentProviderError("/settle: no transaction or network")
         response = {k: v for k, v in answer.items()
                     if k in ("success", "transaction", "network", "payer", "amount")}
-        return {"PAYMENT-RESPONSE": b64json(response)}
+        headers = {"PAYMENT-RESPONSE": b64json(response)}
+        if body.get("x402Version") == 1:  # what x402 v1 clients read
+            headers["X-PAYMENT-RESPONSE"] = headers["PAYMENT-RESPONSE"]
+        return headers
