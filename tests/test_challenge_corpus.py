@@ -18,9 +18,7 @@ from authguard.client.problem import Problem
 CORPUS_FILE = Path(__file__).parent / "data" / "www_authenticate_corpus.json"
 CASES: list[dict[str, Any]] = json.loads(CORPUS_FILE.read_text(encoding="utf-8"))["cases"]
 # Where the parser still differs from RFC 9110 (the corpus keeps the RFC's answer).
-KNOWN_GAPS = {
-    "simplebasiccomma": "an empty auth-param element right after 'Basic ' ends the challenge",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 # strict: once the parser is fixed, these pass and the entry above must go.
 PARAMS = [pytest.param(c, id=c["name"], marks=[pytest.mark.xfail(

@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import yaml
 
 from authguard import Reason
@@ -51,9 +49,6 @@ def test_client_guide_code_runs_against_the_example_app(example_server: str) -> 
     assert isinstance(namespace["problem"], Problem)
 
 
-@pytest.mark.xfail(strict=True, raises=httpx.ResponseNotRead,
-                   reason="BearerAuth overrides httpx's auth flows, which read the body, and "
-                          "does not read it itself: a refusal cannot be parsed")
 def test_client_guide_bearer_refresh_runs_against_the_example_app(example_server: str) -> None:
     [block] = [b for b in python_blocks(CLIENT) if "BearerAuth(" in b]
     refreshed: list[str] = []

@@ -204,6 +204,19 @@ class _Scanner:
         raise ChallengeParseError("unterminated quoted-string")
 
 
+def _param_follows(s: str, i: int) -> bool:
+    """Whether, past commas and whitespace from ``i``, ``token BWS "="`` follows."""
+    while i < len(s) and s[i] in ", \t":
+        i += 1
+    m = _TOKEN_RE.match(s, i)
+    if not m:
+        return False
+    k = m.end()
+    while k < len(s) and s[k] in _OWS:
+        k += 1
+    return k < len(s) and s[k] == "="
+
+
 def _parse_field(text: str, out: list[Challenge]) -> None:
     sc = _Scanner(text)
     while True:
@@ -230,6 +243,10 @@ def _parse_field(text: str, out: list[Challenge]) -> None:
                 token68 = m68.group()
                 sc.i = after
             else:
+                # §5.6.1.2: empty elements may lead the auth-param list ("Basic , realm=x")
+                if sc.peek() == "," and _param_follows(sc.s, sc.i):
+                    while sc.peek() in (",", " ", "\t"):
+                        sc.i += 1
                 while True:
                     sc.ows()
                     if sc.peek() in ("", ","):

@@ -169,11 +169,15 @@ class BearerAuth(httpx.Auth):
             reply: httpx.Response | None = None
             if isinstance(step, httpx.Request):
                 reply = yield step
+                reply.read()  # flow() reads refusals; httpx reads only in its own flows
             elif isinstance(step, _Refresh):
                 with self._lock:
                     if self._replace_needed(step.failed_token):
                         token = self._call_refresh()
                         if inspect.isawaitable(token):
+                            close = getattr(token, "close", None)
+                            if close is not None:
+                                close()  # never awaited: closed, so no warning either
                             raise TypeError("an async refresh callback needs httpx.AsyncClient")
                         self.token = token
             else:
@@ -193,6 +197,7 @@ class BearerAuth(httpx.Auth):
             reply: httpx.Response | None = None
             if isinstance(step, httpx.Request):
                 reply = yield step
+                await reply.aread()
             elif isinstance(step, _Refresh):
                 async with self._async_lock:
                     if self._replace_needed(step.failed_token):
