@@ -184,3 +184,22 @@ async def test_a_remembered_session_cookie_still_needs_its_session() -> None:
         r = await c.get("/me", headers=cookie)
         assert r.status_code == 401 and r.json()["reason"] == "session_expired"
         assert "Max-Age=0" in r.headers["set-cookie"]
+
+
+@pytest.mark.parametrize("fields", [
+    [], [b"a=1"], [b"authguard_session=abc"], [b"a=1; authguard_session=abc; b=2"],
+    [b"authguard_session=one", b"authguard_session=two"],
+    [b" authguard_session = spaced ; x=y"], [b'authguard_session="quo\\"ted"'],
+    [b"authguard_session="], [b"authguard_session"], [b"authguard_session=\xe9t\xe9"],
+    [b"x=1", b"authguard_session=late; authguard_session=later"],
+])
+def test_the_session_cookie_is_read_as_starlette_reads_it(fields: list[bytes]) -> None:
+    session = SessionAuthenticator(secret_keys=["k" * 40])
+    headers = [(b"host", b"h")] + [(b"cookie", f) for f in fields]
+    for _ in range(2):  # the second time from the remembered parse
+        conn = HTTPConnection({"type": "http", "method": "GET", "path": "/",
+                               "headers": headers})
+        want = HTTPConnection(conn.scope).cookies.get("authguard_session")
+        assert session._cookie(conn) == want
+        assert session.has_credentials(conn) == (
+            want is not None and any(b"authguard_session=" in f for f in fields))

@@ -263,7 +263,10 @@ class BasicAuthenticator:
 
     def has_credentials(self, conn: HTTPConnection) -> bool:
         """Whether an ``Authorization: Basic`` header is present."""
-        return any(_is_basic(v) for v in authorization(conn))
+        for name, value in conn.scope["headers"]:
+            if name == b"authorization" and _is_basic(value):
+                return True
+        return False
 
     def account(self, conn: HTTPConnection) -> str | None:
         """The user-id claimed, if the header parses."""
@@ -316,8 +319,11 @@ class BasicAuthenticator:
         Credentials verified within ``cache_ttl`` are recognised by the HMAC of the
         header's credentials before any decoding: the same bytes parsed and verified then.
         """
-        values = authorization(conn)
-        if not any(_is_basic(v) for v in values):
+        values = [v for k, v in conn.scope["headers"] if k == b"authorization"]
+        for value in values:
+            if _is_basic(value):
+                break
+        else:
             return None
         cache = self._cache
         digest: bytes | None = None

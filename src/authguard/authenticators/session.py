@@ -25,7 +25,7 @@ from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, cookie_parser
 from starlette.responses import Response
 
 from ..challenges import Challenge, checked_setting
@@ -119,6 +119,7 @@ class SessionAuthenticator:
         self._serializer_clock = cast(TimestampSigner, self._serializer.make_signer()
                                       ).get_timestamp
         self._verified: dict[str, _Verified] = {}
+        self._memo: tuple[list[bytes], str | None] | None = None
         self.store: SessionStore = store if store is not None else MemorySessionStore()
         self.revocations = revocations
         self.cookie_name = cookie_name
@@ -147,8 +148,29 @@ class SessionAuthenticator:
         """Whether the session cookie is present."""
         for name, value in conn.scope["headers"]:
             if name == b"cookie" and self._name_eq in value:
-                return self.cookie_name in conn.cookies
+                return self._cookie(conn) is not None
         return False
+
+    def _cookie(self, conn: HTTPConnection) -> str | None:
+        """``conn.cookies.get(cookie_name)``, without building a ``Headers`` object and the
+        request's whole cookie dict on every request: the last parse is remembered by the
+        raw ``Cookie`` fields it came from (``has_credentials`` and ``authenticate`` both
+        ask, with the same fields)."""
+        parsed: dict[str, str] | None = getattr(conn, "_cookies", None)
+        if parsed is not None:  # the connection parsed them already
+            return parsed.get(self.cookie_name)
+        raws = [value for name, value in conn.scope["headers"] if name == b"cookie"]
+        if not raws:
+            return None
+        memo = self._memo
+        if memo is not None and memo[0] == raws:
+            return memo[1]
+        cookies: dict[str, str] = {}
+        for raw in raws:  # as Starlette: every Cookie field, later names win
+            cookies.update(cookie_parser(raw.decode("latin-1")))
+        value = cookies.get(self.cookie_name)
+        self._memo = (raws, value)
+        return value
 
     def account(self, conn: HTTPConnection) -> str | None:
         """Session cookies claim no account name (a bad one is a signature failure)."""
@@ -161,7 +183,7 @@ class SessionAuthenticator:
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
         """Verify the cookie and its server-side session; ``None`` without a cookie."""
-        value = conn.cookies.get(self.cookie_name)
+        value = self._cookie(conn)
         if value is None:
             return None
         # the URL's scheme, without building the URL
