@@ -60,6 +60,13 @@ def _refusals() -> list[Refusal]:
         Refusal(Reason.INSUFFICIENT_SCOPE, extensions={"required_scopes": ["r:w"]},
                 headers={"Retry-After": "5"}),
         Refusal(Reason.FORBIDDEN, extensions={7: "not a string key"}),  # type: ignore[dict-item]
+        Refusal(Reason.PAYMENT_REQUIRED, extensions={
+            "payment": {"offers": [{"a": 1, "b": True, "c": None, "d": [1.5, "x"],
+                                    "e": (1, 2), "é": "ü\n"}],
+                        "deep": [[[[[[[[[[["x"]]]]]]]]]]], "nested": {"k": {"k": {}}},
+                        3: "int key inside"},
+            "n": -3, "big": 10**30, "f": 2.5, "flag": False, "none": None, "empty": [],
+            "reason_like": Reason.FORBIDDEN}),
     ]
     return out
 

@@ -298,7 +298,11 @@ class AuthGuardMiddleware:
             client = client_address(scope, network)
             if not network.is_allowed(client):
                 raise Refusal(Reason.NETWORK_BLOCKED)
-        _check_sizes(guard, scope)  # before any authenticator parses or decodes
+        limit = guard.max_credentials_bytes
+        for _, value in scope["headers"]:
+            if len(value) > limit:  # before any authenticator parses or decodes
+                _check_sizes(guard, scope)
+                break
         if guard.require_https and request_scheme(scope, network) in ("http", "ws"):
             if any(a.has_credentials(conn) for a in guard.authenticators):
                 raise Refusal(Reason.INSECURE_TRANSPORT)

@@ -115,15 +115,48 @@ def _prefix(encoder: json.JSONEncoder, refusal: Refusal, type_base: str) -> str:
     return hit
 
 
-def _piece(encoder: json.JSONEncoder, value: Any) -> str:
-    """``encoder.encode(value)``; strings and lists of strings written directly."""
+_LITERALS: dict[Any, str] = {None: "null", True: "true", False: "false"}
+
+
+def _plain(value: Any, depth: int = 0) -> str | None:
+    """``value`` as JSON when it is made only of str, int, bool, None, lists and dicts with
+    str keys (what the encoder would write, with its ``,``/``:`` separators); else ``None``."""
     kind = type(value)
     if kind is str:
         text: str = encode_basestring(value)
         return text
-    if kind is list and all(type(v) is str for v in value):
-        return "[" + ",".join(map(encode_basestring, value)) + "]"
-    return encoder.encode(value)
+    if value is None or kind is bool:
+        return _LITERALS[value]
+    if kind is int:
+        return int.__repr__(value)
+    if depth > 8:
+        return None
+    if kind is list:
+        items = []
+        for v in value:
+            piece = _plain(v, depth + 1)
+            if piece is None:
+                return None
+            items.append(piece)
+        return "[" + ",".join(items) + "]"
+    if kind is dict:
+        members = []
+        for k, v in value.items():
+            piece = _plain(v, depth + 1)
+            if type(k) is not str or piece is None:
+                return None
+            members.append(encode_basestring(k) + ":" + piece)
+        return "{" + ",".join(members) + "}"
+    return None
+
+
+def _piece(encoder: json.JSONEncoder, value: Any) -> str:
+    """``encoder.encode(value)``; plain values written directly."""
+    text = _plain(value)
+    if text is None:
+        encoded: str = encoder.encode(value)
+        return encoded
+    return text
 
 
 def render_problem(
