@@ -72,3 +72,14 @@ def test_bearer_and_session_schemes_and_scopes(example_server: str) -> None:
     assert "401" in step_up["responses"]
     assert "security" not in doc["paths"]["/login"]["post"] or \
         doc["paths"]["/login"]["post"]["security"] in ([], [{}])
+
+
+def test_paid_routes_document_402_and_their_5xx(doc: dict[str, Any]) -> None:
+    quote = doc["paths"]["/paid/quote"]["get"]["responses"]
+    assert {"402", "502", "503"} <= set(quote)
+    assert {"WWW-Authenticate", "PAYMENT-REQUIRED"} <= set(quote["402"]["headers"])
+    assert "Retry-After" in quote["503"]["headers"]
+    assert "do not pay again" in quote["502"]["description"]
+    premium = doc["paths"]["/premium"]["get"]["responses"]
+    assert {"401", "402", "503"} <= set(premium)
+    assert "502" not in premium  # a plan calls no payment provider

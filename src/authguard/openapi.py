@@ -29,6 +29,10 @@ _DESCRIPTIONS = {
     402: "Payment required: see `reason` and `payment`.",
     403: "Authenticated, but not allowed: see `reason`.",
     404: "Not found (a refusal is concealed as 404 on this route).",
+    502: "The payment provider's answer could not be read; nothing was served: retry "
+         "with the same proof, do not pay again.",
+    503: "A payment or authentication backend is unavailable: retry after `Retry-After`; "
+         "do not pay again.",
 }
 _REASONS = {status: [r.value for r in Reason if r.status == status] for status in _DESCRIPTIONS}
 
@@ -90,6 +94,18 @@ def _response(status: int) -> dict[str, Any]:
             "description": "One challenge per accepted scheme (RFC 9110 §11.6.1)",
             "schema": {"type": "string"},
         }}
+    elif status == 402:
+        out["headers"] = {
+            "WWW-Authenticate": {"description": "A `Payment` challenge, when the route takes "
+                                                "the IETF Payment scheme",
+                                 "schema": {"type": "string"}},
+            "PAYMENT-REQUIRED": {"description": "x402 v2 payment requirements (base64 JSON), "
+                                                "when the route takes x402",
+                                 "schema": {"type": "string"}},
+        }
+    elif status == 503:
+        out["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying",
+                                          "schema": {"type": "integer"}}}
     return out
 
 

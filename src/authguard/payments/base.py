@@ -418,9 +418,13 @@ class Payment(Requirement):
         return f"payment ({price}; {names})"
 
     def statuses(self) -> frozenset[int]:
-        out = {402}
+        # 503: a store or provider that cannot be reached; 502: a provider's unreadable
+        # answer (verifiers that call one, like x402's facilitator).
+        out = {402, 503}
         if all(v.needs_identity for v in self.verifiers):
             out.add(401)
+        if any(getattr(v, "facilitator", None) is not None for v in self.verifiers):
+            out.add(502)
         return frozenset(out)
 
 
