@@ -227,11 +227,31 @@ def test_login_form_and_account_page(example_server: str) -> None:
 
 
 def test_insufficient_scope_challenges_only_bearer(example_server: str) -> None:
-    """A 403 never asks for credentials that would not change the outcome (DESIGN §1)."""
+    """A 403 never asks for credentials that would not change the outcome (DESIGN §1):
+    a Basic user is not asked for a password again, but told which token would do."""
     with http_client(example_server) as c:
         r = c.get("/reports", auth=("alice", "wonderland"))
         assert r.status_code == 403 and r.json()["reason"] == "insufficient_scope"
-        assert "www-authenticate" not in r.headers
+        (line,) = r.headers.get_list("www-authenticate")
+        assert line.startswith("Bearer ")
+        assert bearer_challenge(r) == {"realm": "authguard-demo", "error": "insufficient_scope",
+                                       "scope": "reports:read"}
+        r = c.get("/step-up", auth=("alice", "wonderland"))
+        assert r.status_code == 401 and r.json()["reason"] == "step_up_required"
+        (line,) = r.headers.get_list("www-authenticate")
+        assert bearer_challenge(r)["error"] == "insufficient_user_authentication"
+        assert bearer_challenge(r)["acr_values"] == "mfa"
         r = c.get("/reports", headers=bearer(mint(scope="")))
         assert r.status_code == 403
         assert bearer_challenge(r)["error"] == "insufficient_scope"
+
+
+def test_only_clients_that_prefer_html_are_redirected(example_server: str) -> None:
+    with http_client(example_server) as c:
+        for accept in ("text/html;q=0, application/json", "application/json, text/html;q=0.1",
+                       "text/html;q=nonsense", "application/problem+json"):
+            r = c.get("/account", headers={"Accept": accept})
+            assert r.status_code == 401, accept
+        browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        r = c.get("/account", headers={"Accept": browser})
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/account"

@@ -368,7 +368,14 @@ class AuthGuardMiddleware:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
                 out = [_challenge_of(authenticator, refusal)]
-                if status != 401 and "error" not in out[0].params:
+                if spec.bearer_error in _ASK_ANOTHER_SCHEME and "error" not in out[0].params:
+                    # The identity's scheme cannot say what to change (Basic, an API key):
+                    # a scheme that can (Bearer: insufficient_scope, RFC 9470 step-up)
+                    # tells the client how to get what this route needs, if it is accepted.
+                    out = [c for c in (_challenge_of(a, refusal)
+                                       for a in self._accepted_by(policy)) if "error" in c.params]
+                    out = out[:1]
+                if status != 401 and out and "error" not in out[0].params:
                     # A 400/403 names a challenge only when it says what to change (RFC
                     # 6750 insufficient_scope); a plain "send credentials" would not help.
                     out = []
@@ -548,8 +555,37 @@ def _wants_html(scope: Scope) -> bool:
         return False
     for name, value in scope["headers"]:
         if name == b"accept":
-            return b"text/html" in value
+            return _accepts_html(value)
     return False
+
+
+# Refusals of an identity that another scheme can fix: a token with the scope, a token
+# from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
+_ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
+
+
+def _accepts_html(accept: bytes) -> bool:
+    """``text/html`` is in ``accept`` with a q-value above 0 and no lower than JSON's
+    (RFC 9110 §12.5.1): an API client that refuses HTML is never redirected."""
+    if b"text/html" not in accept:
+        return False
+    html = json_q = 0.0
+    for item in accept.decode("latin-1").lower().split(","):
+        media, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        media = media.strip()
+        if media == "text/html":
+            html = max(html, q)
+        elif media in ("application/json", "application/problem+json"):
+            json_q = max(json_q, q)
+    return html > 0 and html >= json_q
 
 
 def local_path(value: Any) -> str | None:

@@ -85,7 +85,7 @@ _TABLE: dict[Reason, ReasonSpec] = {
     Reason.CREDENTIALS_MISSING: ReasonSpec(
         401,
         "Authentication required",
-        "This resource needs credentials, and none that this server accepts were sent.",
+        "This resource needs credentials, and none that it accepts were sent.",
         (
             "Send credentials in one of the schemes listed in WWW-Authenticate.",
             "Check that a proxy or client library did not strip the Authorization header.",
@@ -136,7 +136,7 @@ _TABLE: dict[Reason, ReasonSpec] = {
         "The token is not valid yet; the clocks of the issuer and this server may disagree.",
         (
             "Compare the Date header of this response with the clock that issued the token.",
-            "Synchronise clocks (NTP), or wait until the token's 'nbf' time.",
+            "Synchronise clocks (NTP), or wait until the token's 'nbf' (or 'iat') time.",
         ),
         "scheme",
         "invalid_token",
@@ -174,7 +174,7 @@ _TABLE: dict[Reason, ReasonSpec] = {
     Reason.INSUFFICIENT_SCOPE: ReasonSpec(
         403,
         "Insufficient scope",
-        "The token does not carry the scopes this resource needs.",
+        "The credentials do not carry the scopes this resource needs.",
         ("Request a token with the scopes listed in required_scopes.",),
         "scheme",
         "insufficient_scope",
