@@ -9,7 +9,7 @@ Refusals: a cookie past ``max_age`` → ``session_expired``; a bad signature or 
 shape → ``session_invalid``; a session that ended on the server → ``session_expired``;
 one issued before the subject's last security change → ``credentials_revoked``. Each
 deletes the stale cookie. Cookie-authenticated unsafe requests (POST, PUT, PATCH, DELETE)
-from an origin that is not allowed → 403 ``origin_rejected``.
+and websocket handshakes from an origin that is not allowed → 403 ``origin_rejected``.
 
 The challenge: ``Cookie realm="…", form-action="/login", cookie-name="…"`` — it names the
 login form that sets the cookie and the cookie's name, so every 401 carries a challenge.
@@ -60,7 +60,7 @@ class SessionAuthenticator:
         same_site: Cookie ``SameSite`` (``lax`` by default).
         secure: ``Secure`` attribute: ``None`` sets it whenever the request came over https.
         allowed_origins: Origins (``https://app.example``) besides the app's own that may
-            send cookie-authenticated unsafe requests.
+            send cookie-authenticated unsafe requests and open websockets.
         login_url: The login form's action, named in the challenge.
         realm: Named in the challenge.
         max_cookie_bytes: Larger cookies are refused before any decoding.
@@ -195,7 +195,8 @@ class SessionAuthenticator:
         if record.expires_at <= now:
             raise self._stale(Reason.SESSION_EXPIRED, secure)
         data = record.data or {}
-        if conn.scope["type"] == "http" and conn.scope["method"] in _UNSAFE:
+        if conn.scope["type"] == "websocket" or conn.scope["method"] in _UNSAFE:
+            # A websocket is not under CORS: a cookie must not open one for another site.
             self._check_origin(conn)
         auth_time = data.get("auth_time")
         return Identity(
@@ -349,7 +350,10 @@ class SessionAuthenticator:
         if origin is None:
             referer = headers.get("referer")
             if referer is not None:
-                parts = urlsplit(referer)
+                try:
+                    parts = urlsplit(referer)
+                except ValueError:  # "http://[bad": not a URL, not an allowed origin
+                    raise _origin_rejected() from None
                 origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "null"
         if origin is None:
             # No Origin and no Referer: not a browser's cross-site request, unless the
@@ -360,7 +364,10 @@ class SessionAuthenticator:
         origin = origin.strip().lower().rstrip("/")
         if origin in self.allowed_origins:
             return
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            raise _origin_rejected() from None
         host = headers.get("host", "").lower()
         if parts.scheme in ("http", "https") and parts.netloc and parts.netloc == host:
             return
@@ -369,5 +376,5 @@ class SessionAuthenticator:
 
 def _origin_rejected() -> Refusal:
     return Refusal(Reason.ORIGIN_REJECTED,
-                   "A cookie-authenticated request that changes state came from another "
-                   "origin.", scheme=_SCHEME)
+                   "A cookie-authenticated request that changes state (or opens a "
+                   "websocket) came from another origin.", scheme=_SCHEME)
