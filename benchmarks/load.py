@@ -44,8 +44,10 @@ def server(factory: str) -> Iterator[int]:
     cmd = [sys.executable, "-m", "uvicorn", f"benchmarks.apps:{factory}", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--no-access-log", "--workers", "1"]
+    # the benchmarks package first; a PYTHONPATH already set (another authguard) after it
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -210,3 +210,78 @@ def test_the_session_cookie_is_read_as_starlette_reads_it(fields: list[bytes]) -
         assert session._cookie(conn) == want
         assert session.has_credentials(conn) == (
             want is not None and any(b"authguard_session=" in f for f in fields))
+
+
+def _b64(data: bytes) -> bytes:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _tokens() -> list[bytes]:
+    import jwt as pyjwt
+    good = pyjwt.encode({"sub": "a", "exp": 2**31}, "s" * 32, algorithm="HS256",
+                        headers={"kid": "k1"}).encode()
+    head, body, sig = good.split(b".")
+    heads = [
+        head, _b64(b'{"alg":"HS256"}'), _b64(b'{"alg":"HS256","kid":7}'),
+        _b64(b'{"alg":"HS256","kid":null}'), _b64(b'{"alg":"HS256","crit":["exp"]}'),
+        _b64(b'{"alg":"HS256","crit":[]}'), _b64(b'{"alg":"HS256","b64":false}'),
+        _b64(b'{"alg":"HS256","b64":true}'), _b64(b'["alg"]'), _b64(b'"text"'),
+        _b64(b'{"alg":'), _b64(b"\xff\xfe{}"), _b64('{"alg":"HS256","x":"é"}'.encode()),
+        _b64(b"[" * 5000 + b"]" * 5000), head[:-1], head + b"A", head[:-1] + b"B", b"",
+    ]
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    out = []
+    for segment in (head, head[:-1], head[:-2], body, body[:-1], body[:-2], sig, sig[:-1]):
+        for c in alphabet:  # every last character, at every length modulo 4
+            tail = segment[:-1] + bytes([c])
+            out += [tail + b"." + body + b"." + sig, head + b"." + tail + b"." + sig,
+                    head + b"." + body + b"." + tail]
+    for h in heads:
+        for b in (body, b"", body[:-1], body[:-1] + b"_", b"A"):
+            for s in (sig, sig[:-1] + (b"B" if sig[-1:] != b"B" else b"C"), b"", b"AAAAA"):
+                out.append(h + b"." + b + b"." + s)
+    return out
+
+
+def test_the_unverified_header_is_pyjwts() -> None:
+    import jwt as pyjwt
+
+    from authguard.authenticators.bearer import _check_shape, _unverified_header
+
+    checked = 0
+    for token in _tokens():
+        try:
+            _check_shape(token)
+        except Refusal:
+            continue
+        checked += 1
+        try:
+            want: Any = pyjwt.get_unverified_header(token)
+        except pyjwt.InvalidTokenError:
+            want = pyjwt.InvalidTokenError
+        try:
+            got: Any = _unverified_header(token)
+        except pyjwt.InvalidTokenError:
+            got = pyjwt.InvalidTokenError
+        assert got == want, token
+    assert checked > 1500
+
+
+def test_the_token_shape_admits_exactly_base64url_and_two_dots() -> None:
+    from authguard.authenticators.bearer import _check_shape
+
+    allowed = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    for byte in range(256):
+        token = b"eyJh." + bytes([byte]) + b"bc.sig"
+        if byte in allowed:
+            _check_shape(token)
+        else:
+            with pytest.raises(Refusal):
+                _check_shape(token)
+    for token in (b"", b"a.b", b"a.b.c.d", b"..", b"a..c"):
+        if token.count(b".") == 2:
+            _check_shape(token)
+        else:
+            with pytest.raises(Refusal):
+                _check_shape(token)

@@ -15,6 +15,7 @@ token cost next to nothing.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jwt
+from jwt.utils import base64url_decode
 from starlette.requests import HTTPConnection
 
 from ..challenges import Challenge, checked_setting
@@ -45,7 +47,7 @@ _DESCRIPTIONS = {
     Reason.CREDENTIALS_REVOKED: "The access token was revoked",
     Reason.INVALID_REQUEST: "The access token was sent by more than one method",
 }
-_JWT_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+_JWT_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 
 
 @dataclass(slots=True)
@@ -240,7 +242,7 @@ class BearerAuthenticator:
 
     async def _verify(self, token: bytes, now: float) -> _Verified:
         try:
-            header = jwt.get_unverified_header(token)
+            header = _unverified_header(token)
         except jwt.InvalidTokenError:
             raise _malformed() from None
         alg = header.get("alg")
@@ -325,10 +327,49 @@ class BearerAuthenticator:
 
 def _check_shape(token: bytes) -> None:
     """Three base64url parts, or 401 ``credentials_malformed`` (before any decoding)."""
-    if not token or token.count(b".") != 2 or not _JWT_ALPHABET.issuperset(token):
+    # translate() deletes every base64url character and the dots: nothing may be left
+    if not token or token.count(b".") != 2 or token.translate(None, _JWT_ALPHABET):
         raise Refusal(Reason.CREDENTIALS_MALFORMED,
                       "The access token is not a JWT (three base64url parts).",
                       scheme=_SCHEME)
+
+
+# The last character of a canonical base64url segment whose length is 2 or 3 modulo 4:
+# its unused low bits (4 or 2) are zero.
+_LAST_OF = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
+
+
+def _canonical_segment(segment: bytes) -> bool:
+    """Whether a segment of base64url characters (no padding) decodes, canonically (as
+    pyjwt requires: re-encoding gives the same text)."""
+    rest = len(segment) % 4
+    if rest == 0:
+        return True
+    return rest != 1 and segment[-1] in _LAST_OF[rest]
+
+
+def _unverified_header(token: bytes) -> dict[str, Any]:
+    """``jwt.get_unverified_header(token)`` for a token that passed :func:`_check_shape`.
+
+    pyjwt checks every segment's characters one by one, and ``decode`` checks them all
+    again; the shape check already proved them base64url (no padding, two dots). What
+    remains is checked here: each segment decodes canonically (a length and a last
+    character), the header is a JSON object. Anything unusual (``b64``, ``crit``, a
+    ``kid`` that is not a string, any failure) goes to pyjwt itself, for its exact
+    answer.
+    """
+    head, payload, signature = token.split(b".")
+    if _canonical_segment(head) and _canonical_segment(payload) and _canonical_segment(
+            signature):
+        try:
+            header = json.loads(base64url_decode(head))
+        except (ValueError, RecursionError):
+            header = None
+        if (isinstance(header, dict) and "b64" not in header and "crit" not in header
+                and isinstance(header.get("kid", ""), str)):
+            return header
+    slow: dict[str, Any] = jwt.get_unverified_header(token)
+    return slow
 
 
 def _malformed() -> Refusal:
