@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
@@ -45,6 +46,7 @@ from authguard import (
 )
 from authguard.middleware import local_path
 from authguard.net import client_address
+from authguard.problems import EXPOSE_HEADERS
 
 settings = load()
 
@@ -107,9 +109,18 @@ app.add_middleware(
     allow_methods=["*"],
     allow_headers=["*"],
     allow_credentials=True,
-    expose_headers=["WWW-Authenticate", "Retry-After", "X-Request-ID", "PAYMENT-REQUIRED",
-                    "PAYMENT-RESPONSE", "Payment-Receipt"],
+    # CORSMiddleware replaces authguard's Access-Control-Expose-Headers with this list:
+    # the same one, so that browser code reads Date (clock skew), Retry-After, receipts…
+    expose_headers=EXPOSE_HEADERS.split(", "),
 )
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 without the ``input`` it echoes (a password, say) or its ``ctx``."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def _describe(identity: Identity) -> dict[str, Any]:
@@ -199,7 +210,9 @@ async def login_form(next: str = "/account") -> HTMLResponse:
 
 # The refusals this public route raises itself are documented like the middleware's.
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-_NOT_JSON = {400: {"description": "The body is not JSON (FastAPI answers before validation)"}}
+_NOT_JSON = {400: {"description": "The body is not UTF-8, or nested too deeply (FastAPI "
+                                  "answers before validation); JSON that does not parse or "
+                                  "validate is a 422 that never echoes the input"}}
 
 
 @app.post("/login", responses={
@@ -242,14 +255,14 @@ class RevokeToken(BaseModel):
     """Revoke one token by its ``jti``."""
 
     model_config = ConfigDict(extra="forbid")
-    jti: str = Field(max_length=256)
+    jti: str = Field(min_length=1, max_length=256)
 
 
 class RevokeSubject(BaseModel):
     """Revoke every credential of ``subject`` issued until now."""
 
     model_config = ConfigDict(extra="forbid")
-    subject: str = Field(max_length=256)
+    subject: str = Field(min_length=1, max_length=256)
 
 
 @app.post("/admin/revoke", responses=_NOT_JSON)
