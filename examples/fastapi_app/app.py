@@ -115,12 +115,14 @@ app.add_middleware(
 )
 
 
+# --8<-- [start:validation]
 @app.exception_handler(RequestValidationError)
 async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 without the ``input`` it echoes (a password, say) or its ``ctx``."""
     errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in exc.errors()]
     return JSONResponse({"detail": errors}, status_code=422)
+# --8<-- [end:validation]
 
 
 def _describe(identity: Identity) -> dict[str, Any]:
