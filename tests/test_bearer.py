@@ -118,6 +118,7 @@ async def test_attack_corpus_rsa_server() -> None:
         jwt.encode(claims(iss="https://evil.test"), RSA_KEY, "RS256"): "credentials_invalid",
         jwt.encode({k: v for k, v in claims().items() if k != "exp"}, RSA_KEY, "RS256"):
             "credentials_invalid",
+        jwt.encode(claims(sub=""), RSA_KEY, "RS256"): "credentials_invalid",  # nobody
         jwt.encode(claims(exp="soon"), RSA_KEY, "RS256"): "credentials_invalid",
         jwt.encode(claims(exp=10**30), RSA_KEY, "RS256"): None,
         jwt.encode(claims(), RSA_KEY, "RS256", headers={"kid": "../../../../etc/passwd"}): None,

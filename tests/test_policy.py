@@ -189,6 +189,10 @@ async def test_step_up() -> None:
     assert await req.check(ctx(who(acr="mfa", auth_time=NOW - 300))) is None
     no_time = await req.check(ctx(who(acr="mfa")))
     assert no_time is not None
+    # a sign-in "in the future" is not recent; a minute of clock skew is tolerated
+    assert await req.check(ctx(who(acr="mfa", auth_time=NOW + 60))) is None
+    for future in (NOW + 61, 1e308):
+        assert await req.check(ctx(who(acr="mfa", auth_time=future))) is not None
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])

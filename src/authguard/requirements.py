@@ -130,6 +130,9 @@ class HasScopes(Requirement):
         return ("any scope of " if self.any else "scopes ") + " ".join(self.scopes)
 
 
+_AUTH_TIME_SKEW = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class StepUp(Requirement):
     """RFC 9470 step-up: ``acr`` is one of ``acr_values`` and ``auth_time`` is recent."""
@@ -147,8 +150,10 @@ class StepUp(Requirement):
         if identity is None:
             return _missing(ctx)
         acr_ok = not self.acr_values or identity.acr in self.acr_values
+        # A sign-in "in the future" (beyond a minute of clock skew) is not a recent one.
         age_ok = self.max_age is None or (
-            identity.auth_time is not None and ctx.now - identity.auth_time <= self.max_age
+            identity.auth_time is not None
+            and -_AUTH_TIME_SKEW <= ctx.now - identity.auth_time <= self.max_age
         )
         if acr_ok and age_ok:
             return None

@@ -293,8 +293,8 @@ class BearerAuthenticator:
 
     def _identity(self, payload: Mapping[str, Any], iat: float | None) -> Identity:
         sub = payload.get("sub")
-        if sub is None or not isinstance(sub, str | int) or isinstance(sub, bool):
-            raise _invalid()
+        if sub is None or not isinstance(sub, str | int) or isinstance(sub, bool) or sub == "":
+            raise _invalid()  # no subject, or an empty one: nobody to be
         auth_time = _numeric(payload, "auth_time")
         acr = payload.get("acr")
         jti = payload.get("jti")
