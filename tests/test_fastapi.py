@@ -185,6 +185,9 @@ async def test_conceal(app: FastAPI) -> None:
         r = await c.get("/secret", headers=ALICE)
         assert r.status_code == 404
         assert "reason" not in r.text
+        missing = await c.get("/no-such-page", headers=ALICE)  # FastAPI's own 404
+        assert (missing.status_code, missing.content) == (404, r.content)
+        assert sorted(missing.headers.items()) == sorted(r.headers.items())
         assert (await c.get("/secret")).status_code == 401  # 401 is never concealed
         assert (await c.get("/secret", headers=BOB)).json() == {"secret": True}
 

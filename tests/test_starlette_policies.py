@@ -170,6 +170,10 @@ async def test_concealed_403_is_404(app: Starlette) -> None:
         r = await c.get("/hidden", headers=ALICE)
         assert r.status_code == 404
         assert "forbidden" not in r.text and "www-authenticate" not in r.headers
+        # byte for byte the router's own 404: nothing tells "hidden" from "missing"
+        missing = await c.get("/no-such-page", headers=ALICE)
+        assert (missing.status_code, missing.content) == (404, r.content)
+        assert sorted(missing.headers.items()) == sorted(r.headers.items())
         assert (await c.get("/hidden")).status_code == 401
         assert (await c.get("/hidden", headers=BOB)).status_code == 200
 

@@ -217,54 +217,71 @@ class AuthGuardMiddleware:
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, policy: Policy,
                    request_id: str | None) -> None:
-        started = False
         # Set by a requirement that must act once the decision is taken (payment
-        # settlement): ``before_app()`` runs first, ``on_start(message)`` may add headers to
-        # the response start. Either may raise a Refusal while nothing has been sent; one
-        # from ``on_start`` replaces the app's response (the rest of it is dropped). Only
-        # the start message is touched: the body streams through. Taken out of the scope,
-        # so that nothing further in (a dependency, a nested app) runs it a second time.
+        # settlement): see ``_run_hooked``. Taken out of the scope, so that nothing further
+        # in (a dependency, a nested app) runs it a second time.
         hook = scope.pop(RESPONSE_HOOK, None)
-        replaced = False
+        if hook is not None:
+            await self._run_hooked(scope, receive, send, policy, request_id, hook)
+            return
+        started = False
 
-        if hook is None:
-            async def tracking_send(message: Message) -> None:
-                nonlocal started
-                if not started and message["type"] in _START_TYPES:
-                    started = True
-                await send(message)
-        else:
-            async def tracking_send(message: Message) -> None:
-                nonlocal started, replaced
-                if replaced:
-                    return
-                if message["type"] in _START_TYPES:
-                    if message["type"] == "http.response.start":
-                        try:
-                            await hook.on_start(message)
-                        except (Refusal, AuthUnavailable) as exc:
-                            started = replaced = True
-                            await self._refuse(
-                                scope, send,
-                                exc if isinstance(exc, Refusal) else _unavailable(exc),
-                                policy, request_id or self._request_id(scope))
-                            return
-                    started = True
-                await send(message)
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if not started and message["type"] in _START_TYPES:
+                started = True
+            await send(message)
 
         try:
-            if hook is not None:
-                await hook.before_app()
             await self.app(scope, receive, tracking_send)
         except (Refusal, AuthUnavailable) as exc:
             if started:
                 raise
-            refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
-            if request_id is None:  # the id the app may have seen, else a new one
-                state = scope.get("authguard")
-                request_id = (state.request_id if isinstance(state, AuthState) else None
-                              ) or self._request_id(scope)
-            await self._refuse(scope, send, refusal, policy, request_id)
+            await self._refuse_raised(scope, send, exc, policy, request_id)
+
+    async def _run_hooked(self, scope: Scope, receive: Receive, send: Send, policy: Policy,
+                          request_id: str | None, hook: Any) -> None:
+        """``_run`` with a response hook: ``before_app()`` runs first, ``on_start(message)``
+        may add headers to the response start. Either may raise a Refusal while nothing has
+        been sent; one from ``on_start`` replaces the app's response (the rest of it is
+        dropped). Only the start message is touched: the body streams through."""
+        started = replaced = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return
+            if message["type"] in _START_TYPES:
+                if message["type"] == "http.response.start":
+                    try:
+                        await hook.on_start(message)
+                    except (Refusal, AuthUnavailable) as exc:
+                        started = replaced = True
+                        await self._refuse(
+                            scope, send,
+                            exc if isinstance(exc, Refusal) else _unavailable(exc),
+                            policy, request_id or self._request_id(scope))
+                        return
+                started = True
+            await send(message)
+
+        try:
+            await hook.before_app()
+            await self.app(scope, receive, tracking_send)
+        except (Refusal, AuthUnavailable) as exc:
+            if started:
+                raise
+            await self._refuse_raised(scope, send, exc, policy, request_id)
+
+    async def _refuse_raised(self, scope: Scope, send: Send, exc: Refusal | AuthUnavailable,
+                             policy: Policy, request_id: str | None) -> None:
+        """Render a refusal raised by the app (or the hook) before the response started."""
+        refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
+        if request_id is None:  # the id the app may have seen, else a new one
+            state = scope.get("authguard")
+            request_id = (state.request_id if isinstance(state, AuthState) else None
+                          ) or self._request_id(scope)
+        await self._refuse(scope, send, refusal, policy, request_id)
 
     # -- the decision --------------------------------------------------------------------
 
@@ -406,8 +423,14 @@ class AuthGuardMiddleware:
                 }},
             )
         if status == 403 and policy.conceal:
-            await send_problem(scope, send, 404, [(b"cache-control", b"no-store")],
-                               b"Not Found", b"text/plain; charset=utf-8")
+            # The framework's own default 404, byte for byte, so that nothing tells a
+            # concealed resource from a missing one (a custom 404 handler is not copied).
+            if _is_fastapi(scope.get("app")):
+                await send_problem(scope, send, 404, [], b'{"detail":"Not Found"}',
+                                   b"application/json")
+            else:
+                await send_problem(scope, send, 404, [], b"Not Found",
+                                   b"text/plain; charset=utf-8")
             return
         login_url = policy.login_url or guard.login_url
         if status == 401 and login_url is not None and _wants_html(scope):
@@ -562,6 +585,10 @@ def _wants_html(scope: Scope) -> bool:
 # Refusals of an identity that another scheme can fix: a token with the scope, a token
 # from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
 _ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
+
+
+def _is_fastapi(app: Any) -> bool:
+    return any(cls.__module__.startswith("fastapi") for cls in type(app).__mro__)
 
 
 def _accepts_html(accept: bytes) -> bool:
