@@ -83,3 +83,11 @@ def test_paid_routes_document_402_and_their_5xx(doc: dict[str, Any]) -> None:
     premium = doc["paths"]["/premium"]["get"]["responses"]
     assert {"401", "402", "503"} <= set(premium)
     assert "502" not in premium  # a plan calls no payment provider
+
+
+def test_cookie_routes_that_change_state_document_origin_rejected(doc: dict[str, Any]) -> None:
+    logout = doc["paths"]["/logout"]["post"]["responses"]
+    assert {"401", "403"} <= set(logout)
+    assert "origin_rejected" in logout["403"]["description"]
+    account = doc["paths"]["/account"]["get"]["responses"]
+    assert "403" not in account  # a GET is never origin-checked

@@ -139,19 +139,25 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
         for a in guard.accepted(policy):
             for name, _obj in by_scheme[a.scheme.lower()]:
                 alternatives.append({name: scopes if a.scheme.lower() == "bearer" else []})
+        cookie = any(a.scheme.lower() == "cookie" for a in guard.accepted(policy))
         for method in info.methods:
             op = ops.get(method.lower())
             if not isinstance(op, dict):
                 continue
             op.setdefault("security", alternatives)
             responses = op.setdefault("responses", {})
-            for status in sorted(statuses):
+            here = statuses
+            if cookie and method.upper() in _UNSAFE and not policy.conceal:
+                here = here | {403}  # origin_rejected: a cookie sent from another site
+            for status in sorted(here):
                 responses.setdefault(str(status), _response(status))
             if policy.describe():
                 op.setdefault("x-authguard-policy", policy.describe())
     return schema
 
 
+
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 NEEDS_IDENTITY = "__authguard_needs_identity__"
 
