@@ -32,6 +32,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="interleaved in-process rounds (default 15)")
     p.add_argument("--no-load", action="store_true", help="skip the uvicorn runs")
     p.add_argument("--load-seconds", type=float, help="seconds per load run (default 3)")
+    p.add_argument("--load-rounds", type=int,
+                   help="interleaved rounds of the uvicorn throughput runs (default 3)")
     p.add_argument("--python-client", action="store_true",
                    help="use the built-in load client even where wrk is installed")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "benchmark.png",
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.rounds = args.rounds
     if args.load_seconds:
         seconds = args.load_seconds
+    if args.load_rounds:
+        load_rounds = args.load_rounds
 
     say(f"# authguard benchmark{' (smoke)' if args.smoke else ' (quick)' if args.quick else ''}")
     say("")

@@ -129,13 +129,27 @@ class APIKeyAuthenticator:
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
         """Look the key up by hash; ``None`` when no key is present."""
-        found = self._found(conn)
-        if not found:
-            return None
-        if len(found) > 1:
-            raise Refusal(Reason.INVALID_REQUEST, "Send the API key once, by one method.",
-                          scheme="ApiKey")
-        key = found[0].strip()
+        if self.header and not self.query_param and not self.cookie:
+            # the usual configuration: one header, read without building a list
+            wanted = self._header_key
+            raw: bytes | None = None
+            for name, value in conn.scope["headers"]:
+                if name == wanted:
+                    if raw is not None:
+                        raise Refusal(Reason.INVALID_REQUEST,
+                                      "Send the API key once, by one method.", scheme="ApiKey")
+                    raw = value
+            if raw is None:
+                return None
+            key = raw.decode("latin-1").strip()
+        else:
+            found = self._found(conn)
+            if not found:
+                return None
+            if len(found) > 1:
+                raise Refusal(Reason.INVALID_REQUEST, "Send the API key once, by one method.",
+                              scheme="ApiKey")
+            key = found[0].strip()
         if not key or len(key) > self.max_length or not key.isprintable() or not key.isascii():
             raise Refusal(Reason.CREDENTIALS_MALFORMED, "The API key is not well-formed.",
                           scheme="ApiKey")
