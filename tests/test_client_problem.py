@@ -33,6 +33,7 @@ from authguard.client import (
     error_for,
     parse_retry_after,
 )
+from authguard.client.problem import MAX_DELAY, MAX_JSON_BODY
 
 PROBLEM = "application/problem+json"
 
@@ -272,3 +273,117 @@ def test_problem_never_raises(status: int, headers: list[tuple[str, str]], raw: 
     assert p.status == status
     assert p.retry_after is None or p.retry_after >= 0
     error_for(p)  # never raises either
+
+
+# -- hostile or odd headers and bodies: a value, never an exception ---------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9" * 400, "9" * 5000, "\u00b2", "\u0663", "\u0661\u0662", "12\u00b2", "+5", "1e3",
+     "\uff11\uff12"],
+    ids=["400-digits", "5000-digits", "superscript-two", "arabic-indic-three",
+         "arabic-indic-twelve", "digits-then-superscript", "plus", "exponent", "fullwidth"],
+)
+def test_retry_after_takes_only_ascii_digits_and_never_raises(value: str) -> None:
+    parsed = parse_retry_after(value)
+    if value.isascii() and value.isdigit():
+        assert parsed == MAX_DELAY  # clamped, not an OverflowError
+    else:
+        assert parsed is None
+    p = Problem.parse(503, {"content-type": PROBLEM, "retry-after": value},
+                      body("auth_unavailable", 503))
+    assert p.retry_after == parsed
+    assert isinstance(error_for(p), AuthUnavailable)
+
+
+def test_retry_after_digits_are_read_and_clamped() -> None:
+    assert parse_retry_after("0" * 40 + "42") == 42.0
+    assert parse_retry_after("31622399") == 31622399.0
+    assert parse_retry_after("9999999999") == MAX_DELAY
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "9" * 400, "9" * 5000, "-1", "1.5"])
+def test_a_bearer_max_age_that_is_not_ascii_digits_is_ignored(value: str) -> None:
+    challenge = f'Bearer error="insufficient_user_authentication", max_age="{value}"'
+    p = Problem.parse(401, [("WWW-Authenticate", challenge)], b"")
+    assert p.reason == "step_up_required"
+    assert p.max_age == (MAX_DELAY if value.isascii() and value.isdigit() else None)
+    assert isinstance(error_for(p), StepUpRequired)
+
+
+def test_absurd_body_numbers_are_clamped() -> None:
+    huge = Problem.parse(429, {"content-type": PROBLEM},
+                         body("too_many_attempts", 429, retry_after=10**400, max_age=10**400))
+    assert huge.retry_after == MAX_DELAY and huge.max_age == MAX_DELAY
+    raw = b'{"reason": "too_many_attempts", "retry_after": 1e999}'  # inf
+    assert Problem.parse(429, {"content-type": PROBLEM}, raw).retry_after == MAX_DELAY
+    raw = b'{"reason": "too_many_attempts", "retry_after": NaN}'
+    assert Problem.parse(429, {"content-type": PROBLEM, "retry-after": "3"}, raw
+                         ).retry_after == 3.0
+    negative = Problem.parse(401, {"content-type": PROBLEM},
+                             body("step_up_required", 401, max_age=-5))
+    assert negative.max_age is None
+
+
+def test_an_asctime_date_is_utc_not_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as time_module
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30: a local reading would be off
+    time_module.tzset()
+    try:
+        for value in ("Sun Nov  6 08:49:37 1994", "Sunday, 06-Nov-94 08:49:37 GMT",
+                      "Sun, 06 Nov 1994 08:49:37 GMT"):
+            p = Problem.parse(401, {"date": value}, b"")
+            assert p.server_date == 784111777.0, value
+    finally:
+        monkeypatch.delenv("TZ")
+        time_module.tzset()
+    assert Problem.parse(401, {"date": "Sun, \u06606 Nov 1994 08:49:37 GMT"}, b""
+                         ).server_date is None
+
+
+def nested(depth: int) -> str:
+    return '{"a":' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [100, 100_000], ids=["deep", "deeper-than-the-stack"])
+def test_deeply_nested_json_is_not_read(depth: int) -> None:
+    p = Problem.parse(401, {"content-type": PROBLEM}, nested(depth).encode(),
+                      sent_credentials=False)
+    assert p.body is None and p.reason == "credentials_missing"
+    header = base64.b64encode(nested(depth).encode()).decode()
+    p = Problem.parse(402, {"payment-required": header}, b"")
+    assert p.payment_required is None and p.reason == "payment_required"
+    assert isinstance(error_for(p), PaymentRequired)
+
+
+def test_a_huge_body_is_not_parsed_as_json() -> None:
+    big = json.dumps({"reason": "token_expired", "pad": "x" * (MAX_JSON_BODY + 10)})
+    p = Problem.parse(401, {"content-type": PROBLEM}, big.encode(), sent_credentials=True)
+    assert p.body is None and p.reason == "credentials_invalid"
+    assert p.detail is not None and len(p.detail) == 500
+    small = json.dumps({"reason": "token_expired", "pad": "x" * 1000})
+    assert Problem.parse(401, {"content-type": PROBLEM}, small).reason == "token_expired"
+
+
+@pytest.mark.parametrize(
+    ("ctype", "raw", "reason", "source"),
+    [
+        ("application/json", {"kind": "Status", "status": "Failure", "reason": "Unauthorized",
+                              "message": "Unauthorized", "code": 401},
+         "credentials_invalid", "status"),
+        ("application/json", {"reason": "Forbidden", "type": "x", "title": "y"},
+         "credentials_invalid", "status"),
+        ("application/json", {"reason": "token_expired"}, "token_expired", "body"),
+        ("application/problem+json", {"reason": "quota_exhausted"}, "quota_exhausted", "body"),
+        ("text/plain", {"reason": "quota_exhausted"}, "credentials_invalid", "status"),
+    ],
+    ids=["kubernetes-status", "problem-shaped-json", "known-code", "problem-json",
+         "unknown-code-not-problem-json"],
+)
+def test_a_body_reason_is_trusted_only_from_problem_json_or_when_known(
+    ctype: str, raw: dict[str, Any], reason: str, source: str
+) -> None:
+    p = Problem.parse(401, {"content-type": ctype}, json.dumps(raw), sent_credentials=True)
+    assert (p.reason, p.reason_source) == (reason, source)

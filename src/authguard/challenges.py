@@ -160,6 +160,10 @@ class Params(Mapping[str, str]):
 
 
 _OWS = " \t"
+# What a quoted-string may not hold (RFC 9110 §5.6.4): controls other than HTAB, and DEL.
+# Anything above 0x7F is obs-text: clients such as httpx decode field bytes as UTF-8 when
+# they can, so a realm sent as UTF-8 ("Zone €") arrives as characters beyond U+00FF.
+_CONTROLS = frozenset(map(chr, [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F]))
 
 
 class _Scanner:
@@ -197,8 +201,9 @@ class _Scanner:
                     break
                 c = self.s[self.i + 1]
                 self.i += 1
-            if not _QUOTABLE_RE.fullmatch(c):
-                raise ChallengeParseError("control character in a quoted-string")
+            if c in _CONTROLS:
+                raise ChallengeParseError(
+                    f"control character U+{ord(c):04X} in a quoted-string at offset {self.i}")
             out.append(c)
             self.i += 1
         raise ChallengeParseError("unterminated quoted-string")
@@ -229,17 +234,20 @@ def _parse_field(text: str, out: list[Challenge]) -> None:
             return
         scheme = sc.token()
         params: list[tuple[str, str]] = []
+        seen: set[str] = set()  # lower-cased names: a repeat is found in O(1), not by a scan
         token68: str | None = None
         if sc.peek() == " ":
             sc.ows()
             m68 = _TOKEN68_RE.match(sc.s, sc.i)
             after = m68.end() if m68 else sc.i
-            rest = sc.s[after:].lstrip(_OWS)
+            k = after  # the first character after the token68 and its OWS (no copy)
+            while k < len(sc.s) and sc.s[k] in _OWS:
+                k += 1
+            rest = sc.s[k] if k < len(sc.s) else ""
             is_param = m68 is not None and _TOKEN_RE.fullmatch(
                 sc.s[sc.i:after].rstrip("=")) is not None and (
-                sc.s[sc.i:after].endswith("=") or rest.startswith("=")) and not (
-                rest == "" or rest.startswith(","))
-            if m68 and not is_param and (rest == "" or rest.startswith(",")):
+                sc.s[sc.i:after].endswith("=") or rest == "=") and rest not in ("", ",")
+            if m68 and not is_param and rest in ("", ","):
                 token68 = m68.group()
                 sc.i = after
             else:
@@ -261,8 +269,9 @@ def _parse_field(text: str, out: list[Challenge]) -> None:
                     sc.i += 1
                     sc.ows()
                     value = sc.quoted() if sc.peek() == '"' else sc.token()
-                    if any(n.lower() == name.lower() for n, _ in params):
+                    if name.lower() in seen:
                         raise ChallengeParseError(f"auth-param {name!r} repeated (§11.2)")
+                    seen.add(name.lower())
                     params.append((name, value))
                     sc.ows()
                     if sc.peek() != ",":

@@ -12,9 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -28,6 +31,23 @@ ReasonSource = Literal["body", "challenge", "status"]
 ``error`` parameter (RFC 6750 §3.1, RFC 9470), or the status code alone."""
 
 _MAX_TEXT = 500  # characters of a non-JSON body kept as the detail
+# A refusal's body is small; a larger one is not parsed as JSON (nor a larger x402 header).
+MAX_JSON_BODY = 256 * 1024
+_MAX_PAYMENT_HEADER = 64 * 1024
+_MAX_DEPTH = 64  # nesting levels of a JSON body that are read; deeper: not read at all
+MAX_DELAY = 366 * 24 * 3600.0
+"""The longest wait (seconds) a ``Retry-After`` or ``retry_after`` is read as: a larger one is
+clamped to it (a server asking to wait longer than a year means "do not retry")."""
+_REASON_CODES = frozenset(r.value for r in Reason)
+_DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: int() also takes "²" and "٣"
+
+
+def _digits(value: str) -> float | None:
+    """``value`` (``1*DIGIT``, RFC 9110 §5.6.1) as a number clamped to :data:`MAX_DELAY`."""
+    if not _DIGITS.fullmatch(value):
+        return None
+    # more than ten digits is more than MAX_DELAY; int() of thousands of digits would raise
+    return MAX_DELAY if len(value.lstrip("0")) > 10 else min(float(int(value)), MAX_DELAY)
 _STATUS_TITLES = {
     400: "Bad request",
     401: "Authentication required",
@@ -40,27 +60,60 @@ _STATUS_TITLES = {
 
 
 def _http_date(value: str) -> float | None:
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
+    """An HTTP-date (RFC 9110 §5.6.7, in any of its three forms) as POSIX seconds.
+
+    Every form is GMT: the asctime form carries no zone and is read as UTC, not local time.
+    """
+    if not value.isascii() or len(value) > 64:
         return None
+    try:
+        when = parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        stamp = when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None
+    return stamp if math.isfinite(stamp) else None
+
+
+def _seconds(value: Any) -> float | None:
+    """A non-negative, finite number of seconds from a JSON number (clamped), or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int):
+        return float(min(max(value, 0), int(MAX_DELAY)))
+    if math.isnan(value):
+        return None
+    return min(max(value, 0.0), MAX_DELAY)
+
+
+def _non_negative_int(value: Any) -> int | None:
+    """An ``int`` from a JSON integer or a string of ASCII digits (clamped), or ``None``."""
+    if isinstance(value, str):
+        seconds = _digits(value.strip())
+        return int(seconds) if seconds is not None else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return min(value, int(MAX_DELAY))
+    return None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (RFC 9110 §10.2.3).
 
-    Accepts ``delay-seconds`` and an ``HTTP-date`` (relative to ``now``, default the local
-    clock). Returns ``None`` for a missing or unreadable value; never a negative number.
+    Accepts ``delay-seconds`` (ASCII digits) and an ``HTTP-date`` (relative to ``now``,
+    default the local clock). Returns ``None`` for a missing or unreadable value, else a
+    number from 0 to :data:`MAX_DELAY`. Never raises.
     """
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(int(value))
+    seconds = _digits(value)
+    if seconds is not None:
+        return seconds
     when = _http_date(value)
     if when is None:
         return None
-    return max(0.0, when - (time.time() if now is None else now))
+    return min(max(0.0, when - (time.time() if now is None else now)), MAX_DELAY)
 
 
 def _pairs(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -105,15 +158,39 @@ def _infer(status: int, challenges: Sequence[Challenge],
     return None, None
 
 
+def _shallow(data: Any, limit: int = _MAX_DEPTH) -> bool:
+    """Whether ``data`` nests at most ``limit`` levels (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _json_object(text: str | bytes) -> dict[str, Any] | None:
+    """``text`` as a JSON object, or ``None``: invalid, not an object, or nested too deep."""
+    try:
+        loaded = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: '[[[[…' deeper than the stack
+        return None
+    return loaded if isinstance(loaded, dict) and _shallow(loaded) else None
+
+
 def _decode_payment_header(value: str | None) -> dict[str, Any] | None:
     """The x402 ``PAYMENT-REQUIRED`` header: base64 of a JSON object, or ``None``."""
-    if not value:
+    if not value or len(value) > _MAX_PAYMENT_HEADER:
         return None
     try:
-        decoded = json.loads(base64.b64decode(value.strip() + "==", validate=False))
+        raw = base64.b64decode(value.strip() + "==", validate=False)
     except (binascii.Error, ValueError):
         return None
-    return decoded if isinstance(decoded, dict) else None
+    return _json_object(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,15 +301,13 @@ class Problem:
             except ChallengeParseError as exc:
                 errors.append(f"{value!r}: {exc}")
 
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+        raw_body = body or b""
+        too_big = len(raw_body) > MAX_JSON_BODY
+        raw_body = raw_body[:MAX_JSON_BODY]
+        text = raw_body.decode("utf-8", "replace") if isinstance(raw_body, bytes) else raw_body
         data: dict[str, Any] | None = None
-        if text.strip().startswith("{"):
-            try:
-                loaded = json.loads(text)
-            except ValueError:
-                loaded = None
-            if isinstance(loaded, dict):
-                data = loaded
+        if not too_big and text.lstrip().startswith("{"):
+            data = _json_object(text)
         ctype = values.get("content-type", "").split(";")[0].strip().lower()
         d: Mapping[str, Any] = data or {}
 
@@ -250,13 +325,19 @@ class Problem:
                 return tuple(str(v) for v in value if isinstance(v, str | int | float))
             return ()
 
+        # A body's ``reason`` is authguard's only in a problem+json body, or when it is one of
+        # authguard's codes: other JSON errors use the word too (Kubernetes: "Unauthorized").
+        body_reason = d.get("reason")
+        if not isinstance(body_reason, str) or not body_reason or not (
+                ctype == "application/problem+json" or body_reason in _REASON_CODES):
+            body_reason = None
         is_problem = data is not None and (
             ctype == "application/problem+json" or ("type" in d and "title" in d)
-            or isinstance(d.get("reason"), str))
+            or body_reason is not None)
         reason: str | None = None
         source: ReasonSource | None = None
-        if is_problem and isinstance(d.get("reason"), str) and d["reason"]:
-            reason, source = d["reason"], "body"
+        if body_reason is not None:
+            reason, source = body_reason, "body"
         else:
             reason, source = _infer(status, challenges, sent_credentials)
 
@@ -264,10 +345,7 @@ class Problem:
         if detail is None and data is None and text.strip():
             detail = text.strip()[:_MAX_TEXT]
 
-        retry_after: float | None = None
-        body_retry = d.get("retry_after")
-        if isinstance(body_retry, int | float) and not isinstance(body_retry, bool):
-            retry_after = max(0.0, float(body_retry))
+        retry_after = _seconds(d.get("retry_after"))
         if retry_after is None:
             retry_after = parse_retry_after(values.get("retry-after"), now=now)
 
@@ -277,12 +355,9 @@ class Problem:
         if not scopes and bearer is not None:
             scopes = strings(bearer.params.get("scope"))
         acr = text_member("acr_values") or (bearer.params.get("acr_values") if bearer else None)
-        max_age: int | None = None
-        raw_age = d.get("max_age", bearer.params.get("max_age") if bearer else None)
-        if isinstance(raw_age, int) and not isinstance(raw_age, bool):
-            max_age = raw_age
-        elif isinstance(raw_age, str) and raw_age.isdigit():
-            max_age = int(raw_age)
+        max_age = _non_negative_int(d.get("max_age"))
+        if max_age is None and bearer is not None:
+            max_age = _non_negative_int(bearer.params.get("max_age"))
         payment = d.get("payment")
         hints = d.get("hints")
         date = values.get("date")
