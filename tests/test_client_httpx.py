@@ -20,13 +20,16 @@ from authguard.client import (
     InsufficientScope,
     InvalidAuthRequest,
     InvalidCredentials,
+    PaymentProviderFailed,
     SessionExpired,
     StepUpRequired,
     TokenExpired,
     TokenNotYetValid,
+    TooManyAttempts,
     araise_for_auth,
     raise_for_auth,
 )
+from authguard.client import errors as client_errors
 from tokens import bearer, mint
 
 # -- raise_for_auth against the example app ----------------------------------------------------
@@ -98,6 +101,48 @@ async def test_raise_for_auth_refuses_an_unread_async_stream(example_server: str
         async with client.stream("GET", "/me") as response:
             with pytest.raises(TypeError, match="araise_for_auth"):
                 raise_for_auth(response)
+
+
+def _answer(status: int, *, content_type: str = "application/problem+json",
+            reason: str | None = None, headers: dict[str, str] | None = None,
+            text: str = "") -> httpx.Response:
+    content = json.dumps({"type": "about:blank", "title": "t", "status": status,
+                          "reason": reason}).encode() if reason else text.encode()
+    raw = [(k.encode(), v.encode()) for k, v in  # as the bytes a server sends (UTF-8 too)
+           {"content-type": content_type, **(headers or {})}.items()]
+    return httpx.Response(status, headers=raw, content=content,
+                          request=httpx.Request("GET", "https://api.test/x"))
+
+
+async def test_a_payment_provider_error_raises_payment_provider_failed() -> None:
+    response = _answer(502, reason="payment_provider_error")
+    with pytest.raises(PaymentProviderFailed) as exc:
+        raise_for_auth(response)
+    assert exc.value.reason == "payment_provider_error" and exc.value.status == 502
+    with pytest.raises(PaymentProviderFailed):
+        await araise_for_auth(_answer(502, reason="payment_provider_error"))
+    # a 502 of a proxy is not about payment: it passes through
+    raise_for_auth(_answer(502, content_type="text/html", text="<h1>Bad Gateway</h1>"))
+    await araise_for_auth(_answer(502, content_type="text/plain", text="upstream down"))
+
+
+def test_payment_provider_failed_is_exported_and_in_the_tree() -> None:
+    assert "PaymentProviderFailed" in client_errors.__all__
+    assert "PaymentProviderFailed" in (client_errors.__doc__ or "")
+    assert issubclass(PaymentProviderFailed, AuthError)
+
+
+@pytest.mark.parametrize("value", ["9" * 400, "9" * 5000, "\u00b2", "\u0663"])
+def test_a_hostile_retry_after_never_breaks_raise_for_auth_or_bearer_auth(value: str) -> None:
+    response = _answer(429, reason="too_many_attempts", headers={"retry-after": value})
+    with pytest.raises(TooManyAttempts):
+        raise_for_auth(response)
+    busy = [httpx.Response(503, headers=[(b"retry-after", value.encode()), (
+        b"content-type", b"application/problem+json")], content=b'{"reason": "auth_unavailable"}')]
+    waits: list[float] = []
+    with client(Server({"t"}, busy=busy), BearerAuth("t", sleep=waits.append)) as c:
+        assert c.get("/x").status_code in (200, 503)
+    assert all(w <= 30 for w in waits)
 
 
 # -- BearerAuth: the flow, against a scripted server ---------------------------------------------
@@ -297,6 +342,41 @@ async def test_concurrent_failures_refresh_once() -> None:
         r1, r2 = await asyncio.gather(c.get("https://api.test/1"), c.get("https://api.test/2"))
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert calls == 1
+
+
+async def test_concurrent_first_requests_fetch_the_first_token_once() -> None:
+    """Five requests start together without a token: one refresh, all five use its token."""
+    calls = 0
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(200)
+
+    async def refresh() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)  # let the other requests reach the lock meanwhile
+        return f"first-{calls}"
+
+    auth = BearerAuth(None, refresh=refresh)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth) as c:
+        answers = await asyncio.gather(*(c.get(f"https://api.test/{i}") for i in range(5)))
+    assert [r.status_code for r in answers] == [200] * 5
+    assert calls == 1
+    assert seen == ["Bearer first-1"] * 5
+
+
+def test_only_the_bodies_acted_on_are_read() -> None:
+    """A streamed 200 (or 404) stays a stream; a 401 that may need a refresh is read."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = int(request.url.path.strip("/"))
+        return httpx.Response(status, stream=httpx.ByteStream(b"body"))
+
+    with httpx.Client(transport=httpx.MockTransport(handler), auth=BearerAuth("t")) as c:
+        for status, read in ((200, False), (404, False), (401, True), (429, True)):
+            with c.stream("GET", f"https://api.test/{status}") as r:
+                assert r.is_stream_consumed is read, status
 
 
 # -- BearerAuth against the example app under uvicorn -------------------------------------------

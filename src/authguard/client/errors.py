@@ -15,6 +15,7 @@
         ├── PaymentRequired           402 payment_required, payment_invalid (.payment)
         ├── TooManyAttempts           429 too_many_attempts (.retry_after)
         ├── AuthUnavailable           503 auth_unavailable (.retry_after)
+        ├── PaymentProviderFailed     502 payment_provider_error (retry with the same proof)
         └── InvalidAuthRequest        400 invalid_request
 
 A reason this version does not know falls back to the class of its status, so a newer
@@ -38,6 +39,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidAuthRequest",
     "InvalidCredentials",
+    "PaymentProviderFailed",
     "PaymentRequired",
     "SessionExpired",
     "StepUpRequired",

@@ -30,6 +30,12 @@ from .problem import Problem
 
 __all__ = ["BearerAuth", "araise_for_auth", "raise_for_auth"]
 
+# The statuses of authguard's refusals; 502 is payment_provider_error. A 429, 502 or 503
+# raises only with a reason or a challenge (see error_class): most are not about auth.
+_REFUSALS = frozenset({400, 401, 402, 403, 429, 502, 503})
+# The answers BearerAuth acts on; only their bodies are read (a 200 may stay a stream).
+_ACTED_ON = frozenset({401, 429, 503})
+
 
 def raise_for_auth(response: httpx.Response) -> None:
     """Raise the :class:`~authguard.client.AuthError` subclass for a refusal, else return.
@@ -40,7 +46,7 @@ def raise_for_auth(response: httpx.Response) -> None:
     Raises:
         AuthError: a subclass picked by the ``reason`` (else by the status) of the refusal.
     """
-    if response.status_code not in (400, 401, 402, 403, 429, 503):
+    if response.status_code not in _REFUSALS:
         return
     try:
         response.read()
@@ -54,7 +60,7 @@ def raise_for_auth(response: httpx.Response) -> None:
 
 async def araise_for_auth(response: httpx.Response) -> None:
     """The async form of :func:`raise_for_auth` (an ``httpx.AsyncClient`` event hook)."""
-    if response.status_code in (400, 401, 402, 403, 429, 503):
+    if response.status_code in _REFUSALS:
         await response.aread()
     raise_for_auth(response)
 
@@ -80,7 +86,8 @@ class BearerAuth(httpx.Auth):
         token: The current access token (``None``: ask ``refresh`` before the first request).
         refresh: Called with no arguments to get a new token; a plain function, or an
             ``async def`` for an ``httpx.AsyncClient``. Called at most once per request, and
-            not at all when another request already replaced the token that failed.
+            not at all when another request already replaced the token that failed (or, for
+            ``token=None``, already fetched the first one).
         max_retries: Most retries after 429/503 for one request.
         max_wait: Longest ``Retry-After`` (seconds) that is waited for; a longer one returns
             the response at once.
@@ -89,7 +96,6 @@ class BearerAuth(httpx.Auth):
     """
 
     requires_request_body = True
-    requires_response_body = True
 
     def __init__(
         self,
@@ -154,8 +160,9 @@ class BearerAuth(httpx.Auth):
             return
 
     def _replace_needed(self, failed: str | None) -> bool:
-        # another request may have refreshed already: then just retry with the new token
-        return failed is None or failed == self.token
+        # Another request may have refreshed already: then just retry with the new token.
+        # A first token (failed is None) is fetched once, by the first request that asks.
+        return self.token is None if failed is None else failed == self.token
 
     # -- the drivers ------------------------------------------------------------------------
 
@@ -169,7 +176,8 @@ class BearerAuth(httpx.Auth):
             reply: httpx.Response | None = None
             if isinstance(step, httpx.Request):
                 reply = yield step
-                reply.read()  # flow() reads refusals; httpx reads only in its own flows
+                if reply.status_code in _ACTED_ON:
+                    reply.read()  # flow() reads these refusals; other bodies stay unread
             elif isinstance(step, _Refresh):
                 with self._lock:
                     if self._replace_needed(step.failed_token):
@@ -197,7 +205,8 @@ class BearerAuth(httpx.Auth):
             reply: httpx.Response | None = None
             if isinstance(step, httpx.Request):
                 reply = yield step
-                await reply.aread()
+                if reply.status_code in _ACTED_ON:
+                    await reply.aread()
             elif isinstance(step, _Refresh):
                 async with self._async_lock:
                     if self._replace_needed(step.failed_token):
