@@ -120,6 +120,7 @@ class SessionAuthenticator:
                                       ).get_timestamp
         self._verified: dict[str, _Verified] = {}
         self._memo: tuple[list[bytes], str | None] | None = None
+        self._identities: dict[str, tuple[SessionRecord, Identity]] = {}
         self.store: SessionStore = store if store is not None else MemorySessionStore()
         self.revocations = revocations
         self.cookie_name = cookie_name
@@ -198,8 +199,13 @@ class SessionAuthenticator:
         if conn.scope["type"] == "websocket" or conn.scope["method"] in _UNSAFE:
             # A websocket is not under CORS: a cookie must not open one for another site.
             self._check_origin(conn)
+        # The identity of a record the store handed out before (an in-memory store returns
+        # the same frozen record object while the session lives): made once.
+        made = self._identities.get(credential_id)
+        if made is not None and made[0] is record:
+            return made[1]
         auth_time = data.get("auth_time")
-        return Identity(
+        identity = Identity(
             subject=record.subject,
             scheme=_SCHEME,
             roles=frozenset(data.get("roles", "").split()),
@@ -209,6 +215,10 @@ class SessionAuthenticator:
             issued_at=record.created_at,
             credential_id=credential_id,
         )
+        if len(self._identities) >= _VERIFIED_MAX:
+            self._identities.pop(next(iter(self._identities)))
+        self._identities[credential_id] = (record, identity)
+        return identity
 
     # -- login and logout ----------------------------------------------------------------
 
