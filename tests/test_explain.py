@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from authguard import Reason
 from authguard.cli import main
 from authguard.client import parse_www_authenticate
 from authguard.client.explain import explain_response
+from authguard.client.problem import MAX_DELAY
 from authguard.reasons import spec
 from helpers import ROOT, free_port, http_client, uvicorn_server
 from leakcheck import RECORDER
@@ -209,8 +211,36 @@ def test_token_not_yet_valid_points_at_the_future_claim(
     assert (data["status"], data["reason"]) == (401, "token_not_yet_valid")
     assert data["clock"] is not None
     findings = data["token"]["findings"]
-    assert any(f.startswith(f"{claim}: the token is valid only from") for f in findings)
+    assert len(findings) == 1, findings  # only the claim in the future, nothing spurious
+    expected = {"nbf": "nbf: the token becomes valid only in ",
+                "iat": "iat: the token says it was issued "}[claim]
+    assert findings[0].startswith(expected) and "by the server's clock" in findings[0]
+    assert "NTP" in findings[0]
     assert any("NTP" in step or "clocks" in step for step in data["next_steps"])
+
+
+def _not_yet_valid(date: float) -> httpx.Response:
+    body = {"type": "about:blank", "title": "t", "status": 401, "reason": "token_not_yet_valid"}
+    return httpx.Response(
+        401, json=body, request=httpx.Request("GET", "http://api.test/me"),
+        headers={"content-type": "application/problem+json",
+                 "date": formatdate(date, usegmt=True),
+                 "www-authenticate": 'Bearer error="invalid_token"'})
+
+
+@pytest.mark.parametrize("lag", [0, 1, 2])
+def test_a_date_a_second_or_two_behind_a_fresh_claim_is_not_blamed(lag: int) -> None:
+    """``Date`` is truncated to the second and refreshed about once a second: a fresh
+    token's iat (or nbf) may lie up to two seconds past it; only the real future claim is
+    reported."""
+    now = 1_800_000_000
+    token = mint(iat=now + lag, nbf=now + 3600, exp=now + 7200)
+    data = explain_response(_not_yet_valid(now), token=token, now=now)
+    assert len(data["token"]["findings"]) == 1
+    assert data["token"]["findings"][0].startswith("nbf: the token becomes valid only in 60 min")
+    token = mint(iat=now + 600, nbf=now + lag, exp=now + 7200)
+    data = explain_response(_not_yet_valid(now), token=token, now=now)
+    assert [f[:5] for f in data["token"]["findings"]] == ["iat: "]
 
 
 def test_a_skewed_local_clock_is_reported(example_server: str) -> None:
@@ -394,6 +424,13 @@ def test_payment_required(example_server: str, explain: Explain) -> None:
     assert data["payment_required"]["x402Version"] == 2  # the decoded x402 header
     _rc, out = explain.run(example_server + "/paid/quote")
     assert "x402 PAYMENT-REQUIRED" in out and "Payment" in out
+    # the price and each offer, readable, not JSON cut short
+    assert "price: 0.01 USD (One stock quote)" in out
+    assert "offer 1: Payment — 0.01 USD — 'One stock quote'" in out
+    assert "send the proof in the Authorization header" in out
+    assert "offer 2: x402 — x402: pay 10000 demo-usd on x402:demo to authguard-demo" in out
+    assert "x402 PAYMENT-REQUIRED: pay 10000 demo-usd on x402:demo to authguard-demo" in out
+    assert '{"offers"' not in out
 
 
 def test_payment_invalid(server: str, explain: Explain) -> None:
@@ -439,15 +476,133 @@ def test_bad_arguments_and_unreachable_servers(explain: Explain) -> None:
         assert exc.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["-H", "Authorization Bearer SECRET-tok-1"], "'Authorization'"),
+        (["-H", "Authorization\tBearer SECRET-tok-1"], "'Authorization'"),
+        (["-H", "SECRET-tok-1"], None),
+        (["-H", "SECRET-tok-1 more"], None),  # a word with digits may be a key: not shown
+        (["-H", "Bearer SECRETTOKEN"], "'Bearer'"),
+        (["-H", "X-Key SECRET-tok-1:x"], "'X-Key'"),
+        (["-H", "Authorization: Bearer SECRET-tok-1\x1b[2J"], "'Authorization'"),
+        (["-H", "X-Foo: \u65e5\u672c SECRET-tok-1"], "'X-Foo'"),
+        (["-H", "X-F\u00f6\u00f6: SECRET-tok-1"], None),
+        (["-H", "X-Foo: SECRET-tok-1\r\nX-Injected: 1"], "'X-Foo'"),
+    ],
+    ids=["no-colon", "tab", "bare-token", "token-then-word", "scheme-then-token",
+         "colon-later", "control", "non-ascii-value", "non-ascii-name", "crlf"],
+)
+def test_a_bad_header_argument_never_echoes_its_value(
+    capsys: pytest.CaptureFixture[str], argv: list[str], shown: str | None
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", "http://127.0.0.1:1/", *argv])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert "SECRET-tok-1" not in out + err and "SECRETTOKEN" not in out + err
+    assert "Traceback" not in out + err
+    assert "the value is not shown" in err
+    if shown is not None:
+        assert shown in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--timeout", "-1"], ["--timeout", "0"], ["--timeout", "nan"], ["--timeout", "inf"],
+     ["--timeout", "soon"], ["-X", "GE T"], ["-X", ""], ["-X", "G\u00c9T"],
+     ["-X", "GET\r\nX: y"]],
+    ids=["negative-timeout", "zero-timeout", "nan-timeout", "inf-timeout", "word-timeout",
+         "method-with-space", "empty-method", "non-ascii-method", "crlf-method"],
+)
+def test_bad_options_exit_2_without_a_traceback(capsys: pytest.CaptureFixture[str],
+                                                argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", "http://127.0.0.1:1/", *argv])
+    assert exc.value.code == 2
+    _out, err = capsys.readouterr()
+    assert "Traceback" not in err and "error:" in err
+
+
+def test_an_unexpected_failure_exits_3_without_a_traceback(
+    example_server: str, explain: Explain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authguard.client import explain as explain_module
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("something internal secret-detail-5")
+
+    monkeypatch.setattr(explain_module, "explain_response", broken)
+    rc, out = explain.run(example_server + "/me", secrets=("secret-detail-5",))
+    assert rc == 3 and "could not explain the answer (RuntimeError)" in out
+    rc, out = explain.run(example_server + "/me", "--json")
+    assert rc == 3
+    stdout = out[:out.index("\n") + 1] if out.startswith("{") else out.splitlines()[-1]
+    assert json.loads(stdout)["exit_status"] == 3
+
+
+def test_json_errors_are_json_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    rc = main(["explain", f"http://127.0.0.1:{port}/x?access_token=qs-secret-3", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 3
+    data = json.loads(out)
+    assert data["exit_status"] == 3 and "could not get an answer" in data["error"]
+    assert "could not get an answer" in err and not err.lstrip().startswith("{")
+    assert "qs-secret-3" not in out + err and "access_token=REDACTED" in data["error"]
+    rc = main(["explain", "ftp://example.test/", "--json"])
+    out, _err = capsys.readouterr()
+    assert rc == 2 and "invalid URL" in json.loads(out)["error"]
+
+
+def test_credential_query_parameters_are_redacted(plain_server: str, explain: Explain) -> None:
+    url = plain_server + "/basic?access_token=qs-secret-1&page=2&API_KEY=qs-secret-2&sig=qs-3"
+    rc, data = explain.json(url, secrets=("qs-secret-1", "qs-secret-2", "qs-3"))
+    assert rc == 1
+    assert "access_token=REDACTED" in data["url"] and "page=2" in data["url"]
+    assert "API_KEY=REDACTED" in data["url"] and "sig=REDACTED" in data["url"]
+    _rc, out = explain.run(url, secrets=("qs-secret-1", "qs-secret-2", "qs-3"))
+    assert "access_token=REDACTED" in out
+
+
+def test_without_audience_the_token_audience_is_questioned(example_server: str,
+                                                           explain: Explain) -> None:
+    token = mint(secret="another-secret-0123456789abcdef-0123456789")
+    _rc, data = explain.json(example_server + "/me", "-H", f"Authorization: Bearer {token}",
+                            secrets=(token,))
+    assert data["reason"] == "credentials_invalid"
+    findings = data["token"]["findings"]
+    assert findings[0].startswith("Nothing in the claims explains")
+    assert findings[1] == (f"aud is {SETTINGS.jwt_audience!r}: is that this API's audience? "
+                           "(check with --audience)")
+
+
+def test_a_status_without_a_title_of_its_own_uses_the_reason_phrase() -> None:
+    response = httpx.Response(418, request=httpx.Request("GET", "http://api.test/x"))
+    data = explain_response(response)
+    assert data["title"] == "I'm a teapot"
+    response = httpx.Response(599, request=httpx.Request("GET", "http://api.test/x"))
+    assert explain_response(response)["title"] == "HTTP 599"
+
+
+def test_an_expired_token_step_does_not_point_below() -> None:
+    body = {"type": "about:blank", "title": "t", "status": 401, "reason": "token_expired"}
+    response = httpx.Response(401, json=body, headers={"content-type": "application/problem+json"},
+                              request=httpx.Request("GET", "http://api.test/x"))
+    steps = explain_response(response)["next_steps"]
+    assert steps and not any("below" in step or "above" in step for step in steps)
+
+
 # -- a server that is not authguard ------------------------------------------------------------
 
 PLAIN_APP = textwrap.dedent('''
     """A plain Starlette app with the refusals servers commonly send."""
+    import base64
     import time
     from email.utils import formatdate
 
     from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     def date(offset=0.0):
@@ -483,10 +638,46 @@ PLAIN_APP = textwrap.dedent('''
     async def ok(request):
         return PlainTextResponse("fine", headers={"Date": date()})
 
+    NESTED = '{"a":' + "[" * 100_000 + "]" * 100_000 + "}"
+    NESTED_HEADER = base64.b64encode(('{"a":' + "[" * 3000 + "]" * 3000 + "}").encode())
+
+    async def hostile(request):
+        digits = int(request.query_params.get("digits", "400"))
+        response = Response(NESTED, status_code=401, media_type="application/problem+json",
+                            headers={"Date": date()})
+        response.raw_headers += [
+            (b"retry-after", b"9" * digits),
+            (b"www-authenticate", 'Bearer error="insufficient_user_authentication", '
+                                  'max_age="\u00b2"'.encode()),
+        ]
+        return response
+
+    async def superscript(request):
+        response = PlainTextResponse("slow down", status_code=503, headers={"Date": date()})
+        response.raw_headers.append((b"retry-after", "\u00b2".encode()))
+        return response
+
+    async def nested_payment(request):
+        return PlainTextResponse("pay", status_code=402, headers={
+            "Date": date(), "PAYMENT-REQUIRED": NESTED_HEADER.decode()})
+
+    async def euro(request):
+        response = PlainTextResponse("Unauthorized", status_code=401, headers={"Date": date()})
+        response.raw_headers.append((b"www-authenticate", 'Basic realm="Zone \u20ac"'.encode()))
+        return response
+
+    async def kubernetes(request):
+        return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "message": "Unauthorized", "reason": "Unauthorized",
+                             "code": 401}, status_code=401, headers={"Date": date()})
+
     app = Starlette(routes=[Route("/bare", bare), Route("/basic", basic),
                             Route("/expired", expired), Route("/forbidden", forbidden),
                             Route("/broken", broken), Route("/ansi", ansi),
-                            Route("/ok", ok)])
+                            Route("/ok", ok), Route("/hostile", hostile),
+                            Route("/superscript", superscript),
+                            Route("/nested-payment", nested_payment), Route("/euro", euro),
+                            Route("/kubernetes", kubernetes)])
 ''')
 
 
@@ -564,6 +755,54 @@ def test_plain_malformed_challenge_is_reported_not_raised(plain_server: str,
     assert any("does not follow RFC 9110" in s for s in data["next_steps"])
     _rc, out = explain.run(plain_server + "/broken")
     assert "Malformed WWW-Authenticate" in out
+
+
+def test_a_malformed_only_challenge_is_not_called_missing(plain_server: str,
+                                                          explain: Explain) -> None:
+    _rc, data = explain.json(plain_server + "/broken")
+    assert not any("carries no WWW-Authenticate" in s for s in data["next_steps"])
+    assert any("only malformed ones" in s for s in data["next_steps"])
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_hostile_headers_and_bodies_are_explained_not_raised(
+    plain_server: str, explain: Explain, digits: int
+) -> None:
+    url = f"{plain_server}/hostile?digits={digits}"
+    rc, data = explain.json(url)
+    assert rc == 1 and data["status"] == 401
+    assert data["retry_after"] == MAX_DELAY  # clamped
+    assert data["max_age"] is None  # "²" is not a number of seconds
+    assert data["reason"] == "step_up_required" and data["reason_source"] == "challenge"
+    rc, out = explain.run(url)
+    assert rc == 1 and "Traceback" not in out and "step_up_required" in out
+
+
+def test_a_superscript_retry_after_is_ignored(plain_server: str, explain: Explain) -> None:
+    rc, data = explain.json(plain_server + "/superscript")
+    assert rc == 1 and data["status"] == 503 and data["retry_after"] is None
+
+
+def test_a_deeply_nested_payment_header_is_ignored(plain_server: str, explain: Explain) -> None:
+    rc, data = explain.json(plain_server + "/nested-payment")
+    assert rc == 1 and data["reason"] == "payment_required"
+    assert data["payment_required"] is None
+    rc, out = explain.run(plain_server + "/nested-payment")
+    assert "payment_required" in out and "Traceback" not in out
+
+
+def test_a_utf8_realm_is_read(plain_server: str, explain: Explain) -> None:
+    _rc, data = explain.json(plain_server + "/euro")
+    assert data["challenge_errors"] == []
+    assert data["challenges"][0]["params"] == {"realm": "Zone \u20ac"}
+
+
+def test_a_kubernetes_status_body_is_not_taken_for_authguard(plain_server: str,
+                                                             explain: Explain) -> None:
+    _rc, data = explain.json(plain_server + "/kubernetes")
+    assert data["authguard"] is False
+    assert (data["reason"], data["reason_source"]) == ("credentials_missing", "status")
+    assert data["detail"] == "Unauthorized"
 
 
 def test_plain_success(plain_server: str, explain: Explain) -> None:

@@ -23,6 +23,9 @@ __all__ = ["ClockReport", "TokenReport", "check_token", "clock_report", "describ
 
 SKEW_TOLERANCE = 5.0
 """Seconds of disagreement that ``Date`` (one-second resolution) and latency can explain."""
+NOT_YET_SLACK = 2.0
+"""Seconds an ``nbf``/``iat`` may lie past ``Date`` unremarked when the server said
+``token_not_yet_valid``: ``Date`` is truncated to the second and refreshed once a second."""
 
 _SCHEMES: dict[str, str] = {
     "basic": "Basic (RFC 7617): send 'Authorization: Basic base64(user:password)' "
@@ -199,15 +202,19 @@ def check_token(
         findings.append(text + " Get a new token (refresh it or sign in again).")
     elif exp is None and "exp" in claims:
         findings.append("exp is not a number.")
-    # ``Date`` has one-second resolution: a fresh token's nbf/iat may lie a second past it.
-    # Only a server that said "not yet valid" is taken at its word for a smaller gap.
-    slack = 0.0 if problem.known_reason is Reason.TOKEN_NOT_YET_VALID else SKEW_TOLERANCE
-    for name, when in (("nbf", nbf), ("iat", iat)):
-        if when is not None and when > ref + slack:
-            findings.append(
-                f"{name}: the token is valid only from {_ago(when - ref)} after {ref_name}'s "
-                "time: the issuer's clock is ahead of the server's (or the server's behind). "
-                "Synchronise clocks (NTP) or wait.")
+    # ``Date`` has one-second resolution and servers refresh it about once a second, so a
+    # fresh token's nbf/iat may lie up to two seconds past it. A server that said "not yet
+    # valid" is believed for a smaller gap than a server that did not.
+    slack = NOT_YET_SLACK if problem.known_reason is Reason.TOKEN_NOT_YET_VALID \
+        else SKEW_TOLERANCE
+    clocks = ("the issuer's clock is ahead of the server's (or the server's is behind): "
+              "synchronise the clocks (NTP)")
+    if nbf is not None and nbf > ref + slack:
+        findings.append(f"nbf: the token becomes valid only in {_ago(nbf - ref)} by "
+                        f"{ref_name}: {clocks}, or wait.")
+    if iat is not None and iat > ref + slack:
+        findings.append(f"iat: the token says it was issued {_ago(iat - ref)} from now by "
+                        f"{ref_name}: {clocks}.")
     aud = claims.get("aud")
     auds = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] \
         if isinstance(aud, list) else []
@@ -243,6 +250,9 @@ def check_token(
         findings.append("Nothing in the claims explains the refusal: the signature, the key "
                         "(kid), the issuer or the audience may not be the ones this server "
                         "trusts — check iss and aud with --issuer/--audience.")
+        if audience is None and auds:
+            findings.append(f"aud is {' '.join(map(repr, auds))}: is that this API's "
+                            "audience? (check with --audience)")
     shown = {k: claims[k] for k in _SHOWN_CLAIMS if k in claims}
     head = {k: header[k] for k in _SHOWN_HEADER if k in header}
     return TokenReport(True, head, shown, tuple(findings))
@@ -260,7 +270,8 @@ _STEPS: dict[str, tuple[str, ...]] = {
     Reason.CREDENTIALS_INVALID: (
         "Check the user name and password, key or token; get a new one if it was replaced.",),
     Reason.TOKEN_EXPIRED: ("Get a new token: refresh it or sign in again.",
-                           "If it expired at once, check the clocks (below)."),
+                           "If a new token expires at once too, compare the clocks of the "
+                           "issuer, the server and this machine (see the clock report)."),
     Reason.TOKEN_NOT_YET_VALID: ("Synchronise the clocks of the issuer and the server (NTP), "
                                  "or wait until the token's nbf.",),
     Reason.CREDENTIALS_REVOKED: ("Sign in again: these credentials were revoked.",),
@@ -303,7 +314,10 @@ def next_steps(problem: Problem) -> tuple[str, ...]:
     steps: Sequence[str] = _STEPS.get(problem.reason or "", ()) or _STATUS_STEPS.get(
         problem.status, ())
     out = list(steps)
-    if problem.status == 401 and not problem.challenges:
+    if problem.status == 401 and not problem.challenges and problem.challenge_errors:
+        out.append("This 401 offers no challenge that can be read, only malformed ones: "
+                   "the server's documentation must say which credentials it wants.")
+    elif problem.status == 401 and not problem.challenges:
         out.append("This 401 carries no WWW-Authenticate challenge (RFC 9110 requires one): "
                    "the server's documentation must say which credentials it wants.")
     if problem.challenge_errors:

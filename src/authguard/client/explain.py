@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import re
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +32,8 @@ from rich.table import Table
 from .diagnose import check_token, clock_report, describe_challenge, next_steps
 from .problem import Problem
 
-__all__ = ["add_arguments", "explain_response", "run"]
+__all__ = ["SECRET_QUERY_PARAMS", "add_arguments", "explain_response", "payment_lines",
+           "run"]
 
 _TOKEN_REASONS = {"token_expired", "token_not_yet_valid"}
 # C0 and C1 controls (ESC starts terminal escape sequences): a server's text must not be
@@ -43,13 +46,32 @@ def escape(text: str) -> str:
     return _escape_markup(_CONTROL.sub("\ufffd", text))
 
 
+# RFC 9110 §5.1 field-name (a token) and §5.5 field-value: visible ASCII, SP and HTAB (the
+# obs-text octets are not sent: httpx encodes str values as ASCII).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_HEADER_NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z-]{0,39}")
+
+
 def _header(value: str) -> tuple[str, str]:
+    """``-H 'Name: value'``. Errors never echo the value: it is often a credential."""
     name, sep, rest = value.partition(":")
-    if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
-        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {value.split(':')[0]!r}")
-    if any(c in rest for c in "\r\n"):
-        raise argparse.ArgumentTypeError("a header value must not contain CR or LF")
-    return name.strip(), rest.strip()
+    if not sep or not _TOKEN.fullmatch(name):
+        # Only the text before the first whitespace, and only if it reads as a header name
+        # (so "Authorization Bearer <token>" shows "Authorization", never the token; a lone
+        # word with digits, which may be a key, is not shown either).
+        first = re.split(r"[ \t:]", value.strip(), maxsplit=1)[0]
+        named = f" (header {first!r})" if first != value.strip() and \
+            _HEADER_NAME_LIKE.fullmatch(first) else ""
+        raise argparse.ArgumentTypeError(
+            f"expected 'Name: value' with a header name that is a token (RFC 9110 §5.1)"
+            f"{named}; the value is not shown")
+    rest = rest.strip(" \t")
+    if not _FIELD_VALUE.fullmatch(rest):
+        raise argparse.ArgumentTypeError(
+            f"the value of header {name!r} must be ASCII: visible characters, spaces and tabs "
+            "(no CR, LF or other control characters; RFC 9110 §5.5); the value is not shown")
+    return name, rest
 
 
 def _user(value: str) -> tuple[str, str]:
@@ -59,10 +81,29 @@ def _user(value: str) -> tuple[str, str]:
     return user, password
 
 
+def _method(value: str) -> str:
+    if not _TOKEN.fullmatch(value) or len(value) > 64:
+        raise argparse.ArgumentTypeError("an HTTP method is a token (RFC 9110 §9.1), "
+                                         "e.g. GET, POST")
+    return value.upper()
+
+
+def _timeout(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (0 < seconds <= 86_400):  # also refuses nan and inf
+        raise argparse.ArgumentTypeError("expected a number of seconds greater than 0 "
+                                         "(at most 86400)")
+    return seconds
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``authguard explain``."""
     parser.add_argument("url", help="the URL to request")
-    parser.add_argument("-X", "--method", default="GET", help="HTTP method (default GET)")
+    parser.add_argument("-X", "--method", type=_method, default="GET",
+                        help="HTTP method (default GET)")
     parser.add_argument("-H", "--header", action="append", type=_header, default=[],
                         metavar="'NAME: VALUE'", help="add a request header (repeatable)")
     parser.add_argument("-u", "--user", type=_user, metavar="USER:PASSWORD",
@@ -72,13 +113,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checked against a JWT sent in -H")
     parser.add_argument("--issuer", help="the issuer (iss) the server should trust; checked "
                         "against a JWT sent in -H")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("--timeout", type=_timeout, default=10.0,
+                        help="seconds (default 10)")
     parser.add_argument("-k", "--insecure", action="store_true",
                         help="do not verify the server's TLS certificate")
 
 
+# Query parameters that carry credentials in the wild (OAuth's access_token, API keys,
+# pre-signed URLs): their values are replaced by "REDACTED" wherever the URL is printed.
+SECRET_QUERY_PARAMS = frozenset({
+    "access_token", "id_token", "refresh_token", "token", "api_key", "apikey", "api-key",
+    "key", "sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+    "password", "client_secret", "secret", "code",
+})
+
+
 def _safe_url(url: httpx.URL) -> str:
-    return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
+    """``url`` without its user information and with credential query values redacted."""
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
+    if url.query:
+        params = url.params
+        if any(k.lower() in SECRET_QUERY_PARAMS for k in params):
+            redacted = [(k, "REDACTED" if k.lower() in SECRET_QUERY_PARAMS else v)
+                        for k, v in params.multi_items()]
+            url = url.copy_with(params=redacted)
+    return str(url)
 
 
 def _bearer_token(headers: list[tuple[str, str]]) -> str | None:
@@ -117,7 +177,7 @@ def explain_response(
         "authguard": problem.is_problem_json and problem.reason_source == "body",
         "reason": problem.reason,
         "reason_source": problem.reason_source,
-        "title": problem.title if refused else response.reason_phrase,
+        "title": (problem.title if refused else response.reason_phrase) or None,
         "detail": problem.detail if refused else None,
         "type": problem.type if problem.is_problem_json else None,
         "request_id": problem.request_id,
@@ -149,6 +209,105 @@ def explain_response(
         out["token"] = {"decoded": report.decoded, "header": dict(report.header),
                         "claims": dict(report.claims), "findings": list(report.findings)}
     return out
+
+
+def _text(value: Any, limit: int = 200) -> str | None:
+    """A scalar from the server as short text; ``None`` for a missing or nested value."""
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        return None
+    text = str(value) if isinstance(value, str | int | float) else None
+    if not text:
+        return None
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _amount(item: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        if (amount := _text(item.get(name))) is not None:
+            return amount
+    return None
+
+
+def _x402_terms(accepts: Any) -> list[str]:
+    """One phrase per x402 ``accepts`` entry: amount, asset, network and who is paid."""
+    out: list[str] = []
+    for item in accepts[:10] if isinstance(accepts, list) else []:
+        if not isinstance(item, dict):
+            continue
+        words = [w for w in (_amount(item, "amount", "maxAmountRequired"),
+                             _text(item.get("asset"))) if w]
+        phrase = " ".join(words) or "an amount not stated"
+        if network := _text(item.get("network")):
+            phrase += f" on {network}"
+        if pay_to := _text(item.get("payTo")):
+            phrase += f" to {pay_to}"
+        if scheme := _text(item.get("scheme")):
+            phrase += f" (scheme {scheme})"
+        out.append(phrase)
+    return out
+
+
+def _offer_line(index: int, offer: Mapping[str, Any]) -> str:
+    scheme = _text(offer.get("scheme")) or "an offer"
+    parts = [f"offer {index}: {scheme}"]
+    amount, currency = _amount(offer, "amount", "price"), _text(offer.get("currency"))
+    if amount:
+        parts.append(" ".join(w for w in (amount, currency) if w))
+    if description := _text(offer.get("description")):
+        parts.append(repr(description))
+    where: list[str] = []
+    if scheme.lower() == "x402":
+        terms = _x402_terms(offer.get("accepts"))
+        if terms:
+            where.append("x402: pay " + "; or ".join(terms) + ", then retry with the "
+                         "PAYMENT-SIGNATURE header")
+    else:
+        for key, label in (("checkout", "checkout"), ("url", "at"), ("pay_url", "at"),
+                           ("payTo", "to"), ("method", "method"), ("realm", "realm"),
+                           ("intent", "intent"), ("expires", "expires")):
+            if value := _text(offer.get(key)):
+                where.append(f"{label} {value}")
+        header = _text(offer.get("credential_header"))
+        if header:
+            where.append(f"send the proof in the {header} header")
+    if where:
+        parts.append(", ".join(where))
+    return " — ".join(parts)
+
+
+def payment_lines(payment: Mapping[str, Any] | None,
+                  payment_required: Mapping[str, Any] | None) -> list[str]:
+    """What a 402 asks for, one line per fact: the price, each offer, the checkout page."""
+    lines: list[str] = []
+    if payment:
+        price = payment.get("price")
+        if isinstance(price, dict):
+            words = [w for w in (_text(price.get("amount")), _text(price.get("currency")))
+                     if w]
+            if words:
+                text = "price: " + " ".join(words)
+                if description := _text(price.get("description")):
+                    text += f" ({description})"
+                lines.append(text)
+        offers = payment.get("offers")
+        for i, offer in enumerate(offers[:10] if isinstance(offers, list) else [], 1):
+            if isinstance(offer, dict):
+                lines.append(_offer_line(i, offer))
+        if checkout := _text(payment.get("checkout")):
+            lines.append(f"checkout: {checkout}")
+        if expired := _text(payment.get("expired_at")):
+            lines.append(f"plan ended: {expired}")
+        if not lines:
+            lines.append(f"payment: {json.dumps(payment, default=str)[:400]}")
+    if payment_required:
+        terms = _x402_terms(payment_required.get("accepts"))
+        text = "x402 PAYMENT-REQUIRED: " + ("pay " + "; or ".join(terms) if terms
+                                            else "no offer this tool can read")
+        resource = payment_required.get("resource")
+        if isinstance(resource, dict) and (url := _text(resource.get("url"))):
+            text += f" for {url}"
+        lines.append(text)
+    return lines
 
 
 def _render(data: dict[str, Any], console: Console) -> None:
@@ -189,10 +348,7 @@ def _render(data: dict[str, Any], console: Console) -> None:
         facts.append(f"max_age: {data['max_age']} s")
     if data["retry_after"] is not None:
         facts.append(f"retry after: {data['retry_after']:.0f} s")
-    if data["payment"]:
-        facts.append(f"payment: {json.dumps(data['payment'])[:400]}")
-    if data["payment_required"]:
-        facts.append(f"x402 PAYMENT-REQUIRED: {json.dumps(data['payment_required'])[:400]}")
+    facts += payment_lines(data["payment"], data["payment_required"])
     for fact in facts:
         console.print(f"• {escape(fact)}")
     clock = data["clock"]
@@ -222,29 +378,48 @@ def _render(data: dict[str, Any], console: Console) -> None:
             console.print(f"  → {escape(step)}")
 
 
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    """Print an error on stderr (and, with ``--json``, as ``{"error": …}`` on stdout)."""
+    Console(stderr=True, highlight=False).print(f"authguard explain: {escape(message)}")
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps({"error": message, "exit_status": status}) + "\n")
+    return status
+
+
 def run(args: argparse.Namespace) -> int:
-    """Perform the request and print the explanation; returns the exit status."""
+    """Perform the request and print the explanation; returns the exit status.
+
+    Never shows a traceback: bad arguments exit 2, an unreachable server or anything else
+    that goes wrong exits 3, with one line on stderr.
+    """
+    try:
+        return _run(args)
+    except Exception as exc:  # the last resort of a command-line tool: no traceback
+        return _fail(args, f"could not explain the answer ({type(exc).__name__})", 3)
+
+
+def _run(args: argparse.Namespace) -> int:
     headers: list[tuple[str, str]] = list(args.header)
     if args.user is not None:
         user, password = args.user
         raw = f"{user}:{password}".encode()
         headers.append(("Authorization", "Basic " + base64.b64encode(raw).decode("ascii")))
-    err = Console(stderr=True, highlight=False)
     try:
         url = httpx.URL(args.url)
         if url.scheme not in ("http", "https") or not url.host:
             raise httpx.InvalidURL("expected an http:// or https:// URL")
+    except httpx.InvalidURL as exc:
+        return _fail(args, f"invalid URL: {exc}", 2)
+    try:
         with httpx.Client(timeout=args.timeout, verify=not args.insecure,
                           follow_redirects=False) as client:
-            response = client.request(args.method.upper(), url, headers=headers)
-    except httpx.InvalidURL as exc:
-        err.print(f"authguard explain: invalid URL: {escape(str(exc))}")
-        return 2
+            request = client.build_request(args.method.upper(), url, headers=headers)
+            response = client.send(request)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError) as exc:
+        return _fail(args, f"invalid request: {type(exc).__name__}", 2)
     except httpx.HTTPError as exc:
-        err.print(f"authguard explain: could not get an answer from "
-                  f"{escape(_safe_url(httpx.URL(args.url)))}: {escape(type(exc).__name__)} "
-                  f"{escape(str(exc))}")
-        return 3
+        return _fail(args, f"could not get an answer from {_safe_url(url)}: "
+                     f"{type(exc).__name__} {exc}", 3)
     data = explain_response(response, token=_bearer_token(headers), audience=args.audience,
                             issuer=args.issuer)
     if args.json:

@@ -277,6 +277,7 @@ class Problem:
         *,
         sent_credentials: bool | None = None,
         now: float | None = None,
+        reason_phrase: str | None = None,
     ) -> Problem:
         """Build a problem from a status, header field lines and a body.
 
@@ -288,6 +289,8 @@ class Problem:
                 from a server that is not authguard be told apart as ``credentials_missing``
                 or ``credentials_invalid``. ``None``: unknown.
             now: The local clock (POSIX seconds) for an HTTP-date ``Retry-After``.
+            reason_phrase: The status line's reason phrase: the title of a status this
+                module has none for, when the body gives none.
         """
         pairs = _pairs(headers)
         values = {name: value for name, value in reversed(pairs)}  # first occurrence wins
@@ -367,7 +370,9 @@ class Problem:
             reason=reason,
             reason_source=source,
             type=text_member("type") or "about:blank",
-            title=text_member("title") or _STATUS_TITLES.get(status, f"HTTP {status}"),
+            title=text_member("title") or _STATUS_TITLES.get(status) or (
+                reason_phrase.strip()[:_MAX_TEXT] if reason_phrase and reason_phrase.strip()
+                else f"HTTP {status}"),
             detail=detail,
             instance=text_member("instance"),
             request_id=text_member("request_id") or values.get("x-request-id"),
@@ -403,5 +408,7 @@ class Problem:
             names = {k.lower() for k in request.headers}
             sent = bool(names & {"authorization", "cookie", "x-api-key", "api-key",
                                  "proxy-authorization"})
+        phrase = getattr(response, "reason_phrase", None)
         return cls.parse(response.status_code, response.headers.multi_items(),
-                         response.content, sent_credentials=sent, now=now)
+                         response.content, sent_credentials=sent, now=now,
+                         reason_phrase=phrase if isinstance(phrase, str) else None)
