@@ -3,10 +3,15 @@ the published JSON Schema is the shipped one, every reason and common cause is c
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from authguard import Reason
@@ -56,6 +61,33 @@ def test_client_guide_bearer_refresh_runs_against_the_example_app(example_server
     exec(compile(block, "docs/client.md", "exec"), namespace)  # noqa: S102
     assert len(refreshed) == 1  # refreshed exactly once
     assert namespace["auth"].token == refreshed[0]
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node (Debian nodejs) to run the fetch() example")
+def test_client_guide_fetch_example_retries_an_expired_token_once(example_server: str) -> None:
+    """The guide's ``api()`` runs in node against the example app: a token that stays
+    expired after the refresh is retried once, then refused — never a loop."""
+    [block] = re.findall(r"```javascript\n(.*?)```", CLIENT, flags=re.DOTALL)
+    script = block + textwrap.dedent("""
+        let fetches = 0, refreshes = 0;
+        const realFetch = globalThis.fetch;
+        globalThis.fetch = (path, options) => { fetches += 1; return realFetch(path, options); };
+        async function refreshAccessToken() { refreshes += 1; }   // the token stays expired
+        const [base, token] = process.argv.slice(1);  // node -e: no script path
+        api(base + "/me", { headers: { Authorization: "Bearer " + token } }).then(
+          (value) => console.log(JSON.stringify({ outcome: "answer", fetches, refreshes })),
+          (error) => console.log(JSON.stringify({ outcome: String(error.message), fetches,
+                                                  refreshes })));
+    """)
+    done = subprocess.run([str(NODE), "-e", script, example_server, mint(lifetime=-60)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == {"outcome": "Still refused after a token refresh: sign in again",
+                      "fetches": 2, "refreshes": 1}
 
 
 def test_client_guide_covers_the_api() -> None:
