@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .authenticators.base import Authenticator
 from .challenges import Challenge, HeaderValueError, quote
 from .errors import AuthUnavailable, Refusal
+from .formbody import is_form_post, read_form_tokens
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .net import client_address, request_scheme
@@ -120,6 +121,9 @@ class AuthGuardMiddleware:
         self._checked_routes = not guard.deny_by_default
         self._accepted: dict[int, _Plan] = {}
         self._id_header = guard.request_id_header.encode("latin-1")
+        # RFC 6750 §2.2 form-body tokens: the largest body any opted-in authenticator reads.
+        self._form_limit = max((getattr(a, "max_form_bytes", 0) for a in guard.authenticators
+                                if getattr(a, "reads_form_body", False)), default=0)
 
     # -- policy resolution -------------------------------------------------------------
 
@@ -191,6 +195,8 @@ class AuthGuardMiddleware:
                 scope["auth"] = self._anon_auth
             await self._run(scope, receive, send, policy, None)
             return
+        if self._form_limit and is_form_post(scope):
+            receive = await read_form_tokens(scope, receive, self._form_limit)
         try:
             identity, refusal = await self._decide(HTTPConnection(scope), policy)
         except Refusal as exc:

@@ -30,6 +30,7 @@ from starlette.requests import HTTPConnection
 
 from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
+from ..formbody import FORM_TOKENS
 from ..identity import Identity
 from ..reasons import Reason
 from ..stores.base import RevocationStore
@@ -73,6 +74,11 @@ class BearerAuthenticator:
         realm: Named in the challenge.
         allow_query: Accept the ``access_token`` query parameter (RFC 6750 §2.3; it leaks
             into logs — opt-in).
+        allow_form_body: Accept ``access_token`` in an ``application/x-www-form-urlencoded``
+            body of a POST, PUT or PATCH (RFC 6750 §2.2; opt-in). The middleware then reads
+            such bodies, up to ``max_form_bytes``, before the app (which still receives the
+            whole body); a longer body is passed on unread for a token.
+        max_form_bytes: The most of a form body read for a token.
         allow_subprotocol: Accept ``bearer.<token>`` as a websocket subprotocol.
         max_token_bytes: Larger tokens are refused before any decoding.
         cache_size: Verified tokens remembered (0 disables the cache).
@@ -92,6 +98,8 @@ class BearerAuthenticator:
         revocations: RevocationStore | None = None,
         realm: str = "authguard",
         allow_query: bool = False,
+        allow_form_body: bool = False,
+        max_form_bytes: int = 16_384,
         allow_subprotocol: bool = True,
         max_token_bytes: int = 8192,
         cache_size: int = 10_000,
@@ -105,6 +113,8 @@ class BearerAuthenticator:
                 "another service would be accepted here")
         if leeway < 0 or leeway > 300:
             raise ConfigurationError("leeway: must be between 0 and 300 seconds")
+        if max_form_bytes < 256:
+            raise ConfigurationError("max_form_bytes: must be at least 256")
         if max_token_bytes < 64:
             raise ConfigurationError("max_token_bytes: must be at least 64")
         checked_setting(realm, "realm")
@@ -118,6 +128,8 @@ class BearerAuthenticator:
         self.revocations = revocations
         self.realm = realm
         self.allow_query = allow_query
+        self.reads_form_body = allow_form_body
+        self.max_form_bytes = max_form_bytes
         self.allow_subprotocol = allow_subprotocol
         self.max_token_bytes = max_token_bytes
         self.cache_size = cache_size
@@ -149,7 +161,7 @@ class BearerAuthenticator:
                 return True
         if self.allow_query and b"access_token=" in conn.scope.get("query_string", b""):
             return True
-        return False
+        return bool(self.reads_form_body and conn.scope.get(FORM_TOKENS))
 
     def account(self, conn: HTTPConnection) -> str | None:
         """Tokens claim no account before verification."""
@@ -216,6 +228,8 @@ class BearerAuthenticator:
                 for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
                     if k == "access_token":
                         found.append(v.encode("latin-1", "replace"))
+        if self.reads_form_body:
+            found.extend(conn.scope.get(FORM_TOKENS, ()))
         if not found:
             return None
         if len(found) > 1:
