@@ -541,6 +541,19 @@ def test_an_unexpected_failure_exits_3_without_a_traceback(
     assert json.loads(stdout)["exit_status"] == 3
 
 
+def test_a_network_error_message_cannot_carry_a_credential(
+    explain: Explain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        raise httpx.ConnectError(f"refused {request.headers['authorization']} "
+                                 f"{request.headers['x-key']}", request=request)
+
+    monkeypatch.setattr(httpx.Client, "send", send)
+    rc, out = explain.run("http://127.0.0.1:1/?q=1", "-H", "Authorization: Bearer net-secret-6",
+                          "-H", "X-Key: net-secret-7", secrets=("net-secret-6", "net-secret-7"))
+    assert rc == 3 and "ConnectError refused REDACTED REDACTED" in out
+
+
 def test_json_errors_are_json_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
     rc = main(["explain", f"http://127.0.0.1:{port}/x?access_token=qs-secret-3", "--json"])

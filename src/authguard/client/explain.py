@@ -380,7 +380,8 @@ def _render(data: dict[str, Any], console: Console) -> None:
 
 def _fail(args: argparse.Namespace, message: str, status: int) -> int:
     """Print an error on stderr (and, with ``--json``, as ``{"error": …}`` on stdout)."""
-    Console(stderr=True, highlight=False).print(f"authguard explain: {escape(message)}")
+    Console(stderr=True, highlight=False).print(f"authguard explain: {escape(message)}",
+                                                soft_wrap=True)
     if getattr(args, "json", False):
         sys.stdout.write(json.dumps({"error": message, "exit_status": status}) + "\n")
     return status
@@ -418,8 +419,15 @@ def _run(args: argparse.Namespace) -> int:
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError) as exc:
         return _fail(args, f"invalid request: {type(exc).__name__}", 2)
     except httpx.HTTPError as exc:
+        detail = str(exc)
+        # the message comes from the network stack: make sure it cannot carry a credential
+        secrets = [v for _, v in headers] + [url.password or "", url.query.decode("ascii",
+                                                                                  "replace")]
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) >= 4:
+                detail = detail.replace(secret, "REDACTED")
         return _fail(args, f"could not get an answer from {_safe_url(url)}: "
-                     f"{type(exc).__name__} {exc}", 3)
+                     f"{type(exc).__name__} {detail}", 3)
     data = explain_response(response, token=_bearer_token(headers), audience=args.audience,
                             issuer=args.issuer)
     if args.json:
