@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,10 +24,9 @@ from authguard import (
     JWTKey,
     protect,
 )
-from helpers import asgi_client
+from form_body_app import AUD, SECRET
+from helpers import asgi_client, uvicorn_server
 
-SECRET = "form-body-test-secret-0123456789abcdef-0123"
-AUD = "form-api"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -114,3 +114,24 @@ async def test_a_body_in_many_chunks_is_read_and_replayed_in_order() -> None:
     async with asgi_client(make_app(allow_form_body=True)) as c:
         r = await c.post("/submit", content=chunks(), headers=FORM)
         assert r.json() == {"sub": "ann", "note": "chunked", "size": len(body)}
+
+
+@pytest.mark.e2e
+def test_form_body_tokens_under_uvicorn() -> None:
+    import httpx
+
+    body = f"note={'y' * 3000}&access_token={token()}"
+    with uvicorn_server("form_body_app:app", app_dir=Path(__file__).parent) as base, \
+            httpx.Client(base_url=base) as c:
+        def chunks() -> Any:  # sent in pieces: the body arrives in several messages
+            for i in range(0, len(body), 500):
+                yield body[i:i + 500].encode()
+
+        r = c.post("/submit", content=chunks(), headers=FORM)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"sub": "ann", "size": len(body)}
+        r = c.post("/submit", content=body + "&x=" + "z" * 5000, headers=FORM)
+        assert r.status_code == 401  # over max_form_bytes: not searched
+        r = c.post("/submit", content=f"access_token={token()}",
+                   headers={**FORM, "Authorization": f"Bearer {token()}"})
+        assert r.status_code == 400 and r.json()["reason"] == "invalid_request"
