@@ -93,11 +93,12 @@ async def test_truth_tables(a: Refusal | None, b: Refusal | None) -> None:
     neither = await (~x).check(ctx())
     # AND: allowed only when both allow; else the first failure (in declaration order)
     assert outcome(both) == (outcome(a) if a is not None else outcome(b))
-    # OR: allowed when one allows; else the most helpful: 401 before 403 before 402
+    # OR: allowed when one allows; else the most helpful: 401 (signing in may satisfy a
+    # branch), then 402 (paying satisfies one), then 403 (nothing the client can do)
     if a is None or b is None:
         assert either is None
     else:
-        rank = {401: 0, 403: 1, 402: 2}
+        rank = {401: 0, 402: 1, 403: 2}
         assert outcome(either) == min(outcome(a), outcome(b), key=lambda s: rank[s or 0])
     # NOT: passes exactly when the inner one fails; otherwise 403 forbidden
     assert (neither is None) == (a is not None)
@@ -232,8 +233,11 @@ async def test_deny_all() -> None:
 
 
 async def test_most_helpful_with_payment() -> None:
-    """401 before 403 before 402 when every branch of ``|`` fails."""
+    """When every branch of ``|`` fails: 401, then 402 (paying would let the client in),
+    then 403; within ``&``, the order of DESIGN §1 (a 403 before any price)."""
     r = await (Paid() | HasRoles("admin")).check(ctx(who()))
+    assert r is not None and r.status == 402
+    r = await (HasRoles("admin") & Paid()).check(ctx(who()))
     assert r is not None and r.status == 403
     r = await (Paid() | HasRoles("admin")).check(ctx())
     assert r is not None and r.status == 401

@@ -22,6 +22,10 @@ from .reasons import Reason
 __all__ = ["AllOf", "AnyOf", "Context", "Not", "Requirement"]
 
 _HELPFUL = {401: 0, 403: 1, 402: 2}
+# Among alternatives (``|``), the refusal a client can act on: signing in, then paying;
+# a 403 (nothing the client can do) only when nothing else is left.
+_HELPFUL_ANY = {401: 0, 402: 1, 403: 2}
+_RESPONSE_HOOK = "authguard.response_hook"  # the middleware's key (middleware.RESPONSE_HOOK)
 
 
 @dataclass(slots=True)
@@ -79,8 +83,8 @@ class Requirement:
 
 
 
-def _rank(refusal: Refusal) -> int:
-    return _HELPFUL.get(refusal.status, 3)
+def _rank(refusal: Refusal, table: dict[int, int] = _HELPFUL) -> int:
+    return table.get(refusal.status, 3)
 
 
 class AllOf(Requirement):
@@ -135,12 +139,24 @@ class AnyOf(Requirement):
 
     async def check(self, ctx: Context) -> Refusal | None:
         best: Refusal | None = None
+        offer: Refusal | None = None
         for r in self.requirements:
             refusal = await r.check(ctx)
             if refusal is None:
                 return None
-            if best is None or _rank(refusal) < _rank(best):
+            if refusal.status == 402 and offer is None:
+                offer = refusal
+            if best is None or _rank(refusal, _HELPFUL_ANY) < _rank(best, _HELPFUL_ANY):
                 best = refusal
+        if best is not None and offer is not None and best.status == 401:
+            # "Sign in, or pay": the 401 carries the payment's challenges and offers too
+            # (a new refusal: the ones requirements return may be shared).
+            return Refusal(best.reason, best.detail, scheme=best.scheme,
+                           challenge_params=best.challenge_params,
+                           challenges=[*best.challenges, *offer.challenges],
+                           headers={**offer.headers, **best.headers},
+                           extensions={**offer.extensions, **best.extensions},
+                           delete_cookies=best.delete_cookies, account=best.account)
         return best
 
     def schemes(self) -> frozenset[str] | None:
@@ -178,9 +194,16 @@ class Not(Requirement):
         self.requirement = requirement
 
     async def check(self, ctx: Context) -> Refusal | None:
-        if await self.requirement.check(ctx) is None:
-            return Refusal(Reason.FORBIDDEN)
-        return None
+        scope = ctx.conn.scope
+        hook = scope.get(_RESPONSE_HOOK)
+        passed = await self.requirement.check(ctx) is None
+        # Whatever the inner check prepared to act on (a payment to settle) is not taken:
+        # its passing is what makes this one fail, and a failure is never acted upon.
+        if hook is None:
+            scope.pop(_RESPONSE_HOOK, None)
+        else:
+            scope[_RESPONSE_HOOK] = hook
+        return Refusal(Reason.FORBIDDEN) if passed else None
 
     def describe(self) -> str:
         return f"not ({self.requirement.describe()})"

@@ -97,9 +97,16 @@ def require(
         identity = await check(conn, security_scopes)
         # A payment verified here (not by the middleware, which settles its own before the
         # app runs) is settled here, before the endpoint; the receipt goes on the response.
+        # (Without the middleware, settle="on_success" cannot wait for the answer: it is
+        # settled here too. The receipt rides on the endpoint's response only when the
+        # endpoint returns a value, not a Response of its own.)
         hook = conn.scope.pop(RESPONSE_HOOK, None)
         if hook is not None:
-            response.headers.update(await hook.settle_now())
+            receipt = await hook.settle_now()
+            if receipt:
+                response.headers.update(receipt)
+                response.headers["Cache-Control"] = "private"
+                response.headers["Access-Control-Expose-Headers"] = ", ".join(receipt)
         return identity
 
     async def check(conn: HTTPConnection,

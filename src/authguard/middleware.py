@@ -196,7 +196,11 @@ class AuthGuardMiddleware:
             await self._run(scope, receive, send, policy, None)
             return
         if self._form_limit and is_form_post(scope):
-            receive = await read_form_tokens(scope, receive, self._form_limit)
+            # Only where an authenticator this route accepts reads form-body tokens.
+            limit = max((getattr(a, "max_form_bytes", 0) for a in self._accepted_by(policy)
+                         if getattr(a, "reads_form_body", False)), default=0)
+            if limit:
+                receive = await read_form_tokens(scope, receive, limit)
         try:
             identity, refusal = await self._decide(HTTPConnection(scope), policy)
         except Refusal as exc:
@@ -277,7 +281,12 @@ class AuthGuardMiddleware:
         except (Refusal, AuthUnavailable) as exc:
             if started:
                 raise
+            await _on_failure(hook)  # nothing served: a held payment is given back
             await self._refuse_raised(scope, send, exc, policy, request_id)
+        except BaseException:
+            if not started:
+                await _on_failure(hook)
+            raise
 
     async def _refuse_raised(self, scope: Scope, send: Send, exc: Refusal | AuthUnavailable,
                              policy: Policy, request_id: str | None) -> None:
@@ -431,12 +440,7 @@ class AuthGuardMiddleware:
         if status == 403 and policy.conceal:
             # The framework's own default 404, byte for byte, so that nothing tells a
             # concealed resource from a missing one (a custom 404 handler is not copied).
-            if _is_fastapi(scope.get("app")):
-                await send_problem(scope, send, 404, [], b'{"detail":"Not Found"}',
-                                   b"application/json")
-            else:
-                await send_problem(scope, send, 404, [], b"Not Found",
-                                   b"text/plain; charset=utf-8")
+            await _send_not_found(scope, send)
             return
         login_url = policy.login_url or guard.login_url
         if status == 401 and login_url is not None and _wants_html(scope):
@@ -446,7 +450,7 @@ class AuthGuardMiddleware:
         challenges = self._challenges(refusal, spec, policy)
         data = render_problem(
             refusal,
-            instance=scope.get("root_path", "") + scope["path"],
+            instance=_full_path(scope),
             request_id=request_id,
             type_base=guard.type_base,
             schemes=[c.scheme for c in challenges] if status == 401 else (),
@@ -461,7 +465,7 @@ class AuthGuardMiddleware:
 
     async def _redirect(self, scope: Scope, send: Send, login_url: str, refusal: Refusal,
                         secure: bool) -> None:
-        target = scope.get("root_path", "") + scope["path"]
+        target = _full_path(scope)
         qs = scope.get("query_string", b"")
         if qs:
             target += "?" + qs.decode("latin-1")
@@ -591,6 +595,37 @@ def _wants_html(scope: Scope) -> bool:
 # Refusals of an identity that another scheme can fix: a token with the scope, a token
 # from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
 _ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
+
+
+async def _send_not_found(scope: Scope, send: Send) -> None:
+    """The framework's default 404, headers in its order; for a websocket, what a missing
+    websocket route gets: closed before accept."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1000, "reason": ""})
+        return
+    if _is_fastapi(scope.get("app")):
+        body, ctype = b'{"detail":"Not Found"}', b"application/json"
+    else:
+        body, ctype = b"Not Found", b"text/plain; charset=utf-8"
+    await send({"type": "http.response.start", "status": 404, "headers": [
+        (b"content-length", str(len(body)).encode()), (b"content-type", ctype)]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _on_failure(hook: Any) -> None:
+    on_failure = getattr(hook, "on_failure", None)
+    if on_failure is not None:
+        try:
+            await on_failure()
+        except Exception:  # the original error is what matters; this one is logged
+            log.warning("authguard: the response hook failed to clean up", exc_info=True)
+
+
+def _full_path(scope: Scope) -> str:
+    """The request's path from the server's root: Starlette keeps the full path in mounted
+    apps (with ``root_path`` already in it); other servers and frameworks may not."""
+    root, path = str(scope.get("root_path", "")), str(scope["path"])
+    return path if root and path.startswith(root) else root + path
 
 
 def _is_fastapi(app: Any) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Host, Match, Mount
 from starlette.types import Scope
 
@@ -199,10 +200,25 @@ def method_allowed(routes: Sequence[BaseRoute], scope: Scope) -> bool:
                 partial = True
                 continue
         if match is Match.FULL:
-            return True
+            if _endpoint_serves(route, scope):
+                return True
+            partial = True
+            continue
         if match is Match.PARTIAL:
             partial = True
     return not partial
+
+
+def _endpoint_serves(route: Any, scope: Scope) -> bool:
+    """A class-based endpoint (``HTTPEndpoint``) on a route without ``methods`` matches
+    every method, and answers 405 for those it has no handler for."""
+    endpoint = getattr(route, "endpoint", None)
+    if not (isinstance(endpoint, type) and issubclass(endpoint, HTTPEndpoint)):
+        return True
+    method = str(scope.get("method", "GET"))
+    if method == "HEAD" and not hasattr(endpoint, "head"):
+        method = "GET"
+    return hasattr(endpoint, method.lower())
 
 
 def find_routes(app: Any) -> Sequence[BaseRoute] | None:

@@ -223,6 +223,13 @@ class _Settlement:
         settle = getattr(self.verifier, "settle", None)  # optional: nothing to complete
         self.headers = {} if settle is None else await self._guarded(
             settle(self.verified, self.ctx))
+        self.reserved = False  # settled: never given back
+        self.ctx.conn.scope.setdefault(PAID, set()).add(id(self.payment))
+
+    async def on_failure(self) -> None:
+        """The app failed before its response started (an exception, a refusal, a
+        cancellation): a held proof is given back."""
+        await self._release()
 
     async def settle_now(self) -> Mapping[str, str]:
         """Settle at once and return the receipt headers (where no middleware runs the
@@ -239,6 +246,8 @@ class _Settlement:
         if reserve is not None:
             self.verified = await self._guarded(reserve(self.verified, self.ctx))
             self.reserved = True
+        # Held (or nothing to hold): a guard further in does not take this payment again.
+        self.ctx.conn.scope.setdefault(PAID, set()).add(id(self.payment))
 
     async def on_start(self, message: Message) -> None:
         status = int(message.get("status", 200))
@@ -277,6 +286,36 @@ class _Settlement:
             await release(self.verified, self.ctx)
         except Exception:  # the response goes out; a lost receipt is logged, not raised
             log.warning("authguard: a reserved payment could not be released", exc_info=True)
+
+
+class _Hooks:
+    """Two payments on one request (two ``Payment`` requirements): both are settled."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.hooks = (first, second)
+
+    async def before_app(self) -> None:
+        for hook in self.hooks:
+            await hook.before_app()
+
+    async def on_start(self, message: Message) -> None:
+        for hook in self.hooks:
+            await hook.on_start(message)
+
+    async def on_failure(self) -> None:
+        for hook in self.hooks:
+            await hook.on_failure()
+
+    async def settle_now(self) -> Mapping[str, str]:
+        out: dict[str, str] = {}
+        for hook in self.hooks:
+            out.update(await hook.settle_now())
+        return out
+
+
+PAID = "authguard.paid"
+"""Scope key: the ``Payment`` requirements (by id) already settled or held for this
+request, so that a nested app's guard does not take the same payment again."""
 
 
 class Payment(Requirement):
@@ -339,6 +378,8 @@ class Payment(Requirement):
         return result
 
     async def check(self, ctx: Context) -> Refusal | None:
+        if id(self) in ctx.conn.scope.get(PAID, ()):
+            return None  # settled (or held) by a guard further out: a nested app
         routes = find_routes(ctx.conn.scope.get("app"))
         if routes is not None and not method_allowed(routes, ctx.conn.scope):
             return None  # the router answers 405: nothing to pay for, nothing is taken
@@ -371,7 +412,9 @@ class Payment(Requirement):
                 continue
             except PaymentProviderError as exc:
                 return _provider_error(exc)
-            conn.scope[RESPONSE_HOOK] = _Settlement(self, verifier, verified, pctx)
+            hook = _Settlement(self, verifier, verified, pctx)
+            earlier = conn.scope.get(RESPONSE_HOOK)
+            conn.scope[RESPONSE_HOOK] = hook if earlier is None else _Hooks(earlier, hook)
             return None
         return self.refusal(pctx, rejection)
 
@@ -437,4 +480,6 @@ _NO_PRICE = Price(Decimal(0), "USD")
 
 def _resource(conn: HTTPConnection) -> str:
     scope = conn.scope
-    return str(scope.get("root_path", "")) + str(scope["path"])
+    root, path = str(scope.get("root_path", "")), str(scope["path"])
+    # Starlette keeps the full path in mounted apps (root_path is already part of it).
+    return path if root and path.startswith(root) else root + path

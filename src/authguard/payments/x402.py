@@ -78,7 +78,7 @@ class FacilitatorClient:
                                   retry_after=self.retry_after)
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the decoder
             raise PaymentProviderError(f"{path}: {response.status_code}, not JSON") from None
         if not isinstance(data, dict):
             raise PaymentProviderError(f"{path}: not a JSON object")
