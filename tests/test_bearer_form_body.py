@@ -135,3 +135,28 @@ def test_form_body_tokens_under_uvicorn() -> None:
         r = c.post("/submit", content=f"access_token={token()}",
                    headers={**FORM, "Authorization": f"Bearer {token()}"})
         assert r.status_code == 400 and r.json()["reason"] == "invalid_request"
+
+
+async def test_a_route_that_does_not_accept_bearer_never_has_its_body_read() -> None:
+    from authguard.formbody import FORM_TOKENS
+
+    bearer = BearerAuthenticator(key=JWTKey.hs256(SECRET), audience=AUD, allow_form_body=True)
+    seen: list[bool] = []
+
+    @protect(Authenticated("ApiKey"))
+    async def keys_only(request: Request) -> JSONResponse:
+        seen.append(FORM_TOKENS in request.scope)
+        return JSONResponse({})
+
+    from authguard.authenticators.apikey import APIKeyAuthenticator, StaticAPIKeys, hash_api_key
+    from authguard.identity import Identity
+    keys = StaticAPIKeys({hash_api_key("form-test-key-0123456789"):
+                          Identity(subject="ann", scheme="ApiKey")})
+    app = Starlette(routes=[Route("/keys", keys_only, methods=["POST"])])
+    app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(
+        authenticators=[bearer, APIKeyAuthenticator(store=keys)]))
+    async with asgi_client(app) as c:
+        r = await c.post("/keys", content=f"access_token={token()}", headers={
+            **FORM, "X-API-Key": "form-test-key-0123456789"})
+        assert r.status_code == 200
+    assert seen == [False]
