@@ -285,3 +285,41 @@ def test_the_token_shape_admits_exactly_base64url_and_two_dots() -> None:
         else:
             with pytest.raises(Refusal):
                 _check_shape(token)
+
+
+async def test_a_session_identity_follows_its_record() -> None:
+    import dataclasses
+
+    from authguard.stores.memory import MemorySessionStore
+
+    class Promoting(MemorySessionStore):
+        promote = False
+
+        async def get(self, session_id: str) -> Any:
+            record = await super().get(session_id)
+            if record is not None and self.promote:
+                record = dataclasses.replace(record, data={**(record.data or {}),
+                                                           "roles": "admin"})
+            return record
+
+    store = Promoting()
+    session = SessionAuthenticator(secret_keys=["k" * 40], store=store)
+
+    @protect(Public)
+    async def login(request: Request) -> Response:
+        response = JSONResponse({"ok": True})
+        await session.login(request, response, "ann", roles=["user"])
+        return response
+
+    @protect(Authenticated())
+    async def roles(request: Request) -> JSONResponse:
+        return JSONResponse(sorted(request.user.roles))
+
+    app = Starlette(routes=[Route("/login", login, methods=["POST"]), Route("/roles", roles)])
+    app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(authenticators=[session]))
+    async with asgi_client(app) as c:
+        await c.post("/login")
+        assert (await c.get("/roles")).json() == ["user"]
+        assert (await c.get("/roles")).json() == ["user"]
+        store.promote = True
+        assert (await c.get("/roles")).json() == ["admin"]

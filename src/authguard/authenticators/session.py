@@ -21,6 +21,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
+from hashlib import sha256
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
@@ -118,9 +119,10 @@ class SessionAuthenticator:
         # itsdangerous' clock (``TimestampSigner.get_timestamp``), for remembered cookies
         self._serializer_clock = cast(TimestampSigner, self._serializer.make_signer()
                                       ).get_timestamp
-        self._verified: dict[str, _Verified] = {}
-        self._memo: tuple[list[bytes], str | None] | None = None
-        self._identities: dict[str, tuple[SessionRecord, Identity]] = {}
+        # keyed by SHA-256 of the cookie / of the Cookie fields: no credential is kept
+        self._verified: dict[bytes, _Verified] = {}
+        self._memo: tuple[bytes, str | None] | None = None
+        self._identities: dict[str, tuple[tuple[object, ...], Identity]] = {}
         self.store: SessionStore = store if store is not None else MemorySessionStore()
         self.revocations = revocations
         self.cookie_name = cookie_name
@@ -154,23 +156,25 @@ class SessionAuthenticator:
 
     def _cookie(self, conn: HTTPConnection) -> str | None:
         """``conn.cookies.get(cookie_name)``, without building a ``Headers`` object and the
-        request's whole cookie dict on every request: the last parse is remembered by the
-        raw ``Cookie`` fields it came from (``has_credentials`` and ``authenticate`` both
-        ask, with the same fields)."""
+        request's whole cookie dict on every request: the last parse is remembered by a
+        SHA-256 of the raw ``Cookie`` fields it came from (``has_credentials`` and
+        ``authenticate`` both ask, with the same fields)."""
         parsed: dict[str, str] | None = getattr(conn, "_cookies", None)
         if parsed is not None:  # the connection parsed them already
             return parsed.get(self.cookie_name)
         raws = [value for name, value in conn.scope["headers"] if name == b"cookie"]
         if not raws:
             return None
+        digest = sha256(raws[0]).digest() if len(raws) == 1 else sha256(
+            b"".join(sha256(raw).digest() for raw in raws)).digest()
         memo = self._memo
-        if memo is not None and memo[0] == raws:
+        if memo is not None and memo[0] == digest:
             return memo[1]
         cookies: dict[str, str] = {}
         for raw in raws:  # as Starlette: every Cookie field, later names win
             cookies.update(cookie_parser(raw.decode("latin-1")))
         value = cookies.get(self.cookie_name)
-        self._memo = (raws, value)
+        self._memo = (digest, value)
         return value
 
     def account(self, conn: HTTPConnection) -> str | None:
@@ -199,12 +203,14 @@ class SessionAuthenticator:
         if conn.scope["type"] == "websocket" or conn.scope["method"] in _UNSAFE:
             # A websocket is not under CORS: a cookie must not open one for another site.
             self._check_origin(conn)
-        # The identity of a record the store handed out before (an in-memory store returns
-        # the same frozen record object while the session lives): made once.
-        made = self._identities.get(credential_id)
-        if made is not None and made[0] is record:
-            return made[1]
+        # The identity is made from these values only: made once while they stay the same
+        # (the cache holds them and the identity, never the session id).
         auth_time = data.get("auth_time")
+        source = (record.subject, record.created_at, data.get("roles", ""),
+                  data.get("scopes", ""), data.get("acr"), auth_time)
+        made = self._identities.get(credential_id)
+        if made is not None and made[0] == source:
+            return made[1]
         identity = Identity(
             subject=record.subject,
             scheme=_SCHEME,
@@ -217,7 +223,7 @@ class SessionAuthenticator:
         )
         if len(self._identities) >= _VERIFIED_MAX:
             self._identities.pop(next(iter(self._identities)))
-        self._identities[credential_id] = (record, identity)
+        self._identities[credential_id] = (source, identity)
         return identity
 
     # -- login and logout ----------------------------------------------------------------
@@ -297,18 +303,19 @@ class SessionAuthenticator:
     def _verify_cookie(self, value: str, secure: bool) -> _Verified:
         """The cookie's session id, subject, signing time and credential id.
 
-        A cookie whose signature verified is remembered (bounded, by its exact value):
+        A cookie whose signature verified is remembered (bounded, by SHA-256 of its value):
         itsdangerous' key derivation, HMAC, base64 and JSON run once per cookie, not once
         per request. Its age is checked on every use, on itsdangerous' own clock (whole
         seconds), so a remembered cookie expires exactly when a fresh verification would
         say so; the server-side session is looked up on every request all the same.
         """
-        hit = self._verified.get(value)
+        key = sha256(value.encode("utf-8", "surrogatepass")).digest()
+        hit = self._verified.get(key)
         if hit is not None:
             age = self._serializer_clock() - hit[3]
             if 0 <= age <= self.max_age:
                 return hit
-            del self._verified[value]
+            del self._verified[key]
         try:
             session_id, subject, signed_at = self._decode(value)
         except SignatureExpired:
@@ -319,7 +326,7 @@ class SessionAuthenticator:
                  hashlib.sha256(session_id.encode()).hexdigest()[:16])
         if len(self._verified) >= _VERIFIED_MAX:
             self._verified.pop(next(iter(self._verified)))
-        self._verified[value] = entry
+        self._verified[key] = entry
         return entry
 
     async def _record(self, value: str, secure: bool) -> tuple[SessionRecord, str]:
