@@ -119,9 +119,8 @@ class SessionAuthenticator:
         # itsdangerous' clock (``TimestampSigner.get_timestamp``), for remembered cookies
         self._serializer_clock = cast(TimestampSigner, self._serializer.make_signer()
                                       ).get_timestamp
-        # keyed by SHA-256 of the cookie / of the Cookie fields: no credential is kept
+        # keyed by SHA-256 of the cookie: no credential is kept
         self._verified: dict[bytes, _Verified] = {}
-        self._memo: tuple[bytes, str | None] | None = None
         self._identities: dict[str, tuple[tuple[object, ...], Identity]] = {}
         self.store: SessionStore = store if store is not None else MemorySessionStore()
         self.revocations = revocations
@@ -155,27 +154,18 @@ class SessionAuthenticator:
         return False
 
     def _cookie(self, conn: HTTPConnection) -> str | None:
-        """``conn.cookies.get(cookie_name)``, without building a ``Headers`` object and the
-        request's whole cookie dict on every request: the last parse is remembered by a
-        SHA-256 of the raw ``Cookie`` fields it came from (``has_credentials`` and
-        ``authenticate`` both ask, with the same fields)."""
+        """``conn.cookies.get(cookie_name)``, without building a ``Headers`` object: every
+        ``Cookie`` field parsed as Starlette parses them (later names win), and left on the
+        connection where ``conn.cookies`` keeps its own parse, so that ``has_credentials``
+        and ``authenticate`` parse once between them."""
         parsed: dict[str, str] | None = getattr(conn, "_cookies", None)
-        if parsed is not None:  # the connection parsed them already
-            return parsed.get(self.cookie_name)
-        raws = [value for name, value in conn.scope["headers"] if name == b"cookie"]
-        if not raws:
-            return None
-        digest = sha256(raws[0]).digest() if len(raws) == 1 else sha256(
-            b"".join(sha256(raw).digest() for raw in raws)).digest()
-        memo = self._memo
-        if memo is not None and memo[0] == digest:
-            return memo[1]
-        cookies: dict[str, str] = {}
-        for raw in raws:  # as Starlette: every Cookie field, later names win
-            cookies.update(cookie_parser(raw.decode("latin-1")))
-        value = cookies.get(self.cookie_name)
-        self._memo = (digest, value)
-        return value
+        if parsed is None:
+            parsed = {}
+            for name, value in conn.scope["headers"]:
+                if name == b"cookie":
+                    parsed.update(cookie_parser(value.decode("latin-1")))
+            setattr(conn, "_cookies", parsed)  # noqa: B010 - Starlette's own cache
+        return parsed.get(self.cookie_name)
 
     def account(self, conn: HTTPConnection) -> str | None:
         """Session cookies claim no account name (a bad one is a signature failure)."""
