@@ -78,6 +78,7 @@ def test_rendered_bodies_are_the_encoded_problem_body(refusal: Refusal) -> None:
         {"instance": "/ü", "request_id": "r", "schemes": ["Bearer", "ApiKey"]},
         {"type_base": "https://example.test/problems/", "schemes": ["Basic"]},
         {"instance": '/a\nb"c\\d\x00\u2028', "request_id": "\ud7ff"},
+        {"schemes": [1]}, {"schemes": [True]}, {"schemes": ("Bearer",)},
     ]
     for kw in options:
         for _ in range(2):  # the second time from the cached prefix

@@ -97,6 +97,8 @@ _FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
 _STATUS = {reason: reason.spec.status for reason in Reason}
 # (encoder, reason, detail, type_base) → the encoded fixed members, without the closing brace.
 _PREFIXES: dict[tuple[int, Reason, str | None, str], str] = {}
+# The schemes a 401 lists, encoded (a route accepts a fixed set).
+_SCHEMES: dict[tuple[str, ...], str] = {}
 
 
 def _prefix(encoder: json.JSONEncoder, refusal: Refusal, type_base: str) -> str:
@@ -187,12 +189,27 @@ def render_problem(
     if text is None:
         text = _prefix(encoder, refusal, type_base)
     if instance is not None:
-        text += ',"instance":' + _piece(encoder, instance)
+        text += ',"instance":' + (encode_basestring(instance) if type(instance) is str
+                                  else _piece(encoder, instance))
     if request_id is not None:
-        text += ',"request_id":' + _piece(encoder, request_id)
+        text += ',"request_id":' + (encode_basestring(request_id) if type(request_id) is str
+                                    else _piece(encoder, request_id))
     listed = bool(schemes) and _STATUS[refusal.reason] == 401
     if listed:
-        text += ',"schemes":' + _piece(encoder, list(schemes))
+        names = tuple(schemes)
+        listing = _SCHEMES.get(names)
+        if listing is None:
+            # strings only: written the same by any encoder allowed here (and 1 == True
+            # would share a key)
+            plain = _plain(list(names)) if all(type(n) is str for n in names) else None
+            if plain is None:
+                listing = ',"schemes":' + encoder.encode(list(names))
+            else:
+                listing = ',"schemes":' + plain
+                if len(_SCHEMES) >= 256:
+                    _SCHEMES.clear()
+                _SCHEMES[names] = listing
+        text += listing
     retry_after = refusal.headers.get("Retry-After") if refusal.headers else None
     retry = retry_after is not None and retry_after.isdigit()
     if retry:
