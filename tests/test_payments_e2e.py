@@ -18,13 +18,12 @@ from demo_payments import X402_NETWORK, demo_signature
 from x402.http.clients.httpx import x402AsyncTransport
 from x402.http.x402_http_client import x402HTTPClient
 
-from authguard.challenges import Challenge, parse_www_authenticate
 from authguard.client import PaymentRequired, apay_and_retry, pay_and_retry
 from helpers import EXAMPLE_DIR, check_refusal, free_port, http_client, uvicorn_server
+from test_payments import assert_402, b64url_json, payment_challenge
 
 pytestmark = pytest.mark.e2e
 
-EXPOSED = {"www-authenticate", "payment-required", "payment-response", "payment-receipt"}
 
 
 async def _acheck(response: httpx.Response) -> None:
@@ -36,29 +35,6 @@ def async_client(base_url: str, **kw: Any) -> httpx.AsyncClient:
     """A real async HTTP client whose every refusal is checked (schema, no-store, …)."""
     return httpx.AsyncClient(base_url=base_url, timeout=10,
                              event_hooks={"response": [_acheck]}, **kw)
-
-
-def assert_402(r: httpx.Response, reason: str = "payment_required") -> dict[str, Any]:
-    assert r.status_code == 402, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.headers["cache-control"] == "no-store"
-    exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
-    assert exposed >= EXPOSED
-    body: dict[str, Any] = r.json()
-    assert body["reason"] == reason
-    assert body["payment"]["offers"]
-    return body
-
-
-def payment_challenge(r: httpx.Response) -> Challenge:
-    found = [ch for line in r.headers.get_list("www-authenticate")
-             for ch in parse_www_authenticate(line) if ch.scheme == "Payment"]
-    assert len(found) == 1
-    return found[0]
-
-
-def b64url_json(text: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
 
 
 # -- plans ---------------------------------------------------------------------------------
