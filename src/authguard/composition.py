@@ -25,7 +25,9 @@ _HELPFUL = {401: 0, 403: 1, 402: 2}
 # Among alternatives (``|``), the refusal a client can act on: signing in, then paying;
 # a 403 (nothing the client can do) only when nothing else is left.
 _HELPFUL_ANY = {401: 0, 402: 1, 403: 2}
-_RESPONSE_HOOK = "authguard.response_hook"  # the middleware's key (middleware.RESPONSE_HOOK)
+RESPONSE_HOOK = "authguard.response_hook"
+"""Scope key: what a requirement that passed leaves for the middleware to run once the
+decision is taken (payment settlement: ``before_app()``, ``on_start(message)``)."""
 
 
 @dataclass(slots=True)
@@ -195,14 +197,14 @@ class Not(Requirement):
 
     async def check(self, ctx: Context) -> Refusal | None:
         scope = ctx.conn.scope
-        hook = scope.get(_RESPONSE_HOOK)
+        hook = scope.get(RESPONSE_HOOK)
         passed = await self.requirement.check(ctx) is None
         # Whatever the inner check prepared to act on (a payment to settle) is not taken:
         # its passing is what makes this one fail, and a failure is never acted upon.
         if hook is None:
-            scope.pop(_RESPONSE_HOOK, None)
+            scope.pop(RESPONSE_HOOK, None)
         else:
-            scope[_RESPONSE_HOOK] = hook
+            scope[RESPONSE_HOOK] = hook
         return Refusal(Reason.FORBIDDEN) if passed else None
 
     def describe(self) -> str:

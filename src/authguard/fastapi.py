@@ -22,10 +22,11 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from .composition import RESPONSE_HOOK
 from .errors import ConfigurationError, Refusal
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
-from .middleware import RESPONSE_HOOK, AuthGuardMiddleware, AuthState
+from .middleware import AuthGuardMiddleware, AuthState
 from .openapi import NEEDS_IDENTITY, add_security
 from .policy import (
     AllOf,

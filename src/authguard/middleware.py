@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .authenticators.base import Authenticator
 from .challenges import Challenge, HeaderValueError, quote
+from .composition import RESPONSE_HOOK
 from .errors import AuthUnavailable, Refusal
 from .formbody import is_form_post, read_form_tokens
 from .guard import AuthGuard
@@ -37,8 +38,6 @@ from .routing import find_routes, match_route, warn_unprotected
 
 __all__ = ["AuthGuardMiddleware", "AuthState"]
 
-RESPONSE_HOOK = "authguard.response_hook"
-"""Scope key of an object with ``async before_app()`` and ``async on_start(message)``."""
 
 log = logging.getLogger("authguard")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
@@ -450,7 +449,7 @@ class AuthGuardMiddleware:
         challenges = self._challenges(refusal, spec, policy)
         data = render_problem(
             refusal,
-            instance=_full_path(scope),
+            instance=full_path(scope),
             request_id=request_id,
             type_base=guard.type_base,
             schemes=[c.scheme for c in challenges] if status == 401 else (),
@@ -465,7 +464,7 @@ class AuthGuardMiddleware:
 
     async def _redirect(self, scope: Scope, send: Send, login_url: str, refusal: Refusal,
                         secure: bool) -> None:
-        target = _full_path(scope)
+        target = full_path(scope)
         qs = scope.get("query_string", b"")
         if qs:
             target += "?" + qs.decode("latin-1")
@@ -621,7 +620,7 @@ async def _on_failure(hook: Any) -> None:
             log.warning("authguard: the response hook failed to clean up", exc_info=True)
 
 
-def _full_path(scope: Scope) -> str:
+def full_path(scope: Scope) -> str:
     """The request's path from the server's root: Starlette keeps the full path in mounted
     apps (with ``root_path`` already in it); other servers and frameworks may not."""
     root, path = str(scope.get("root_path", "")), str(scope["path"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .authenticators.base import Authenticator
+from .authenticators.session import UNSAFE_METHODS
 from .guard import AuthGuard
 from .problems import PROBLEM_CONTENT_TYPE, problem_schema
 from .reasons import Reason
@@ -147,7 +148,7 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
             op.setdefault("security", alternatives)
             responses = op.setdefault("responses", {})
             here = statuses
-            if cookie and method.upper() in _UNSAFE and not policy.conceal:
+            if cookie and method.upper() in UNSAFE_METHODS and not policy.conceal:
                 here = here | {403}  # origin_rejected: a cookie sent from another site
             for status in sorted(here):
                 responses.setdefault(str(status), _response(status))
@@ -156,8 +157,6 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
     return schema
 
 
-
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 NEEDS_IDENTITY = "__authguard_needs_identity__"
 

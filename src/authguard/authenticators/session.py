@@ -39,7 +39,8 @@ from ..stores.memory import MemorySessionStore
 __all__ = ["SessionAuthenticator"]
 
 _SCHEME = "Cookie"
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Methods whose cookie-authenticated requests must come from an allowed origin.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MIN_KEY_BYTES = 32
 _VERIFIED_MAX = 4096  # verified cookies remembered (oldest dropped first)
 # (session id, subject, signed at, signed at as itsdangerous' whole seconds, credential id)
@@ -190,7 +191,7 @@ class SessionAuthenticator:
         if record.expires_at <= now:
             raise self._stale(Reason.SESSION_EXPIRED, secure)
         data = record.data or {}
-        if conn.scope["type"] == "websocket" or conn.scope["method"] in _UNSAFE:
+        if conn.scope["type"] == "websocket" or conn.scope["method"] in UNSAFE_METHODS:
             # A websocket is not under CORS: a cookie must not open one for another site.
             self._check_origin(conn)
         # The identity is made from these values only: made once while they stay the same

@@ -27,10 +27,10 @@ from starlette.requests import HTTPConnection
 from starlette.types import Message
 
 from ..challenges import Challenge
-from ..composition import Context, Requirement
+from ..composition import RESPONSE_HOOK, Context, Requirement
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
-from ..middleware import RESPONSE_HOOK
+from ..middleware import full_path
 from ..reasons import Reason
 from ..routing import find_routes, method_allowed
 
@@ -479,7 +479,4 @@ _NO_PRICE = Price(Decimal(0), "USD")
 
 
 def _resource(conn: HTTPConnection) -> str:
-    scope = conn.scope
-    root, path = str(scope.get("root_path", "")), str(scope["path"])
-    # Starlette keeps the full path in mounted apps (root_path is already part of it).
-    return path if root and path.startswith(root) else root + path
+    return full_path(conn.scope)
