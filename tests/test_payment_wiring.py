@@ -79,7 +79,8 @@ def middleware() -> list[Middleware]:
 
 async def test_nested_apps_each_with_a_guard_take_the_payment_once() -> None:
     verifier = receipts()
-    inner = Starlette(routes=[Route("/quote", protect(Payment(PRICE, verifiers=[verifier]))(ok))],
+    inner = Starlette(routes=[Route("/quote", protect(Payment(PRICE, verifiers=[verifier]))(
+        endpoint()))],
                       middleware=middleware())
     outer = Starlette(routes=[Mount("/api", app=inner)], middleware=middleware())
     async with asgi_client(outer) as c:
@@ -197,7 +198,7 @@ async def test_two_payments_on_one_route_are_both_taken() -> None:
     credits = EntitlementVerifier(plans, credits=1)
     app = Starlette(routes=[Route("/both", protect(
         Authenticated() & Payment(verifiers=[credits])
-        & Payment(PRICE, verifiers=[verifier]))(ok))], middleware=middleware())
+        & Payment(PRICE, verifiers=[verifier]))(endpoint()))], middleware=middleware())
     async with asgi_client(app) as c:
         refused = await c.get("/both", headers=KEY)
         assert refused.status_code == 402
@@ -246,7 +247,8 @@ def b64url_json(text: str) -> Any:
 
 async def test_a_mounted_app_binds_receipts_to_the_full_path() -> None:
     verifier = receipts()
-    inner = Starlette(routes=[Route("/quote", protect(Payment(PRICE, verifiers=[verifier]))(ok))],
+    inner = Starlette(routes=[Route("/quote", protect(Payment(PRICE, verifiers=[verifier]))(
+        endpoint()))],
                       middleware=middleware())
     app = Starlette(routes=[Mount("/sub", app=inner)])
     async with asgi_client(app) as c:

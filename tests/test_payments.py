@@ -92,6 +92,13 @@ async def ok(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True, "user": user})
 
 
+def fresh_ok() -> Endpoint:
+    """``ok`` as a new function object: protect() marks the very function it is given."""
+    async def served(request: Request) -> JSONResponse:
+        return await ok(request)
+    return served
+
+
 async def fails(request: Request) -> Response:
     return PlainTextResponse("broken", status_code=500)
 
@@ -823,7 +830,7 @@ async def test_receipt_keys_rotate(client: httpx.AsyncClient, world: World) -> N
                               nonces=world.nonces, realm="test", recipient="shop", ttl=60)
     app = AuthGuardMiddleware(
         Starlette(routes=[Route("/quote", protect(Payment(Price(Decimal("0.01")),
-                                                          verifiers=[rotated]))(ok))]),
+                                                          verifiers=[rotated]))(fresh_ok()))]),
         AuthGuard(authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))],
                   clock=world.clock))
     async with asgi_client(app) as c:
@@ -885,7 +892,7 @@ class Coupons:
 
 async def test_a_verifier_of_your_own_needs_no_settle(world: World) -> None:
     route = Route("/c", protect(Payment(Price(Decimal(1)), verifiers=[Coupons(),
-                                                                      world.receipts]))(ok))
+                                                                      world.receipts]))(fresh_ok()))
     app = AuthGuardMiddleware(Starlette(routes=[route]), AuthGuard(
         authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))]))
     async with asgi_client(app) as c:

@@ -7,6 +7,7 @@ attaches it to an endpoint, a ``Route``, a ``Mount``, a ``Host`` or a ``Router``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -147,6 +148,16 @@ def protect(
         policy = Policy(requirement, conceal=conceal, login_url=login_url)
 
     def attach(target: T) -> T:
+        # Only the target's own policy (a subclass may replace its parent's quietly).
+        earlier = getattr(target, "__dict__", {}).get(_ATTR)
+        if isinstance(earlier, Policy) and earlier != policy:
+            name = getattr(target, "__qualname__", None) or type(target).__name__
+            warnings.warn(
+                f"protect(): {name} already had the policy {earlier.describe()!r}, now "
+                f"replaced by {policy.describe()!r}. A policy belongs to the object, so one "
+                "endpoint function shared by several routes has one policy: protect the "
+                "Route objects instead, or give each route its own function.",
+                UserWarning, stacklevel=2)
         setattr(target, _ATTR, policy)
         return target
 
