@@ -71,15 +71,19 @@ def request_id_of(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str:
     return _new_request_id()
 
 
-class AuthState:
+class AuthState(AuthContext):
     """What authguard leaves in ``scope["authguard"]`` for integrations and the app.
+
+    The middleware puts the same object in ``scope["auth"]``: it is an
+    :class:`~authguard.AuthContext` too (Starlette's ``AuthCredentials`` with the identity),
+    so that one object per request carries both.
 
     ``request_id`` is made on first use (most allowed requests never need one), from the
     request's headers when given, so that a refusal raised later by the app carries the
     same id the app saw.
     """
 
-    __slots__ = ("_headers", "_request_id", "guard", "identity", "policy")
+    __slots__ = ("_headers", "_request_id", "_scopes", "guard", "identity", "policy")
 
     def __init__(self, guard: AuthGuard, policy: Policy, identity: Identity | None,
                  request_id: str | None,
@@ -87,6 +91,7 @@ class AuthState:
         self.guard = guard
         self.policy = policy
         self.identity = identity
+        self._scopes = None
         self._request_id = request_id
         self._headers = headers
 
@@ -115,7 +120,7 @@ class AuthGuardMiddleware:
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
         self.guard = guard
-        self._cache: dict[tuple[str, str, bytes, str], tuple[Policy, dict[str, Any]]] = {}
+        self._cache: dict[tuple[str, str, bytes, str], tuple[_Plan, dict[str, Any]]] = {}
         self._anon_auth = AuthContext(None)
         self._checked_routes = not guard.deny_by_default
         self._accepted: dict[int, _Plan] = {}
@@ -123,11 +128,21 @@ class AuthGuardMiddleware:
         # RFC 6750 §2.2 form-body tokens: the largest body any opted-in authenticator reads.
         self._form_limit = max((getattr(a, "max_form_bytes", 0) for a in guard.authenticators
                                 if getattr(a, "reads_form_body", False)), default=0)
+        # No address policy, no https rule, no brute-force guard: the decision is only the
+        # authenticators and the route's checks (see ``__call__``). The guard is frozen.
+        self._max_bytes = guard.max_credentials_bytes
+        self._plain = (not guard.require_https and guard.brute_force is None
+                       and (guard.network is None or not guard.network.active))
 
     # -- policy resolution -------------------------------------------------------------
 
     def policy_for(self, scope: Scope) -> Policy:
         """The effective policy of the route ``scope`` is for (cached per method and path)."""
+        return self._route(scope)[0]
+
+    def _route(self, scope: Scope) -> _Plan:
+        """The plan of the route ``scope`` is for: found once per (type, method, Host, path),
+        then one dictionary read."""
         # The Host header (raw, as sent) is part of the key: Host routes give one path
         # different policies.
         host = b""
@@ -145,9 +160,11 @@ class AuthGuardMiddleware:
             if routes is not None:
                 _, explicit, params = match_route(routes, scope)
             policy = explicit or self.guard.rule_for(get_route_path(scope)) or self.guard.default
+            hit = self._accepted.get(id(policy))
+            plan = hit if hit is not None and hit[0] is policy else self._plan(policy)
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            cached = self._cache[key] = (policy, params)
+            cached = self._cache[key] = (plan, params)
         # Path params, so that permission callables see the resource before routing.
         if "path_params" not in scope:
             scope["path_params"] = dict(cached[1]) if cached[1] else {}
@@ -184,7 +201,7 @@ class AuthGuardMiddleware:
         elif kind != "websocket":
             await self.app(scope, receive, send)
             return
-        policy = self.policy_for(scope)
+        policy, accepted, checks = self._route(scope)
         if policy.requirement is None:
             # Public: no authenticator runs, but a Refusal raised by the app is still
             # rendered (never a 500).
@@ -192,46 +209,61 @@ class AuthGuardMiddleware:
                 scope["user"] = _ANON
             if "auth" not in scope:
                 scope["auth"] = self._anon_auth
-            await self._run(scope, receive, send, policy, None)
-            return
-        if self._form_limit and is_form_post(scope):
-            # Only where an authenticator this route accepts reads form-body tokens.
-            limit = max((getattr(a, "max_form_bytes", 0) for a in self._accepted_by(policy)
-                         if getattr(a, "reads_form_body", False)), default=0)
-            if limit:
-                receive = await read_form_tokens(scope, receive, limit)
-        try:
-            identity, refusal = await self._decide(HTTPConnection(scope), policy)
-        except Refusal as exc:
-            refusal = exc
-        except AuthUnavailable as exc:
-            refusal = _unavailable(exc)
-        if refusal is not None:
-            await self._refuse(scope, send, refusal, policy, self._request_id(scope))
-            return
-        if identity is None:
-            scope["user"] = _ANON
-            scope["auth"] = self._anon_auth
         else:
-            scope["user"] = identity
-            scope["auth"] = AuthContext(identity)
-        # the request id is made only if someone asks (a refusal, the app, an integration)
-        scope["authguard"] = AuthState(self.guard, policy, identity, None, scope["headers"])
-        await self._run(scope, receive, send, policy, None)
-
-    async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope.setdefault("user", _ANON)
-        scope.setdefault("auth", self._anon_auth)
-        await self.app(scope, receive, send)
-
-    async def _run(self, scope: Scope, receive: Receive, send: Send, policy: Policy,
-                   request_id: str | None) -> None:
+            if self._form_limit and is_form_post(scope):
+                # Only where an authenticator this route accepts reads form-body tokens.
+                limit = max((getattr(a, "max_form_bytes", 0) for a in accepted
+                             if getattr(a, "reads_form_body", False)), default=0)
+                if limit:
+                    receive = await read_form_tokens(scope, receive, limit)
+            conn = HTTPConnection(scope)
+            identity: Identity | None = None
+            refusal: Refusal | None = None
+            try:
+                if self._plain and checks is not None:
+                    # The usual case, decided here rather than in ``_decide`` (one
+                    # coroutine less per request); the same steps, none of them skipped.
+                    limit = self._max_bytes
+                    for _, value in scope["headers"]:
+                        if len(value) > limit:  # before any authenticator parses or decodes
+                            _check_sizes(self.guard, scope)
+                            break
+                    for authenticator in accepted:
+                        if authenticator.has_credentials(conn):
+                            try:
+                                identity = await authenticator.authenticate(conn)
+                            except Refusal as exc:
+                                if exc.scheme is None:
+                                    exc.scheme = authenticator.scheme
+                                raise
+                            if identity is not None:
+                                break
+                    if not _passes(checks, identity):
+                        # what each plain check answers without an identity, else the
+                        # requirement's own check says why not
+                        refusal = (Refusal(Reason.CREDENTIALS_MISSING) if identity is None
+                                   else await self._check(conn, policy, identity))
+                        if refusal is not None:
+                            identity = None
+                else:
+                    identity, refusal = await self._decide(conn, policy)
+            except Refusal as exc:
+                refusal = exc
+            except AuthUnavailable as exc:
+                refusal = _unavailable(exc)
+            if refusal is not None:
+                await self._refuse(scope, send, refusal, policy, self._request_id(scope))
+                return
+            scope["user"] = _ANON if identity is None else identity
+            # the request id is made only if someone asks (a refusal, the app, an integration)
+            scope["auth"] = scope["authguard"] = AuthState(
+                self.guard, policy, identity, None, scope["headers"])
         # Set by a requirement that must act once the decision is taken (payment
         # settlement): see ``_run_hooked``. Taken out of the scope, so that nothing further
         # in (a dependency, a nested app) runs it a second time.
         hook = scope.pop(RESPONSE_HOOK, None)
         if hook is not None:
-            await self._run_hooked(scope, receive, send, policy, request_id, hook)
+            await self._run_hooked(scope, receive, send, policy, None, hook)
             return
         started = False
 
@@ -246,7 +278,12 @@ class AuthGuardMiddleware:
         except (Refusal, AuthUnavailable) as exc:
             if started:
                 raise
-            await self._refuse_raised(scope, send, exc, policy, request_id)
+            await self._refuse_raised(scope, send, exc, policy, None)
+
+    async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("user", _ANON)
+        scope.setdefault("auth", self._anon_auth)
+        await self.app(scope, receive, send)
 
     async def _run_hooked(self, scope: Scope, receive: Receive, send: Send, policy: Policy,
                           request_id: str | None, hook: Any) -> None:
@@ -358,13 +395,18 @@ class AuthGuardMiddleware:
                 return identity, None
             if identity is None:  # what each of them answers without an identity
                 return None, Refusal(Reason.CREDENTIALS_MISSING)
-        requirement = policy.requirement
-        assert requirement is not None  # noqa: S101 - public routes return earlier
-        refusal = await requirement.check(
-            Context(conn=conn, identity=identity, now=guard.clock()))
+        refusal = await self._check(conn, policy, identity)
         if refusal is not None:
             return None, refusal
         return identity, None
+
+    async def _check(self, conn: HTTPConnection, policy: Policy,
+                     identity: Identity | None) -> Refusal | None:
+        """The route's requirement on ``identity``: ``None`` when it passes."""
+        requirement = policy.requirement
+        assert requirement is not None  # noqa: S101 - public routes never get here
+        return await requirement.check(
+            Context(conn=conn, identity=identity, now=self.guard.clock()))
 
     async def _authenticate(self, conn: HTTPConnection, authenticator: Authenticator,
                             client: str | None) -> Identity | None:
