@@ -65,3 +65,28 @@ async def test_a_paid_proof_sent_with_the_wrong_method_is_not_spent() -> None:
         again = await client.get("/quote", headers={"Authorization": authorization})
         assert again.status_code == 402
         assert again.json()["reason"] == "payment_invalid"
+
+
+def _scope(method: str, path: str, app: object) -> dict[str, object]:
+    return {"type": "http", "method": method, "path": path, "root_path": "",
+            "headers": [(b"host", b"testserver")], "query_string": b"", "app": app}
+
+
+def test_which_methods_a_route_serves_is_remembered_per_app_and_bounded() -> None:
+    from authguard import routing
+
+    async def ok(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    gets = Starlette(routes=[Route("/r", ok, methods=["GET"])])
+    posts = Starlette(routes=[Route("/r", ok, methods=["POST"])])
+    for _ in range(2):  # worked out, then read back: the same answers
+        assert routing.serves_method(gets, _scope("GET", "/r", gets))
+        assert not routing.serves_method(gets, _scope("POST", "/r", gets))
+        assert routing.serves_method(posts, _scope("POST", "/r", posts))
+        assert not routing.serves_method(posts, _scope("GET", "/r", posts))
+        assert routing.serves_method(gets, _scope("POST", "/elsewhere", gets))  # a 404
+        assert routing.serves_method(None, _scope("PUT", "/r", None))  # no routes to read
+    for i in range(routing._ALLOWED_MAX + 10):
+        routing.serves_method(gets, _scope("GET", f"/p{i}", gets))
+    assert len(routing._allowed) <= routing._ALLOWED_MAX

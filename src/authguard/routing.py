@@ -209,6 +209,32 @@ def method_allowed(routes: Sequence[BaseRoute], scope: Scope) -> bool:
     return not partial
 
 
+_ALLOWED_MAX = 4096
+_allowed: dict[tuple[int, str, str, bytes, str], tuple[Any, bool]] = {}
+
+
+def serves_method(app: Any, scope: Scope) -> bool:
+    """:func:`method_allowed` for the routes of ``app`` (``True`` when it has none to
+    read), worked out once per app, type, method, Host and path — a bounded table,
+    cleared when full, as the middleware keeps its policies."""
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    key = (id(app), scope["type"], scope.get("method", "GET"), host,
+           scope.get("root_path", "") + scope["path"])
+    hit = _allowed.get(key)
+    if hit is not None and hit[0] is app:  # the same app, not a new one at that id
+        return hit[1]
+    routes = find_routes(app)
+    allowed = routes is None or method_allowed(routes, scope)
+    if len(_allowed) >= _ALLOWED_MAX:
+        _allowed.clear()
+    _allowed[key] = (app, allowed)
+    return allowed
+
+
 def _endpoint_serves(route: Any, scope: Scope) -> bool:
     """A class-based endpoint (``HTTPEndpoint``) on a route without ``methods`` matches
     every method, and answers 405 for those it has no handler for."""

@@ -32,7 +32,7 @@ from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..middleware import full_path
 from ..reasons import Reason
-from ..routing import find_routes, method_allowed
+from ..routing import serves_method
 
 __all__ = [
     "Offer",
@@ -380,8 +380,7 @@ class Payment(Requirement):
     async def check(self, ctx: Context) -> Refusal | None:
         if id(self) in ctx.conn.scope.get(PAID, ()):
             return None  # settled (or held) by a guard further out: a nested app
-        routes = find_routes(ctx.conn.scope.get("app"))
-        if routes is not None and not method_allowed(routes, ctx.conn.scope):
+        if not serves_method(ctx.conn.scope.get("app"), ctx.conn.scope):
             return None  # the router answers 405: nothing to pay for, nothing is taken
         usable = [v for v in self.verifiers if ctx.identity is not None or not v.needs_identity]
         if not usable:
