@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from typing import Any
@@ -251,7 +252,9 @@ def test_the_unverified_header_is_pyjwts() -> None:
     from authguard.authenticators.bearer import _check_shape, _unverified_header
 
     checked = 0
-    for token in _tokens():
+    # twice, forwards then backwards: decoded headers are remembered by their segment, and
+    # a remembered one must give pyjwt's answer for every token that shares it
+    for token in _tokens() + _tokens()[::-1]:
         try:
             _check_shape(token)
         except Refusal:
@@ -266,7 +269,21 @@ def test_the_unverified_header_is_pyjwts() -> None:
         except pyjwt.InvalidTokenError:
             got = pyjwt.InvalidTokenError
         assert got == want, token
-    assert checked > 1500
+    assert checked > 3000
+
+
+def test_remembered_headers_are_bounded() -> None:
+    from authguard.authenticators import bearer
+
+    for i in range(bearer._HEADERS_MAX * 3):
+        head = base64.urlsafe_b64encode(
+            json.dumps({"alg": "HS256", "kid": f"k{i}"}).encode()).rstrip(b"=")
+        assert bearer._unverified_header(head + b".e30.c2ln")["kid"] == f"k{i}"
+        assert len(bearer._HEADERS) <= bearer._HEADERS_MAX
+    long_head = base64.urlsafe_b64encode(
+        json.dumps({"alg": "HS256", "kid": "k" * 600}).encode()).rstrip(b"=")
+    bearer._unverified_header(long_head + b".e30.c2ln")
+    assert long_head not in bearer._HEADERS  # long segments are decoded, not kept
 
 
 def test_the_token_shape_admits_exactly_base64url_and_two_dots() -> None:

@@ -362,6 +362,13 @@ def _canonical_segment(segment: bytes) -> bool:
     return rest != 1 and segment[-1] in _LAST_OF[rest]
 
 
+# Decoded headers by their exact segment: one issuer's tokens share a header, so a new
+# token's header is decoded once, not on each first sight. Bounded; short segments only.
+_HEADERS: dict[bytes, dict[str, Any]] = {}
+_HEADERS_MAX = 256
+_HEADER_KEY_MAX = 512
+
+
 def _unverified_header(token: bytes) -> dict[str, Any]:
     """``jwt.get_unverified_header(token)`` for a token that passed :func:`_check_shape`.
 
@@ -370,17 +377,24 @@ def _unverified_header(token: bytes) -> dict[str, Any]:
     remains is checked here: each segment decodes canonically (a length and a last
     character), the header is a JSON object. Anything unusual (``b64``, ``crit``, a
     ``kid`` that is not a string, any failure) goes to pyjwt itself, for its exact
-    answer.
+    answer. The returned header may be shared with other tokens: read it, never change it.
     """
     head, payload, signature = token.split(b".")
     if _canonical_segment(head) and _canonical_segment(payload) and _canonical_segment(
             signature):
+        known = _HEADERS.get(head)
+        if known is not None:
+            return known
         try:
             header = json.loads(base64url_decode(head))
         except (ValueError, RecursionError):
             header = None
         if (isinstance(header, dict) and "b64" not in header and "crit" not in header
                 and isinstance(header.get("kid", ""), str)):
+            if len(head) <= _HEADER_KEY_MAX:
+                if len(_HEADERS) >= _HEADERS_MAX:
+                    _HEADERS.clear()
+                _HEADERS[head] = header
             return header
     slow: dict[str, Any] = jwt.get_unverified_header(token)
     return slow
