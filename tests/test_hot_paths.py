@@ -341,3 +341,24 @@ async def test_a_session_identity_follows_its_record() -> None:
         assert (await c.get("/roles")).json() == ["user"]
         store.promote = True
         assert (await c.get("/roles")).json() == ["admin"]
+
+
+def test_a_bearer_refusal_without_parameters_reuses_its_reasons_challenge() -> None:
+    from authguard import BearerAuthenticator, JWTKey
+    from authguard.challenges import format_challenge
+
+    bearer = BearerAuthenticator(key=JWTKey.hs256("k" * 32), audience="api", realm="r")
+    for reason in Reason:
+        first = bearer.challenge(reason)
+        assert bearer.challenge(reason, {}) is first  # made once per reason
+        error = reason.spec.bearer_error
+        if error is None:
+            assert format_challenge(first) == 'Bearer realm="r"'
+            continue
+        assert first.params["error"] == error
+        with_scope = bearer.challenge(reason, {"scope": "a b"})
+        assert with_scope is not first and with_scope.params["scope"] == "a b"
+        assert "scope" not in first.params  # the shared one is never changed
+    expired = format_challenge(bearer.challenge(Reason.TOKEN_EXPIRED))
+    assert expired == ('Bearer realm="r", error="invalid_token", '
+                       'error_description="The access token expired"')

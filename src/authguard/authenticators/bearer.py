@@ -141,6 +141,9 @@ class BearerAuthenticator:
             "require": self.required_claims,
         })
         self._plain = Challenge(_SCHEME, {"realm": realm})
+        # Challenges of refusals without extra parameters, one per reason: made and
+        # formatted once, not on every refusal.
+        self._by_reason: dict[Reason, Challenge] = {}
 
     # -- the protocol ----------------------------------------------------------------------
 
@@ -173,7 +176,15 @@ class BearerAuthenticator:
         ``acr_values``, ``max_age``) per RFC 6750 §3 / RFC 9470 when refusing a token."""
         if reason is None or reason.spec.bearer_error is None:
             return self._plain
-        out = {"realm": self.realm, "error": reason.spec.bearer_error}
+        if not params:
+            known = self._by_reason.get(reason)
+            if known is None:
+                known = self._by_reason[reason] = self._challenge_for(reason, None)
+            return known
+        return self._challenge_for(reason, params)
+
+    def _challenge_for(self, reason: Reason, params: dict[str, str] | None) -> Challenge:
+        out = {"realm": self.realm, "error": reason.spec.bearer_error or ""}
         description = _DESCRIPTIONS.get(reason)
         if description is not None:
             out["error_description"] = description
