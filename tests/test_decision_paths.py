@@ -5,30 +5,40 @@ apart from the request id."""
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
+import jwt as pyjwt
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from authguard import (
     AllOf,
+    Anyone,
     APIKeyAuthenticator,
     AuthContext,
     Authenticated,
     AuthGuard,
     AuthGuardMiddleware,
     AuthState,
+    AuthUnavailable,
     BasicAuthenticator,
+    BearerAuthenticator,
+    Challenge,
     HasRoles,
     HasScopes,
     Identity,
+    JWTKey,
     NetworkPolicy,
     PBKDF2Hasher,
     Permission,
+    Reason,
+    Refusal,
     StaticAPIKeys,
     StaticPasswords,
     hash_api_key,
@@ -56,6 +66,43 @@ async def _who(request: Request) -> JSONResponse:
     })
 
 
+class Ticket:
+    """An authenticator of one's own (``X-Ticket``) whose refusals name no scheme: the
+    middleware names it."""
+
+    scheme = "Ticket"
+
+    def has_credentials(self, conn: HTTPConnection) -> bool:
+        return "x-ticket" in conn.headers
+
+    def account(self, conn: HTTPConnection) -> str | None:
+        return None
+
+    def challenge(self, reason: Reason | None = None,
+                  params: dict[str, str] | None = None) -> Challenge:
+        return Challenge("Ticket", {"realm": "t"})
+
+    async def authenticate(self, conn: HTTPConnection) -> Identity | None:
+        ticket = conn.headers.get("x-ticket")
+        if ticket is None:
+            return None
+        if ticket == "down":
+            raise AuthUnavailable("the ticket office is closed", retry_after=7)
+        if ticket != "good":
+            raise Refusal(Reason.CREDENTIALS_INVALID)  # no scheme given
+        return Identity(subject="tim", scheme="Ticket", roles=frozenset({"user"}))
+
+
+SECRET = "decision-paths-secret-0123456789abcdef"
+
+
+def _token(**claims: Any) -> str:
+    now = int(time.time())
+    payload = {"sub": "jo", "aud": "api", "iat": now - 5, "exp": now + 600,
+               "scope": "reports:read", **claims}
+    return "Bearer " + pyjwt.encode(payload, SECRET, algorithm="HS256")
+
+
 def _app(*, general: bool) -> Starlette:
     passwords = StaticPasswords.from_plaintext({"bob": ("builder", ["admin"])},
                                                hasher=PBKDF2Hasher(iterations=1000))
@@ -64,6 +111,8 @@ def _app(*, general: bool) -> Starlette:
             BasicAuthenticator(verifier=passwords, realm="t"),
             APIKeyAuthenticator(store=StaticAPIKeys({hash_api_key("k-alice"): ALICE}),
                                 realm="t"),
+            BearerAuthenticator(key=JWTKey.hs256(SECRET), audience="api", realm="t"),
+            Ticket(),
         ],
         # An address policy that lets everyone in still sends every request through the
         # general routine.
@@ -74,6 +123,11 @@ def _app(*, general: bool) -> Starlette:
     async def is_alice(request: Any, identity: Identity | None) -> bool:
         return identity is not None and identity.subject == "alice"
 
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(websocket.user.display_name)
+        await websocket.close()
+
     return Starlette(
         routes=[
             # One endpoint function for every route: the policies go on the Route objects.
@@ -83,26 +137,51 @@ def _app(*, general: bool) -> Starlette:
             protect(AllOf(Authenticated(), HasScopes("reports:read")))(Route("/reports", _who)),
             protect(HasRoles("admin", "user", any=True))(Route("/either", _who)),
             protect(Permission(is_alice))(Route("/alice", _who)),
+            protect(Anyone())(Route("/anyone", _who)),
+            protect(Authenticated())(WebSocketRoute("/ws", socket)),
         ],
         middleware=[Middleware(AuthGuardMiddleware, guard=guard)],
     )
 
 
-REQUESTS: list[tuple[str, dict[str, str]]] = [
-    (path, headers)
-    for path in ("/any", "/key", "/admin", "/reports", "/either", "/alice")
-    for headers in (
-        {},
-        {"X-API-Key": "k-alice"},
-        {"X-API-Key": "wrong"},
-        {"X-API-Key": "k\x7f"},
-        {"X-API-Key": "x" * 300},
-        {"Authorization": _basic("bob", "builder")},
-        {"Authorization": _basic("bob", "nope")},
-        {"Authorization": "Basic !!!"},
-        {"Authorization": _basic("bob", "builder"), "X-API-Key": "k-alice"},
-    )
+HEADERS: list[dict[str, str]] = [
+    {},
+    {"X-API-Key": "k-alice"},
+    {"X-API-Key": "wrong"},
+    {"X-API-Key": "k\x7f"},
+    {"X-API-Key": "x" * 300},
+    {"X-API-Key": "k-alice", "x-api-key": "k-alice"},
+    {"Authorization": _basic("bob", "builder")},
+    {"Authorization": _basic("bob", "nope")},
+    {"Authorization": "Basic !!!"},
+    {"Authorization": _basic("bob", "builder"), "X-API-Key": "k-alice"},
+    {"Authorization": _token()},
+    {"Authorization": _token(exp=int(time.time()) - 60)},
+    {"Authorization": _token(nbf=int(time.time()) + 600)},
+    {"Authorization": _token(aud="elsewhere")},
+    {"Authorization": _token()[:-4] + "AAAA"},
+    {"Authorization": "Bearer not-a-jwt"},
+    {"X-Ticket": "good"},
+    {"X-Ticket": "bad"},
+    {"X-Ticket": "down"},
 ]
+PATHS = ("/any", "/key", "/admin", "/reports", "/either", "/alice", "/anyone")
+REQUESTS: list[tuple[str, dict[str, str]]] = [(p, h) for p in PATHS for h in HEADERS]
+
+
+@pytest.fixture
+def decide_calls(monkeypatch: pytest.MonkeyPatch) -> dict[bool, int]:
+    """How many times each kind of app (``_plain`` or not) ran the general routine."""
+    calls = {True: 0, False: 0}
+    general = AuthGuardMiddleware._decide
+
+    async def counted(self: AuthGuardMiddleware, conn: HTTPConnection,
+                      policy: Any) -> tuple[Identity | None, Refusal | None]:
+        calls[self._plain] += 1
+        return await general(self, conn, policy)
+
+    monkeypatch.setattr(AuthGuardMiddleware, "_decide", counted)
+    return calls
 
 
 def _comparable(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
@@ -116,12 +195,52 @@ def _comparable(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
 
 
 @pytest.mark.parametrize(("path", "headers"), REQUESTS)
-async def test_usual_and_general_decisions_agree(path: str, headers: dict[str, str]) -> None:
+async def test_usual_and_general_decisions_agree(path: str, headers: dict[str, str],
+                                                  decide_calls: dict[bool, int]) -> None:
     async with asgi_client(_app(general=False)) as fast, \
             asgi_client(_app(general=True)) as general:
         a = await fast.get(path, headers=headers)
         b = await general.get(path, headers=headers)
     assert _comparable(a) == _comparable(b)
+    # the usual app decided in its call, except where a requirement needs its own check
+    plain_checks = path != "/alice"  # Permission has its own check
+    assert decide_calls[True] == (0 if plain_checks else 1)
+    assert decide_calls[False] == 1
+
+
+async def _socket(app: Starlette, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+    sent: list[Any] = []
+    incoming = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+
+    async def receive() -> Any:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "websocket.http.response.body" or "headers" not in message:
+            sent.append(message)
+        else:
+            sent.append({**message, "headers": [h for h in message["headers"]
+                                                 if h[0] != b"x-request-id"]})
+
+    scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "root_path": "",
+             "query_string": b"", "scheme": "ws", "headers": [(b"host", b"t"), *headers],
+             "server": ("t", 80), "client": ("127.0.0.1", 1), "subprotocols": [],
+             "asgi": {"version": "3.0", "spec_version": "2.4"},
+             "extensions": {"websocket.http.response": {}}}
+    await app(scope, receive, send)
+    return [{k: v for k, v in m.items() if k != "body"} if b"request_id" in m.get("body", b"")
+            else m for m in sent]
+
+
+@pytest.mark.parametrize("headers", [[], [(b"x-api-key", b"k-alice")],
+                                     [(b"x-api-key", b"wrong")],
+                                     [(b"x-ticket", b"bad")]])
+async def test_websockets_are_decided_alike(headers: list[tuple[bytes, bytes]]) -> None:
+    fast = await _socket(_app(general=False), headers)
+    general = await _socket(_app(general=True), headers)
+    assert fast == general
+    assert fast[0]["type"] == ("websocket.accept" if headers == [(b"x-api-key", b"k-alice")]
+                               else "websocket.http.response.start")
 
 
 async def test_the_usual_cases_answer_as_documented() -> None:
@@ -172,3 +291,62 @@ def test_a_subclass_replaces_its_parents_policy_quietly() -> None:
             pass
 
     assert Child.__authguard_policy__.requirement == HasRoles("admin")  # type: ignore[attr-defined]
+
+
+async def test_the_root_path_is_part_of_a_routes_key() -> None:
+    """``root_path="/a", path="/a/r"`` is the route ``/r``; ``root_path="", path="/a/a/r"``
+    is the route ``/a/a/r``: one joined string would give both the first one's policy."""
+    guard = AuthGuard(authenticators=[
+        APIKeyAuthenticator(store=StaticAPIKeys({hash_api_key("k-alice"): ALICE}))])
+    async def ok(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    app = Starlette(routes=[protect(Authenticated())(Route("/r", ok)),
+                            protect(None)(Route("/a/a/r", ok))],
+                    middleware=[Middleware(AuthGuardMiddleware, guard=guard)])
+
+    async def status(root_path: str, path: str) -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "method": "GET", "path": path, "root_path": root_path,
+                   "raw_path": path.encode(), "query_string": b"", "scheme": "http",
+                   "headers": [(b"host", b"t")], "server": ("t", 80),
+                   "client": ("127.0.0.1", 1), "http_version": "1.1",
+                   "asgi": {"version": "3.0"}}, receive, send)
+        return int(sent[0]["status"])
+
+    assert await status("", "/a/a/r") == 200  # public
+    assert await status("/a", "/a/r") == 401  # /r, protected: not the public answer
+
+
+async def test_anonymous_requests_do_not_share_their_auth() -> None:
+    """An app that changes ``request.auth.scopes`` on a public route changes only that
+    request's: a later anonymous request is not let through Starlette's ``@requires``."""
+    from starlette.authentication import requires
+
+    async def poison(request: Request) -> JSONResponse:
+        request.auth.scopes.append("admin")
+        return JSONResponse(request.auth.scopes)
+
+    @requires("admin")
+    async def admin(request: Request) -> JSONResponse:
+        return JSONResponse({"secret": True})
+
+    guard = AuthGuard(authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))])
+    app = Starlette(routes=[protect(None)(Route("/poison", poison, methods=["GET", "OPTIONS"])),
+                            protect(None)(Route("/admin", admin))],
+                    middleware=[Middleware(AuthGuardMiddleware, guard=guard)])
+    async with asgi_client(app) as c:
+        assert (await c.get("/admin")).status_code == 403
+        assert (await c.get("/poison")).json() == ["admin"]
+        assert (await c.get("/admin")).status_code == 403
+        preflight = await c.options("/poison", headers={
+            "Origin": "https://a.example", "Access-Control-Request-Method": "GET"})
+        assert preflight.json() == ["admin"]  # no CORS middleware: the app answers it
+        assert (await c.get("/admin")).status_code == 403

@@ -74,7 +74,7 @@ def request_id_of(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str:
 class AuthState(AuthContext):
     """What authguard leaves in ``scope["authguard"]`` for integrations and the app.
 
-    The middleware puts the same object in ``scope["auth"]``: it is an
+    On a protected route the middleware puts the same object in ``scope["auth"]``: it is an
     :class:`~authguard.AuthContext` too (Starlette's ``AuthCredentials`` with the identity),
     so that one object per request carries both.
 
@@ -88,10 +88,9 @@ class AuthState(AuthContext):
     def __init__(self, guard: AuthGuard, policy: Policy, identity: Identity | None,
                  request_id: str | None,
                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(identity)
         self.guard = guard
         self.policy = policy
-        self.identity = identity
-        self._scopes = None
         self._request_id = request_id
         self._headers = headers
 
@@ -120,8 +119,7 @@ class AuthGuardMiddleware:
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
         self.guard = guard
-        self._cache: dict[tuple[str, str, bytes, str], tuple[_Plan, dict[str, Any]]] = {}
-        self._anon_auth = AuthContext(None)
+        self._cache: dict[tuple[str, str, bytes, str, str], tuple[_Plan, dict[str, Any]]] = {}
         self._checked_routes = not guard.deny_by_default
         self._accepted: dict[int, _Plan] = {}
         self._id_header = guard.request_id_header.encode("latin-1")
@@ -150,8 +148,8 @@ class AuthGuardMiddleware:
             if name == b"host":
                 host = value
                 break
-        key = (scope["type"], scope.get("method", "GET"), host,
-               scope.get("root_path", "") + scope["path"])
+        key = (scope["type"], scope.get("method", "GET"), host, scope.get("root_path", ""),
+               scope["path"])
         cached = self._cache.get(key)
         if cached is None:
             routes = find_routes(scope.get("app") or self.app)
@@ -207,8 +205,8 @@ class AuthGuardMiddleware:
             # rendered (never a 500).
             if "user" not in scope:
                 scope["user"] = _ANON
-            if "auth" not in scope:
-                scope["auth"] = self._anon_auth
+            if "auth" not in scope:  # a new one: an app may change its scope list
+                scope["auth"] = AuthContext(None)
         else:
             if self._form_limit and is_form_post(scope):
                 # Only where an authenticator this route accepts reads form-body tokens.
@@ -263,7 +261,7 @@ class AuthGuardMiddleware:
         # in (a dependency, a nested app) runs it a second time.
         hook = scope.pop(RESPONSE_HOOK, None)
         if hook is not None:
-            await self._run_hooked(scope, receive, send, policy, None, hook)
+            await self._run_hooked(scope, receive, send, policy, hook)
             return
         started = False
 
@@ -278,19 +276,21 @@ class AuthGuardMiddleware:
         except (Refusal, AuthUnavailable) as exc:
             if started:
                 raise
-            await self._refuse_raised(scope, send, exc, policy, None)
+            await self._refuse_raised(scope, send, exc, policy)
 
     async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("user", _ANON)
-        scope.setdefault("auth", self._anon_auth)
+        if "auth" not in scope:
+            scope["auth"] = AuthContext(None)
         await self.app(scope, receive, send)
 
     async def _run_hooked(self, scope: Scope, receive: Receive, send: Send, policy: Policy,
-                          request_id: str | None, hook: Any) -> None:
-        """``_run`` with a response hook: ``before_app()`` runs first, ``on_start(message)``
-        may add headers to the response start. Either may raise a Refusal while nothing has
-        been sent; one from ``on_start`` replaces the app's response (the rest of it is
-        dropped). Only the start message is touched: the body streams through."""
+                          hook: Any) -> None:
+        """The app run with a response hook: ``before_app()`` runs first,
+        ``on_start(message)`` may add headers to the response start. Either may raise a
+        Refusal while nothing has been sent; one from ``on_start`` replaces the app's
+        response (the rest of it is dropped). Only the start message is touched: the body
+        streams through."""
         started = replaced = False
 
         async def tracking_send(message: Message) -> None:
@@ -303,10 +303,7 @@ class AuthGuardMiddleware:
                         await hook.on_start(message)
                     except (Refusal, AuthUnavailable) as exc:
                         started = replaced = True
-                        await self._refuse(
-                            scope, send,
-                            exc if isinstance(exc, Refusal) else _unavailable(exc),
-                            policy, request_id or self._request_id(scope))
+                        await self._refuse_raised(scope, send, exc, policy)
                         return
                 started = True
             await send(message)
@@ -318,20 +315,20 @@ class AuthGuardMiddleware:
             if started:
                 raise
             await _on_failure(hook)  # nothing served: a held payment is given back
-            await self._refuse_raised(scope, send, exc, policy, request_id)
+            await self._refuse_raised(scope, send, exc, policy)
         except BaseException:
             if not started:
                 await _on_failure(hook)
             raise
 
     async def _refuse_raised(self, scope: Scope, send: Send, exc: Refusal | AuthUnavailable,
-                             policy: Policy, request_id: str | None) -> None:
-        """Render a refusal raised by the app (or the hook) before the response started."""
+                             policy: Policy) -> None:
+        """Render a refusal raised by the app (or the hook) before the response started,
+        with the request id the app may have seen (else a new one)."""
         refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
-        if request_id is None:  # the id the app may have seen, else a new one
-            state = scope.get("authguard")
-            request_id = (state.request_id if isinstance(state, AuthState) else None
-                          ) or self._request_id(scope)
+        state = scope.get("authguard")
+        request_id = (state.request_id if isinstance(state, AuthState) else None
+                      ) or self._request_id(scope)
         await self._refuse(scope, send, refusal, policy, request_id)
 
     # -- the decision --------------------------------------------------------------------
