@@ -89,4 +89,35 @@ def test_which_methods_a_route_serves_is_remembered_per_app_and_bounded() -> Non
         assert routing.serves_method(None, _scope("PUT", "/r", None))  # no routes to read
     for i in range(routing._ALLOWED_MAX + 10):
         routing.serves_method(gets, _scope("GET", f"/p{i}", gets))
-    assert len(routing._allowed) <= routing._ALLOWED_MAX
+    assert len(routing._allowed[gets]) <= routing._ALLOWED_MAX
+
+
+def test_the_root_path_and_the_path_are_not_run_together() -> None:
+    from authguard import routing
+
+    async def ok(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    app = Starlette(routes=[Route("/r", ok, methods=["GET"]),
+                            Route("/a/a/r", ok, methods=["POST"])])
+    under_a = {**_scope("GET", "/a/r", app), "root_path": "/a"}  # the GET route
+    at_root = _scope("GET", "/a/a/r", app)  # the POST-only route: a 405
+    assert not routing.serves_method(app, at_root)
+    assert routing.serves_method(app, under_a)  # not the answer remembered for the other
+
+
+def test_the_table_goes_with_its_app() -> None:
+    import gc
+
+    from authguard import routing
+
+    async def ok(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    app = Starlette(routes=[Route("/r", ok)])
+    routing.serves_method(app, _scope("GET", "/r", app))
+    assert app in routing._allowed
+    tables = len(routing._allowed)
+    del app
+    gc.collect()
+    assert len(routing._allowed) == tables - 1

@@ -17,6 +17,7 @@ Where a policy comes from, innermost first:
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -210,28 +211,37 @@ def method_allowed(routes: Sequence[BaseRoute], scope: Scope) -> bool:
 
 
 _ALLOWED_MAX = 4096
-_allowed: dict[tuple[int, str, str, bytes, str], tuple[Any, bool]] = {}
+# Per app (held weakly: an app that goes away takes its table with it): request key →
+# whether a route serves it.
+_allowed: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, bytes, str, str], bool]] = (
+    weakref.WeakKeyDictionary())
 
 
 def serves_method(app: Any, scope: Scope) -> bool:
     """:func:`method_allowed` for the routes of ``app`` (``True`` when it has none to
-    read), worked out once per app, type, method, Host and path — a bounded table,
-    cleared when full, as the middleware keeps its policies."""
+    read), worked out once per app, type, method, Host, root path and path — a bounded
+    table per app, cleared when full, as the middleware keeps its policies."""
+    try:
+        table = _allowed.get(app)
+        if table is None:
+            table = _allowed[app] = {}
+    except TypeError:  # not weakly referenceable (None, or an unusual app): no table
+        routes = find_routes(app)
+        return routes is None or method_allowed(routes, scope)
     host = b""
     for name, value in scope["headers"]:
         if name == b"host":
             host = value
             break
-    key = (id(app), scope["type"], scope.get("method", "GET"), host,
-           scope.get("root_path", "") + scope["path"])
-    hit = _allowed.get(key)
-    if hit is not None and hit[0] is app:  # the same app, not a new one at that id
-        return hit[1]
-    routes = find_routes(app)
-    allowed = routes is None or method_allowed(routes, scope)
-    if len(_allowed) >= _ALLOWED_MAX:
-        _allowed.clear()
-    _allowed[key] = (app, allowed)
+    key = (scope["type"], scope.get("method", "GET"), host, scope.get("root_path", ""),
+           scope["path"])
+    allowed = table.get(key)
+    if allowed is None:
+        routes = find_routes(app)
+        allowed = routes is None or method_allowed(routes, scope)
+        if len(table) >= _ALLOWED_MAX:
+            table.clear()
+        table[key] = allowed
     return allowed
 
 
