@@ -344,7 +344,7 @@ async def test_a_session_identity_follows_its_record() -> None:
 
 
 def test_a_bearer_refusal_without_parameters_reuses_its_reasons_challenge() -> None:
-    from authguard import BearerAuthenticator, JWTKey
+    from authguard import BearerAuthenticator, Challenge, JWTKey
     from authguard.challenges import format_challenge
 
     bearer = BearerAuthenticator(key=JWTKey.hs256("k" * 32), audience="api", realm="r")
@@ -359,6 +359,13 @@ def test_a_bearer_refusal_without_parameters_reuses_its_reasons_challenge() -> N
         with_scope = bearer.challenge(reason, {"scope": "a b"})
         assert with_scope is not first and with_scope.params["scope"] == "a b"
         assert "scope" not in first.params  # the shared one is never changed
+    shared = bearer.challenge(Reason.TOKEN_EXPIRED)
+    with pytest.raises(TypeError):
+        shared.params["scope"] = "admin"  # type: ignore[index]
+    given = {"realm": "x"}
+    made = Challenge("Basic", given)
+    given["realm"] = "changed afterwards"
+    assert made.params == {"realm": "x"}  # a dict given is copied
     expired = format_challenge(bearer.challenge(Reason.TOKEN_EXPIRED))
     assert expired == ('Bearer realm="r", error="invalid_token", '
                        'error_description="The access token expired"')

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 __all__ = [
     "Challenge",
@@ -79,7 +80,8 @@ class Challenge:
 
     Attributes:
         scheme: The auth-scheme, e.g. ``Basic`` or ``Bearer`` (case-insensitive on the wire).
-        params: Auth-parameters in the order they are sent.
+        params: Auth-parameters in the order they are sent (read-only; a ``dict`` given
+            here is copied).
         token68: A token68 value instead of parameters (rare in challenges).
     """
 
@@ -88,6 +90,10 @@ class Challenge:
     token68: str | None = None
 
     def __post_init__(self) -> None:
+        if type(self.params) is dict:
+            # Read-only, like the rest of the challenge: one object may be shared by many
+            # refusals (an authenticator's fixed challenges), each formatted once.
+            object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         if not _is_token(self.scheme):
             raise HeaderValueError(f"auth-scheme {self.scheme!r} is not a token")
         if self.token68 is not None:
