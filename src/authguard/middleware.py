@@ -34,7 +34,7 @@ from .policy import AllOf, Context, Policy
 from .problems import refusal_headers, render_problem, send_problem
 from .reasons import Reason, ReasonSpec
 from .requirements import Anyone, Authenticated, HasRoles, HasScopes
-from .routing import find_routes, match_route, warn_unprotected
+from .routing import RequestKey, find_routes, match_route, request_key, warn_unprotected
 
 __all__ = ["AuthGuardMiddleware", "AuthState"]
 
@@ -119,7 +119,7 @@ class AuthGuardMiddleware:
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
         self.guard = guard
-        self._cache: dict[tuple[str, str, bytes, str, str], tuple[_Plan, dict[str, Any]]] = {}
+        self._cache: dict[RequestKey, tuple[_Plan, dict[str, Any]]] = {}
         self._checked_routes = not guard.deny_by_default
         self._accepted: dict[int, _Plan] = {}
         self._id_header = guard.request_id_header.encode("latin-1")
@@ -141,15 +141,7 @@ class AuthGuardMiddleware:
     def _route(self, scope: Scope) -> _Plan:
         """The plan of the route ``scope`` is for: found once per (type, method, Host, path),
         then one dictionary read."""
-        # The Host header (raw, as sent) is part of the key: Host routes give one path
-        # different policies.
-        host = b""
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-                break
-        key = (scope["type"], scope.get("method", "GET"), host, scope.get("root_path", ""),
-               scope["path"])
+        key = request_key(scope)
         cached = self._cache.get(key)
         if cached is None:
             routes = find_routes(scope.get("app") or self.app)

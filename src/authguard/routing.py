@@ -210,11 +210,26 @@ def method_allowed(routes: Sequence[BaseRoute], scope: Scope) -> bool:
     return not partial
 
 
+RequestKey = tuple[str, str, bytes, str, str]
+
+
+def request_key(scope: Scope) -> RequestKey:
+    """What picks a route: type, method, the ``Host`` field as sent (Host routes give one
+    path several routes), root path and path — kept apart (``"/a" + "/a/r"`` is not
+    ``"" + "/a/a/r"``). The key of the tables that remember per-route answers."""
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    return (scope["type"], scope.get("method", "GET"), host, scope.get("root_path", ""),
+            scope["path"])
+
+
 _ALLOWED_MAX = 4096
 # Per app (held weakly: an app that goes away takes its table with it): request key →
 # whether a route serves it.
-_allowed: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, bytes, str, str], bool]] = (
-    weakref.WeakKeyDictionary())
+_allowed: weakref.WeakKeyDictionary[Any, dict[RequestKey, bool]] = weakref.WeakKeyDictionary()
 
 
 def serves_method(app: Any, scope: Scope) -> bool:
@@ -228,13 +243,7 @@ def serves_method(app: Any, scope: Scope) -> bool:
     except TypeError:  # not weakly referenceable (None, or an unusual app): no table
         routes = find_routes(app)
         return routes is None or method_allowed(routes, scope)
-    host = b""
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host = value
-            break
-    key = (scope["type"], scope.get("method", "GET"), host, scope.get("root_path", ""),
-           scope["path"])
+    key = request_key(scope)
     allowed = table.get(key)
     if allowed is None:
         routes = find_routes(app)
