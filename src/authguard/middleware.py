@@ -139,8 +139,9 @@ class AuthGuardMiddleware:
         return self._route(scope)[0]
 
     def _route(self, scope: Scope) -> _Plan:
-        """The plan of the route ``scope`` is for: found once per (type, method, Host, path),
-        then one dictionary read."""
+        """The plan of the route ``scope`` is for: found once per request key (type, method,
+        Host, root path, path; see :func:`~authguard.routing.request_key`), then one
+        dictionary read."""
         key = request_key(scope)
         cached = self._cache.get(key)
         if cached is None:
