@@ -326,7 +326,7 @@ class BearerAuthenticator:
         return Identity(
             subject=str(sub),
             scheme=_SCHEME,
-            scopes=_words(payload.get("scope"), payload.get("scp")),
+            scopes=_words(payload.get("scope")) | _words(payload.get("scp")),
             roles=_words(payload.get(self.roles_claim)),
             claims=dict(payload),
             auth_time=auth_time,
@@ -433,11 +433,9 @@ def _numeric(payload: Mapping[str, Any], claim: str) -> float | None:
 _NO_WORDS: frozenset[str] = frozenset()
 
 
-def _words(value: Any, more: Any = None) -> frozenset[str]:
-    """The words of a claim (a space-separated string or a list of strings), with those
-    of ``more`` if given (``scope`` and ``scp``); anything else has none."""
-    if more is not None:
-        return _words(value) | _words(more)
+def _words(value: Any) -> frozenset[str]:
+    """The words of a claim (a space-separated string or a list of strings); anything
+    else has none."""
     if value is None:
         return _NO_WORDS
     if isinstance(value, str):
