@@ -197,9 +197,11 @@ async def test_a_genuine_token_for_another_api_or_issuer(changes: dict[str, Any]
     assert "resource" in " ".join(body["hints"]) and "RFC 8707" in " ".join(body["hints"])
     if claim == "'aud'":
         assert "RFC 8707" in body["detail"]
-    from authguard.client import TokenWrongAudience
+    from authguard.client import InvalidCredentials, TokenWrongAudience
 
-    assert isinstance(error_for(Problem.from_response(r)), TokenWrongAudience)
+    error = error_for(Problem.from_response(r))
+    assert isinstance(error, TokenWrongAudience)
+    assert isinstance(error, InvalidCredentials)  # what older clients caught it as
 
 
 async def test_a_forged_token_for_another_api_says_nothing_about_its_audience() -> None:
