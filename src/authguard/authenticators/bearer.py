@@ -17,8 +17,6 @@ makes a repeated token cost next to nothing.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 import warnings
 from collections import OrderedDict
@@ -26,23 +24,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
-from urllib.parse import parse_qsl
 
 import jwt
-from jwt.utils import base64url_decode
 from starlette.requests import HTTPConnection
 
 from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
-from ..formbody import FORM_TOKENS
 from ..identity import Identity
 from ..reasons import Reason
 from ..stores.base import RevocationStore
+from .bearer_token import TokenPlaces, bearer_token, has_bearer_token
 from .jwt_checks import (
     ACCESS_TOKEN_TYPES,
     TypedClaimsJWT,
+    accepted_audiences,
     accepted_token_types,
+    check_shape,
     check_token_type,
+    key_header,
     malformed,
     numeric_date,
     refusal_for,
@@ -51,10 +50,7 @@ from .keys import JWTKey, KeySource, StaticKeys
 
 __all__ = ["BearerAuthenticator"]
 
-log = logging.getLogger("authguard")
-
 _SCHEME = "Bearer"
-_SUBPROTOCOL_PREFIX = "bearer."
 _DESCRIPTIONS = {
     Reason.CREDENTIALS_MALFORMED: "The access token is malformed",
     Reason.CREDENTIALS_INVALID: "The access token is invalid",
@@ -64,7 +60,6 @@ _DESCRIPTIONS = {
     Reason.CREDENTIALS_REVOKED: "The access token was revoked",
     Reason.INVALID_REQUEST: "The access token was sent by more than one method",
 }
-_JWT_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _MAX_KID = 256
 _MAX_KEYS_TRIED = 4
 
@@ -142,7 +137,7 @@ class BearerAuthenticator:
     ) -> None:
         if (key is None) == (keys is None):
             raise ConfigurationError("key/keys: give exactly one of them")
-        self.audience = _audience(audience, accept_any_audience)
+        self.audience = accepted_audiences(audience, accept_any_audience)
         if leeway < 0 or leeway > 300:
             raise ConfigurationError("leeway: must be between 0 and 300 seconds")
         if max_form_bytes < 256:
@@ -171,6 +166,8 @@ class BearerAuthenticator:
         self.reads_form_body = allow_form_body
         self.max_form_bytes = max_form_bytes
         self.allow_subprotocol = allow_subprotocol
+        self._places = TokenPlaces(query=allow_query, subprotocol=allow_subprotocol,
+                                   form_body=allow_form_body)
         self.max_token_bytes = max_token_bytes
         self.cache_size = cache_size
         self._clock = clock or time.time
@@ -194,17 +191,7 @@ class BearerAuthenticator:
 
     def has_credentials(self, conn: HTTPConnection) -> bool:
         """Whether a Bearer token is present in any place this authenticator looks."""
-        for name, value in conn.scope["headers"]:
-            if name == b"authorization" and (
-                value[:7].lower() == b"bearer " or value.lower() == b"bearer"
-            ):
-                return True
-        if self.allow_subprotocol and conn.scope["type"] == "websocket":
-            if any(p.startswith(_SUBPROTOCOL_PREFIX) for p in conn.scope.get("subprotocols", ())):
-                return True
-        if self.allow_query and b"access_token=" in conn.scope.get("query_string", b""):
-            return True
-        return bool(self.reads_form_body and conn.scope.get(FORM_TOKENS))
+        return has_bearer_token(conn, self._places)
 
     def account(self, conn: HTTPConnection) -> str | None:
         """Tokens claim no account before verification."""
@@ -232,7 +219,7 @@ class BearerAuthenticator:
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
         """The token of the request (see :meth:`verify_token`); ``None`` when none was sent."""
-        token = self._token(conn)
+        token = bearer_token(conn, self._places)
         if token is None:
             return None
         return await self.verify_token(token)
@@ -281,8 +268,8 @@ class BearerAuthenticator:
         return identity
 
     async def _verify(self, token: bytes) -> _Verified:
-        _check_shape(token)
-        header = _header(token)
+        check_shape(token, _SCHEME)
+        header = key_header(token, _SCHEME)
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str):
             raise malformed(_SCHEME)
@@ -339,82 +326,6 @@ class BearerAuthenticator:
             raise Refusal(Reason.CREDENTIALS_REVOKED,
                           "Credentials issued before the account's last security change "
                           "were revoked.", scheme=_SCHEME)
-
-    # -- extraction ----------------------------------------------------------------------
-
-    def _token(self, conn: HTTPConnection) -> bytes | None:
-        found: list[bytes] = []
-        for name, value in conn.scope["headers"]:
-            if name != b"authorization":
-                continue
-            scheme, _, rest = value.partition(b" ")
-            if scheme.lower() != b"bearer":
-                continue
-            found.append(rest)
-        if self.allow_subprotocol and conn.scope["type"] == "websocket":
-            for p in conn.scope.get("subprotocols", ()):
-                if p.startswith(_SUBPROTOCOL_PREFIX):
-                    found.append(p[len(_SUBPROTOCOL_PREFIX):].encode("latin-1", "replace"))
-        if self.allow_query:
-            qs = conn.scope.get("query_string", b"")
-            if b"access_token=" in qs:
-                for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
-                    if k == "access_token":
-                        found.append(v.encode("latin-1", "replace"))
-        if self.reads_form_body:
-            found.extend(conn.scope.get(FORM_TOKENS, ()))
-        if not found:
-            return None
-        if len(found) > 1:
-            raise Refusal(Reason.INVALID_REQUEST, "Send the access token by exactly one method, "
-                          "once.", scheme=_SCHEME)
-        return found[0].strip(b" \t")
-
-
-def _audience(audience: str | Sequence[str] | None, accept_any: bool) -> list[str] | None:
-    """The accepted audiences; ``None`` when any is accepted (and said so explicitly)."""
-    if accept_any:
-        if audience:
-            raise ConfigurationError("accept_any_audience: give it or 'audience', not both")
-        log.warning("authguard: BearerAuthenticator(accept_any_audience=True) accepts tokens "
-                    "issued for ANY audience: a token your issuer minted for another API "
-                    "works here too. Set 'audience' to this API's identifier instead.")
-        return None
-    values = [audience] if isinstance(audience, str) else list(audience or ())
-    if not values or not all(isinstance(v, str) and v for v in values):
-        raise ConfigurationError(
-            "audience: a JWT authenticator needs an audience (this API's identifier, e.g. "
-            "its resource URI), or tokens minted for another service would be accepted here; "
-            "to accept any audience anyway, say so with accept_any_audience=True")
-    return values
-
-
-def _header(token: bytes) -> Mapping[str, Any]:
-    """The ``alg`` and ``kid`` of a token that passed :func:`_check_shape`, read only to
-    choose the keys (RFC 7515 §4.1.1, §4.1.4). pyjwt then decodes the header again and
-    checks all of it (canonical base64url, ``crit``, ``b64``) with the signature, so a
-    header that gets past this look but not past pyjwt is still refused.
-
-    ``jwt.get_unverified_header`` would check every character of all three segments once
-    more — a sixth of the cost of verifying an HS256 token — to read two members.
-    """
-    try:
-        header = json.loads(base64url_decode(token[:token.index(b".")]))
-    except (ValueError, RecursionError):
-        raise malformed(_SCHEME) from None
-    if not isinstance(header, dict) or not isinstance(header.get("kid", ""), str):
-        raise malformed(_SCHEME)
-    return header
-
-
-def _check_shape(token: bytes) -> None:
-    """Three base64url parts, or 401 ``credentials_malformed`` (before any decoding)."""
-    # translate() deletes every base64url character and the dots: nothing may be left
-    if not token or token.count(b".") != 2 or token.translate(None, _JWT_ALPHABET):
-        raise Refusal(Reason.CREDENTIALS_MALFORMED,
-                      "The access token is not a JWT (three base64url parts).",
-                      scheme=_SCHEME)
-
 
 def _invalid() -> Refusal:
     return Refusal(Reason.CREDENTIALS_INVALID, scheme=_SCHEME)
