@@ -281,7 +281,7 @@ class BearerAuthenticator:
                 decoded = self._jwt.decode_complete(
                     token, candidate.key, algorithms=[candidate.algorithm],
                     audience=self.audience, issuer=self.issuer, leeway=self.leeway)
-            except jwt.InvalidSignatureError:
+            except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
                 continue  # another key may fit (rotation without kid)
             except jwt.PyJWTError as error:
                 raise refusal_for(error, token, leeway=self.leeway, scheme=_SCHEME) from None
