@@ -307,6 +307,20 @@ async def test_a_header_pyjwt_refuses_is_refused() -> None:
         assert (status, body["reason"]) == (401, "credentials_malformed")
 
 
+async def test_each_candidate_key_is_tried() -> None:
+    """A key source may offer keys of another algorithm first (it knows only ``kid``)."""
+
+    class Mixed:
+        async def keys_for(self, kid: str | None, algorithm: str) -> list[JWTKey]:
+            return [JWTKey.hmac("x" * 48, "HS384"), JWTKey.hs256("y" * 32),
+                    JWTKey.hs256(SECRET)]
+
+    app = app_with(BearerAuthenticator(keys=Mixed(), audience=AUD, issuer=ISS))
+    assert await ask(app, token()) == (200, {})
+    status, body = await ask(app, token(secret="z" * 32))
+    assert (status, body["reason"]) == (401, "credentials_invalid")
+
+
 # -- the verified-token cache -----------------------------------------------------------------
 
 
