@@ -224,6 +224,9 @@ def test_an_authenticator_without_an_audience_refuses_to_start() -> None:
             BearerAuthenticator(key=JWTKey.hs256(SECRET), audience=audience)
     with pytest.raises(ConfigurationError, match="accept_any_audience"):
         BearerAuthenticator(key=JWTKey.hs256(SECRET), audience=AUD, accept_any_audience=True)
+    for issuer in ("", [], [ISS, ""]):
+        with pytest.raises(ConfigurationError, match="issuer"):
+            BearerAuthenticator(key=JWTKey.hs256(SECRET), audience=AUD, issuer=issuer)
 
 
 async def test_any_audience_only_when_said_loudly(caplog: pytest.LogCaptureFixture) -> None:

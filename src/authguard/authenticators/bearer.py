@@ -155,6 +155,10 @@ class BearerAuthenticator:
         self.accept_any_audience = accept_any_audience
         self.issuer = None if issuer is None else (
             [issuer] if isinstance(issuer, str) else list(issuer))
+        if self.issuer is not None and not (
+                self.issuer and all(isinstance(i, str) and i for i in self.issuer)):
+            raise ConfigurationError("issuer: give the issuer's identifier (its exact 'iss' "
+                                     "value), or leave it out")
         self.leeway = float(leeway)
         self.required_claims = list(required_claims)
         self.token_types = accepted_token_types(token_types)
