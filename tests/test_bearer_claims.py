@@ -135,6 +135,23 @@ def test_explain_reads_claims_of_any_type() -> None:
         assert report.decoded
 
 
+def _problem(reason: str) -> Problem:
+    return Problem.parse(401, {}, json.dumps({"type": "about:blank", "title": "t",
+                                              "status": 401, "reason": reason}).encode())
+
+
+def test_explain_names_the_token_type_and_the_foreign_audience() -> None:
+    refresh = check_token(token(headers={"typ": "refresh+jwt"}), _problem("credentials_invalid"))
+    assert any(f.startswith("typ: the token says it is a 'refresh+jwt'")
+               for f in refresh.findings), refresh.findings
+    plain = check_token(token(headers={"typ": "application/at+jwt"}),
+                        _problem("credentials_invalid"))
+    assert not any(f.startswith("typ:") for f in plain.findings)
+    foreign = check_token(token(aud="https://other.test"), _problem("token_wrong_audience"))
+    (finding,) = foreign.findings
+    assert "['https://other.test']" in finding and "RFC 8707" in finding
+
+
 # -- typ: only access tokens ------------------------------------------------------------------
 
 
