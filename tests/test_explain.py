@@ -264,8 +264,9 @@ def test_a_skewed_local_clock_is_reported(example_server: str) -> None:
         ({"aud": "another-service"}, ("--audience", SETTINGS.jwt_audience), "aud:"),
         ({"iss": "https://evil.example"}, ("--issuer", SETTINGS.jwt_issuer), "iss:"),
         ({"aud": None}, (), "aud: the token names no audience"),
+        ({"aud": "another-service"}, (), "The server says this token is not for it"),
     ],
-    ids=["audience", "issuer", "no-audience"],
+    ids=["audience", "issuer", "no-audience", "audience-unknown-to-the-client"],
 )
 def test_audience_and_issuer_mismatch(example_server: str, explain: Explain,
                                       claims: dict[str, Any], option: tuple[str, ...],
@@ -273,9 +274,10 @@ def test_audience_and_issuer_mismatch(example_server: str, explain: Explain,
     token = mint(**claims)
     _rc, data = explain.json(example_server + "/me", "-H", f"Authorization: Bearer {token}",
                             *option, secrets=(token,))
-    assert (data["status"], data["reason"]) == (401, "credentials_invalid")
+    assert (data["status"], data["reason"]) == (401, "token_wrong_audience")
     findings = data["token"]["findings"]
     assert any(f.startswith(finding) for f in findings), findings
+    assert any("'resource' parameter (RFC 8707)" in step for step in data["next_steps"])
 
 
 def test_a_token_that_matches_everything_gets_no_claim_blamed(

@@ -25,6 +25,7 @@ class Reason(enum.StrEnum):
     CREDENTIALS_MALFORMED = "credentials_malformed"
     INVALID_REQUEST = "invalid_request"
     CREDENTIALS_INVALID = "credentials_invalid"
+    TOKEN_WRONG_AUDIENCE = "token_wrong_audience"  # noqa: S105 - a reason code
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason code
     TOKEN_NOT_YET_VALID = "token_not_yet_valid"  # noqa: S105
     CREDENTIALS_REVOKED = "credentials_revoked"
@@ -118,6 +119,19 @@ _TABLE: dict[Reason, ReasonSpec] = {
         (
             "Check the user name and password, or the key or token, and try again.",
             "Get a new token or key from the issuer if this one was replaced.",
+        ),
+        "scheme",
+        "invalid_token",
+    ),
+    Reason.TOKEN_WRONG_AUDIENCE: ReasonSpec(
+        401,
+        "Token for another audience",
+        "The token was issued for another API (its 'aud') or by an issuer this API does not "
+        "trust (its 'iss').",
+        (
+            "Get a token for this API: with OAuth, name this API in the 'resource' parameter "
+            "of the authorization and token requests (RFC 8707).",
+            "Check which authorization server this API trusts, and get the token there.",
         ),
         "scheme",
         "invalid_token",

@@ -2,60 +2,72 @@
 
 Where a token may come from: the ``Authorization: Bearer`` header; a websocket
 subprotocol ``bearer.<token>`` (browsers cannot set headers on a websocket); opt-in, the
-``access_token`` query parameter. A token sent by more than one method → 400
+``access_token`` query parameter or form body. A token sent by more than one method → 400
 ``invalid_request``.
 
-What is checked, in order: size (before any parsing), shape, header (``alg`` on the key's
-allow-list; ``kid`` only a dictionary key — ``jku``/``x5u``/``jwk`` are never followed),
-signature, then ``iss``, ``aud``, required claims, ``exp``/``nbf``/``iat`` with leeway, then
-revocation by ``jti`` and by subject. A bounded cache of verified tokens (keyed by a hash
-of the token, never served past ``exp``, revocation checked on every use) makes a repeated
-token cost next to nothing.
+What is checked, in order (:meth:`BearerAuthenticator.verify_token`): size and shape before
+any parsing; the header (``alg`` picks the keys, ``kid`` is only a dictionary key —
+``jku``/``x5u``/``jwk`` are never followed); then pyjwt verifies the signature, the claim
+types (:mod:`~authguard.authenticators.jwt_checks`), ``exp``/``nbf``/``iat`` with leeway,
+``iss``, ``aud`` and the required claims; then the ``typ`` header (RFC 8725 §3.11), the
+subject, and revocation by ``jti`` and by subject. A bounded cache of verified tokens
+(keyed by a hash of the token, never served past ``exp``, revocation checked on every use)
+makes a repeated token cost next to nothing.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
+import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
-from urllib.parse import parse_qsl
 
 import jwt
-from jwt.utils import base64url_decode
 from starlette.requests import HTTPConnection
 
 from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
-from ..formbody import FORM_TOKENS
 from ..identity import Identity
 from ..reasons import Reason
 from ..stores.base import RevocationStore
+from .bearer_token import TokenPlaces, bearer_token, has_bearer_token
+from .jwt_checks import (
+    ACCESS_TOKEN_TYPES,
+    TypedClaimsJWT,
+    accepted_audiences,
+    accepted_token_types,
+    check_shape,
+    check_token_type,
+    key_header,
+    malformed,
+    numeric_date,
+    refusal_for,
+)
 from .keys import JWTKey, KeySource, StaticKeys
 
 __all__ = ["BearerAuthenticator"]
 
 _SCHEME = "Bearer"
-_SUBPROTOCOL_PREFIX = "bearer."
 _DESCRIPTIONS = {
     Reason.CREDENTIALS_MALFORMED: "The access token is malformed",
     Reason.CREDENTIALS_INVALID: "The access token is invalid",
+    Reason.TOKEN_WRONG_AUDIENCE: "The access token is for another audience or issuer",
     Reason.TOKEN_EXPIRED: "The access token expired",
     Reason.TOKEN_NOT_YET_VALID: "The access token is not valid yet",
     Reason.CREDENTIALS_REVOKED: "The access token was revoked",
     Reason.INVALID_REQUEST: "The access token was sent by more than one method",
 }
-_JWT_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+_MAX_KID = 256
+_MAX_KEYS_TRIED = 4
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Verified:
     identity: Identity
-    expires: float | None
-    not_before: float | None
+    valid_until: float  # exp + leeway; infinity for a token without exp
 
 
 class BearerAuthenticator:
@@ -64,11 +76,23 @@ class BearerAuthenticator:
     Args:
         key: One verification key (``JWTKey.hs256(secret)``, ``JWTKey.from_pem(...)``).
         keys: A key source instead (``StaticKeys([...])`` for rotation, ``JWKSKeys(url)``).
-        audience: Accepted ``aud`` value(s) — required: a token for another service must
-            not work here.
-        issuer: Accepted ``iss`` value(s).
+        audience: Accepted ``aud`` value(s): a token must name at least one (RFC 7519
+            §4.1.3; with OAuth, this API's resource URI, RFC 8707). Required, so that a
+            token minted for another API is refused here (``token_wrong_audience``).
+        accept_any_audience: Accept tokens whatever their ``aud`` says, instead of giving
+            ``audience``. Any token your issuer signs for any API then works here; logged
+            as a warning at start-up.
+        issuer: Accepted ``iss`` value(s); a token from another issuer is refused with
+            ``token_wrong_audience``. Give it whenever the keys are shared by several
+            issuers (multi-tenant authorization servers).
         leeway: Seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``.
         required_claims: Claims that must be present (``exp`` and ``sub`` by default).
+        token_types: Accepted ``typ`` header values (case-insensitive, ``application/``
+            optional, RFC 7515 §4.1.9). The default takes RFC 9068 access tokens
+            (``at+jwt``) and plain ``JWT``; other types (``refresh+jwt``, ``dpop+jwt``,
+            ``logout+jwt``…) are refused (RFC 8725 §3.11).
+        require_token_type: Refuse tokens without a ``typ`` header (with
+            ``token_types=["at+jwt"]``: RFC 9068 strictly).
         roles_claim: Claim holding the roles (a list, or a space-separated string).
         revocations: Where revoked ``jti`` values and per-subject "not before" times live.
         realm: Named in the challenge.
@@ -81,8 +105,11 @@ class BearerAuthenticator:
         max_form_bytes: The most of a form body read for a token.
         allow_subprotocol: Accept ``bearer.<token>`` as a websocket subprotocol.
         max_token_bytes: Larger tokens are refused before any decoding.
-        cache_size: Verified tokens remembered (0 disables the cache).
-        clock: Current time, in seconds.
+        cache_size: Verified tokens remembered (0 disables the cache); the oldest is
+            dropped when full.
+        clock: Deprecated. pyjwt checks ``exp``/``nbf``/``iat`` against the system clock;
+            this clock only decides when a cached token is dropped. In tests, move the
+            system clock instead (e.g. with ``time-machine``).
     """
 
     def __init__(
@@ -90,10 +117,13 @@ class BearerAuthenticator:
         *,
         key: JWTKey | None = None,
         keys: KeySource | None = None,
-        audience: str | Sequence[str],
+        audience: str | Sequence[str] | None = None,
+        accept_any_audience: bool = False,
         issuer: str | Sequence[str] | None = None,
         leeway: float = 0.0,
         required_claims: Sequence[str] = ("exp", "sub"),
+        token_types: Sequence[str] = ACCESS_TOKEN_TYPES,
+        require_token_type: bool = False,
         roles_claim: str = "roles",
         revocations: RevocationStore | None = None,
         realm: str = "authguard",
@@ -107,23 +137,32 @@ class BearerAuthenticator:
     ) -> None:
         if (key is None) == (keys is None):
             raise ConfigurationError("key/keys: give exactly one of them")
-        if not audience:
-            raise ConfigurationError(
-                "audience: a JWT authenticator needs an audience, or tokens minted for "
-                "another service would be accepted here")
+        self.audience = accepted_audiences(audience, accept_any_audience)
         if leeway < 0 or leeway > 300:
             raise ConfigurationError("leeway: must be between 0 and 300 seconds")
         if max_form_bytes < 256:
             raise ConfigurationError("max_form_bytes: must be at least 256")
         if max_token_bytes < 64:
             raise ConfigurationError("max_token_bytes: must be at least 64")
+        if cache_size < 0:
+            raise ConfigurationError("cache_size: must be 0 (no cache) or more")
         checked_setting(realm, "realm")
+        if clock is not None:
+            warnings.warn("BearerAuthenticator(clock=...) is deprecated: pyjwt checks the "
+                          "token's times against the system clock; move that clock in tests",
+                          DeprecationWarning, stacklevel=2)
         self.keys: KeySource = keys if keys is not None else StaticKeys([key])  # type: ignore[list-item]
-        self.audience = [audience] if isinstance(audience, str) else list(audience)
+        self.accept_any_audience = accept_any_audience
         self.issuer = None if issuer is None else (
             [issuer] if isinstance(issuer, str) else list(issuer))
+        if self.issuer is not None and not (
+                self.issuer and all(isinstance(i, str) and i for i in self.issuer)):
+            raise ConfigurationError("issuer: give the issuer's identifier (its exact 'iss' "
+                                     "value), or leave it out")
         self.leeway = float(leeway)
         self.required_claims = list(required_claims)
+        self.token_types = accepted_token_types(token_types)
+        self.require_token_type = require_token_type
         self.roles_claim = roles_claim
         self.revocations = revocations
         self.realm = realm
@@ -131,19 +170,21 @@ class BearerAuthenticator:
         self.reads_form_body = allow_form_body
         self.max_form_bytes = max_form_bytes
         self.allow_subprotocol = allow_subprotocol
+        self._places = TokenPlaces(query=allow_query, subprotocol=allow_subprotocol,
+                                   form_body=allow_form_body)
         self.max_token_bytes = max_token_bytes
         self.cache_size = cache_size
-        self._clock = clock
-        self._cache: dict[bytes, _Verified] = {}
-        self._jwt = jwt.PyJWT(options={
-            "verify_signature": True, "verify_exp": False, "verify_nbf": False,
-            "verify_iat": False, "verify_aud": True, "verify_iss": self.issuer is not None,
-            "require": self.required_claims,
+        self._clock = clock or time.time
+        self._cache: OrderedDict[bytes, _Verified] = OrderedDict()
+        self._jwt = TypedClaimsJWT(options={
+            "verify_signature": True, "verify_exp": True, "verify_nbf": True,
+            "verify_iat": True, "verify_aud": self.audience is not None,
+            "verify_iss": self.issuer is not None, "require": self.required_claims,
         })
         self._plain = Challenge(_SCHEME, {"realm": realm})
-        # Challenges of refusals without extra parameters, one per reason: made and
-        # formatted once, not on every refusal.
-        self._by_reason: dict[Reason, Challenge] = {}
+        # The challenge of each refusal reason without extra parameters, made once.
+        self._by_reason = {reason: self._challenge_for(reason, None)
+                           for reason in Reason if reason.spec.bearer_error is not None}
 
     # -- the protocol ----------------------------------------------------------------------
 
@@ -154,17 +195,7 @@ class BearerAuthenticator:
 
     def has_credentials(self, conn: HTTPConnection) -> bool:
         """Whether a Bearer token is present in any place this authenticator looks."""
-        for name, value in conn.scope["headers"]:
-            if name == b"authorization" and (
-                value[:7].lower() == b"bearer " or value.lower() == b"bearer"
-            ):
-                return True
-        if self.allow_subprotocol and conn.scope["type"] == "websocket":
-            if any(p.startswith(_SUBPROTOCOL_PREFIX) for p in conn.scope.get("subprotocols", ())):
-                return True
-        if self.allow_query and b"access_token=" in conn.scope.get("query_string", b""):
-            return True
-        return bool(self.reads_form_body and conn.scope.get(FORM_TOKENS))
+        return has_bearer_token(conn, self._places)
 
     def account(self, conn: HTTPConnection) -> str | None:
         """Tokens claim no account before verification."""
@@ -177,10 +208,7 @@ class BearerAuthenticator:
         if reason is None or reason.spec.bearer_error is None:
             return self._plain
         if not params:
-            known = self._by_reason.get(reason)
-            if known is None:
-                known = self._by_reason[reason] = self._challenge_for(reason, None)
-            return known
+            return self._by_reason[reason]
         return self._challenge_for(reason, params)
 
     def _challenge_for(self, reason: Reason, params: dict[str, str] | None) -> Challenge:
@@ -194,144 +222,98 @@ class BearerAuthenticator:
         return Challenge(_SCHEME, out)
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
-        """Verify the token; ``None`` when none was sent."""
-        token = self._token(conn)
+        """The token of the request (see :meth:`verify_token`); ``None`` when none was sent."""
+        token = bearer_token(conn, self._places)
         if token is None:
             return None
-        now = self._now()
-        digest = sha256(token).digest() if self.cache_size else b""
+        return await self.verify_token(token)
+
+    # -- validation ----------------------------------------------------------------------
+
+    async def verify_token(self, token: str | bytes) -> Identity:
+        """Validate one access token (a JWT) and return who it speaks for.
+
+        Everything this authenticator checks is checked here, whatever carried the token
+        (header, subprotocol, query, form — or another scheme's authenticator reusing this
+        one, e.g. for a sender-constrained token): size, shape, key, signature, claim types,
+        times, issuer, audience, required claims, ``typ``, subject, and revocation (on every
+        use, cached or not).
+
+        Returns:
+            The :class:`~authguard.Identity`; the verified claims are its ``claims``
+            (``identity.claims["cnf"]`` for a confirmation claim, for instance).
+
+        Raises:
+            Refusal: The token is malformed, invalid, expired, not valid yet, for another
+                audience or issuer, or revoked (each with its reason).
+            AuthUnavailable: The keys or the revocation store cannot be reached right now.
+        """
+        raw = token.encode("latin-1", "replace") if isinstance(token, str) else token
+        if len(raw) > self.max_token_bytes:
+            raise Refusal(Reason.CREDENTIALS_MALFORMED,
+                          f"The access token is longer than {self.max_token_bytes} bytes.",
+                          scheme=_SCHEME)
+        digest = sha256(raw).digest() if self.cache_size else b""
         hit = self._cache.get(digest) if self.cache_size else None
-        if hit is not None and self._still_valid(hit, now):
-            # The same bytes passed the shape check and verified before.
+        if hit is not None and self._clock() < hit.valid_until:
+            # The same bytes passed every check before, and have not expired since.
             identity = hit.identity
         else:
             if hit is not None:
                 del self._cache[digest]
-            _check_shape(token)
-            verified = await self._verify(token, now)
+            verified = await self._verify(raw)
             identity = verified.identity
             if self.cache_size:
                 if len(self._cache) >= self.cache_size:
-                    self._cache.pop(next(iter(self._cache)))
+                    self._cache.popitem(last=False)  # the oldest: O(1)
                 self._cache[digest] = verified
-        if self.revocations is not None:  # on every use, cached or not
+        if self.revocations is not None:
             await self._check_revocation(identity)
         return identity
 
-    # -- extraction ----------------------------------------------------------------------
-
-    def _token(self, conn: HTTPConnection) -> bytes | None:
-        found: list[bytes] = []
-        for name, value in conn.scope["headers"]:
-            if name != b"authorization":
-                continue
-            scheme, _, rest = value.partition(b" ")
-            if scheme.lower() != b"bearer":
-                continue
-            found.append(rest)
-        if self.allow_subprotocol and conn.scope["type"] == "websocket":
-            for p in conn.scope.get("subprotocols", ()):
-                if p.startswith(_SUBPROTOCOL_PREFIX):
-                    found.append(p[len(_SUBPROTOCOL_PREFIX):].encode("latin-1", "replace"))
-        if self.allow_query:
-            qs = conn.scope.get("query_string", b"")
-            if b"access_token=" in qs:
-                for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
-                    if k == "access_token":
-                        found.append(v.encode("latin-1", "replace"))
-        if self.reads_form_body:
-            found.extend(conn.scope.get(FORM_TOKENS, ()))
-        if not found:
-            return None
-        if len(found) > 1:
-            raise Refusal(Reason.INVALID_REQUEST, "Send the access token by exactly one method, "
-                          "once.", scheme=_SCHEME)
-        token = found[0].strip(b" \t")
-        if len(token) > self.max_token_bytes:
-            raise Refusal(Reason.CREDENTIALS_MALFORMED,
-                          f"The access token is longer than {self.max_token_bytes} bytes.",
-                          scheme=_SCHEME)
-        if not token:
-            _check_shape(token)
-        return token
-
-    # -- verification ----------------------------------------------------------------------
-
-    def _now(self) -> float:
-        return self._clock() if self._clock is not None else time.time()
-
-    def _still_valid(self, hit: _Verified, now: float) -> bool:
-        if hit.expires is not None and now >= hit.expires + self.leeway:
-            return False
-        return not (hit.not_before is not None and now + self.leeway < hit.not_before)
-
-    async def _verify(self, token: bytes, now: float) -> _Verified:
-        try:
-            header = _unverified_header(token)
-        except jwt.InvalidTokenError:
-            raise _malformed() from None
-        alg = header.get("alg")
-        kid = header.get("kid")
-        if not isinstance(alg, str) or (kid is not None and not isinstance(kid, str)):
-            raise _malformed()
-        if kid is not None and len(kid) > 256:
+    async def _verify(self, token: bytes) -> _Verified:
+        check_shape(token, _SCHEME)
+        header = key_header(token, _SCHEME)
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str):
+            raise malformed(_SCHEME)
+        if kid is not None and len(kid) > _MAX_KID:
             raise _invalid()
         candidates = await self.keys.keys_for(kid, alg) if alg.lower() != "none" else []
-        if not candidates:
-            raise _invalid()
-        payload: dict[str, Any] | None = None
-        for candidate in candidates[:4]:
+        for candidate in candidates[:_MAX_KEYS_TRIED]:
             try:
-                payload = self._jwt.decode(
+                decoded = self._jwt.decode_complete(
                     token, candidate.key, algorithms=[candidate.algorithm],
-                    audience=self.audience, issuer=self.issuer,
-                )
-                break
-            except jwt.InvalidSignatureError:
-                continue
-            except jwt.DecodeError:
-                raise _malformed() from None
-            except jwt.InvalidTokenError:
-                raise _invalid() from None
+                    audience=self.audience, issuer=self.issuer, leeway=self.leeway)
+            except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
+                continue  # another key may fit (rotation without kid)
+            except jwt.PyJWTError as error:
+                raise refusal_for(error, token, leeway=self.leeway, scheme=_SCHEME) from None
             except (ValueError, TypeError):
                 raise _invalid() from None
-        if payload is None:
-            raise _invalid()
-        return self._check_times(payload, now)
+            check_token_type(decoded["header"], self.token_types,
+                             required=self.require_token_type, scheme=_SCHEME)
+            payload: dict[str, Any] = decoded["payload"]
+            exp = numeric_date(payload, "exp")
+            valid_until = float("inf") if exp is None else exp + self.leeway
+            return _Verified(self._identity(payload), valid_until)
+        raise _invalid()
 
-    def _check_times(self, payload: dict[str, Any], now: float) -> _Verified:
-        exp = _numeric(payload, "exp")
-        nbf = _numeric(payload, "nbf")
-        iat = _numeric(payload, "iat")
-        if exp is not None and now >= exp + self.leeway:
-            raise Refusal(Reason.TOKEN_EXPIRED, scheme=_SCHEME)
-        for claim, when in (("nbf", nbf), ("iat", iat)):
-            if when is not None and now + self.leeway < when:
-                skew = math.ceil(when - now)
-                raise Refusal(
-                    Reason.TOKEN_NOT_YET_VALID,
-                    f"The token's '{claim}' is {skew} s ahead of this server's clock (see the "
-                    "Date header); the clocks of the issuer and this server disagree.",
-                    scheme=_SCHEME, extensions={"clock_skew_seconds": skew},
-                )
-        return _Verified(self._identity(payload, iat), exp, nbf)
-
-    def _identity(self, payload: Mapping[str, Any], iat: float | None) -> Identity:
+    def _identity(self, payload: Mapping[str, Any]) -> Identity:
         sub = payload.get("sub")
-        if sub is None or not isinstance(sub, str | int) or isinstance(sub, bool) or sub == "":
+        if not isinstance(sub, str) or not sub:
             raise _invalid()  # no subject, or an empty one: nobody to be
-        auth_time = _numeric(payload, "auth_time")
         acr = payload.get("acr")
         jti = payload.get("jti")
         return Identity(
-            subject=str(sub),
+            subject=sub,
             scheme=_SCHEME,
             scopes=_words(payload.get("scope")) | _words(payload.get("scp")),
             roles=_words(payload.get(self.roles_claim)),
-            claims=dict(payload),
-            auth_time=auth_time,
+            claims=payload,
+            auth_time=numeric_date(payload, "auth_time"),
             acr=acr if isinstance(acr, str) else None,
-            issued_at=iat,
+            issued_at=numeric_date(payload, "iat"),
             credential_id=jti if isinstance(jti, str) else None,
         )
 
@@ -349,85 +331,8 @@ class BearerAuthenticator:
                           "Credentials issued before the account's last security change "
                           "were revoked.", scheme=_SCHEME)
 
-
-def _check_shape(token: bytes) -> None:
-    """Three base64url parts, or 401 ``credentials_malformed`` (before any decoding)."""
-    # translate() deletes every base64url character and the dots: nothing may be left
-    if not token or token.count(b".") != 2 or token.translate(None, _JWT_ALPHABET):
-        raise Refusal(Reason.CREDENTIALS_MALFORMED,
-                      "The access token is not a JWT (three base64url parts).",
-                      scheme=_SCHEME)
-
-
-# The last character of a canonical base64url segment whose length is 2 or 3 modulo 4:
-# its unused low bits (4 or 2) are zero.
-_LAST_OF = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
-
-
-def _canonical_segment(segment: bytes) -> bool:
-    """Whether a segment of base64url characters (no padding) decodes, canonically (as
-    pyjwt requires: re-encoding gives the same text)."""
-    rest = len(segment) % 4
-    if rest == 0:
-        return True
-    return rest != 1 and segment[-1] in _LAST_OF[rest]
-
-
-# Decoded headers by their exact segment: one issuer's tokens share a header, so a new
-# token's header is decoded once, not on each first sight. Bounded; short segments only.
-_HEADERS: dict[bytes, dict[str, Any]] = {}
-_HEADERS_MAX = 256
-_HEADER_KEY_MAX = 512
-
-
-def _unverified_header(token: bytes) -> dict[str, Any]:
-    """``jwt.get_unverified_header(token)`` for a token that passed :func:`_check_shape`.
-
-    pyjwt checks every segment's characters one by one, and ``decode`` checks them all
-    again; the shape check already proved them base64url (no padding, two dots). What
-    remains is checked here: each segment decodes canonically (a length and a last
-    character), the header is a JSON object. Anything unusual (``b64``, ``crit``, a
-    ``kid`` that is not a string, any failure) goes to pyjwt itself, for its exact
-    answer. The returned header may be shared with other tokens: read it, never change it.
-    """
-    head, payload, signature = token.split(b".")
-    if _canonical_segment(head) and _canonical_segment(payload) and _canonical_segment(
-            signature):
-        known = _HEADERS.get(head)
-        if known is not None:
-            return known
-        try:
-            header = json.loads(base64url_decode(head))
-        except (ValueError, RecursionError):
-            header = None
-        if (isinstance(header, dict) and "b64" not in header and "crit" not in header
-                and isinstance(header.get("kid", ""), str)):
-            if len(head) <= _HEADER_KEY_MAX:
-                if len(_HEADERS) >= _HEADERS_MAX:
-                    _HEADERS.clear()
-                _HEADERS[head] = header
-            return header
-    slow: dict[str, Any] = jwt.get_unverified_header(token)
-    return slow
-
-
-def _malformed() -> Refusal:
-    return Refusal(Reason.CREDENTIALS_MALFORMED, "The access token is not a well-formed JWT.",
-                   scheme=_SCHEME)
-
-
 def _invalid() -> Refusal:
     return Refusal(Reason.CREDENTIALS_INVALID, scheme=_SCHEME)
-
-
-def _numeric(payload: Mapping[str, Any], claim: str) -> float | None:
-    value = payload.get(claim)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Refusal(Reason.CREDENTIALS_INVALID, f"The token's '{claim}' is not a number.",
-                      scheme=_SCHEME)
-    return float(value)
 
 
 _NO_WORDS: frozenset[str] = frozenset()

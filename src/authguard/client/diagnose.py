@@ -7,6 +7,7 @@ its claims with the server's answer; nothing here trusts it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -161,9 +162,15 @@ def _ago(seconds: float) -> str:
 
 
 def _number(value: Any) -> float | None:
+    """A NumericDate as a float; ``None`` for anything else (a string, NaN, an integer too
+    large for a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def check_token(
@@ -246,6 +253,17 @@ def check_token(
             problem.max_age:
         findings.append(f"auth_time: you signed in {_ago(ref - auth_time)} ago; the server "
                         f"accepts at most {problem.max_age} s: sign in again.")
+    typ = header.get("typ")
+    if isinstance(typ, str) and typ.lower().removeprefix("application/") not in ("jwt",
+                                                                                 "at+jwt"):
+        findings.append(f"typ: the token says it is a {typ!r}, not an access token "
+                        "('at+jwt' or 'JWT'): send the access token, not this one.")
+    if problem.known_reason is Reason.TOKEN_WRONG_AUDIENCE and not any(
+            f.startswith(("aud:", "iss:")) for f in findings):
+        findings.append(f"The server says this token is not for it: the token is for "
+                        f"{auds or 'no audience'}, issued by {iss!r}. Get a token for this "
+                        "API: ask its authorization server with the 'resource' parameter "
+                        "(RFC 8707) set to this API's resource URI.")
     if problem.known_reason is Reason.CREDENTIALS_INVALID and not findings:
         findings.append("Nothing in the claims explains the refusal: the signature, the key "
                         "(kid), the issuer or the audience may not be the ones this server "
@@ -269,6 +287,12 @@ _STEPS: dict[str, tuple[str, ...]] = {
         "after the scheme name, valid base64).",),
     Reason.CREDENTIALS_INVALID: (
         "Check the user name and password, key or token; get a new one if it was replaced.",),
+    Reason.TOKEN_WRONG_AUDIENCE: (
+        "Get a token for this API: ask the authorization server for it with the 'resource' "
+        "parameter (RFC 8707) set to this API's resource URI (its resource_metadata "
+        "document names it, if the challenge points to one).",
+        "The detail says which claim did not match: 'aud' (a token for another API) or "
+        "'iss' (another issuer); check the token with --audience and --issuer.",),
     Reason.TOKEN_EXPIRED: ("Get a new token: refresh it or sign in again.",
                            "If a new token expires at once too, compare the clocks of the "
                            "issuer, the server and this machine (see the clock report)."),

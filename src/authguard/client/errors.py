@@ -4,6 +4,7 @@
     └── AuthError                 any refusal; .problem, .status, .reason, .response
         ├── AuthenticationRequired    401 credentials_missing; any other 401
         │   ├── InvalidCredentials    credentials_invalid, credentials_malformed
+        │   │   └── TokenWrongAudience    token_wrong_audience (a token for another API)
         │   ├── TokenExpired          token_expired
         │   ├── TokenNotYetValid      token_not_yet_valid (a clock skew)
         │   ├── CredentialsRevoked    credentials_revoked
@@ -45,6 +46,7 @@ __all__ = [
     "StepUpRequired",
     "TokenExpired",
     "TokenNotYetValid",
+    "TokenWrongAudience",
     "TooManyAttempts",
     "error_class",
     "error_for",
@@ -94,6 +96,11 @@ class AuthenticationRequired(AuthError):
 
 class InvalidCredentials(AuthenticationRequired):
     """401: the credentials were wrong or unreadable; fix them, do not retry as they are."""
+
+
+class TokenWrongAudience(InvalidCredentials):
+    """401: a genuine token, but issued for another API (``aud``) or by an issuer the server
+    does not trust (``iss``); get a token for this API (OAuth: its ``resource``, RFC 8707)."""
 
 
 class TokenExpired(AuthenticationRequired):
@@ -174,6 +181,7 @@ _BY_REASON: dict[str, type[AuthError]] = {
     Reason.CREDENTIALS_MISSING: AuthenticationRequired,
     Reason.CREDENTIALS_MALFORMED: InvalidCredentials,
     Reason.CREDENTIALS_INVALID: InvalidCredentials,
+    Reason.TOKEN_WRONG_AUDIENCE: TokenWrongAudience,
     Reason.TOKEN_EXPIRED: TokenExpired,
     Reason.TOKEN_NOT_YET_VALID: TokenNotYetValid,
     Reason.CREDENTIALS_REVOKED: CredentialsRevoked,

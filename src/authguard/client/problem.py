@@ -133,6 +133,8 @@ def _bearer_reason(challenges: Sequence[Challenge]) -> Reason | None:
             return Reason.TOKEN_EXPIRED
         if "revoked" in description:
             return Reason.CREDENTIALS_REVOKED
+        if "audience" in description or "issuer" in description:
+            return Reason.TOKEN_WRONG_AUDIENCE
         return Reason.CREDENTIALS_INVALID
     return {
         "insufficient_scope": Reason.INSUFFICIENT_SCOPE,
