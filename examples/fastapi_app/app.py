@@ -33,6 +33,7 @@ from authguard import (
     HasScopes,
     Identity,
     JWTKey,
+    NetworkPolicy,
     PBKDF2Hasher,
     Public,
     Reason,
@@ -97,6 +98,11 @@ brute_force = BruteForceGuard(
 guard = AuthGuard(
     authenticators=[basic, bearer, apikey, session],
     brute_force=brute_force,
+    # Behind reverse proxies (AUTHGUARD_DEMO_TRUSTED_PROXIES): the client is the right-most
+    # X-Forwarded-For hop that is not one of them, its scheme their X-Forwarded-Proto.
+    network=(NetworkPolicy(trusted_proxies=settings.trusted_proxies, use_forwarded=True)
+             if settings.trusted_proxies else None),
+    require_https=settings.require_https,
 )
 
 app = FastAPI(title="authguard example app", version="0.1.0")

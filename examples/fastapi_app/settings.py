@@ -17,6 +17,8 @@ class Settings:
     cors_origin: str
     redis_url: str | None
     failure_limit: int
+    trusted_proxies: tuple[str, ...] = ()
+    require_https: bool = False
 
 
 def load() -> Settings:
@@ -32,4 +34,7 @@ def load() -> Settings:
         cors_origin=env("AUTHGUARD_DEMO_CORS_ORIGIN", "http://localhost:3000"),
         redis_url=env("AUTHGUARD_REDIS_URL") or None,
         failure_limit=int(env("AUTHGUARD_DEMO_FAILURE_LIMIT", "10")),
+        trusted_proxies=tuple(p.strip() for p in env("AUTHGUARD_DEMO_TRUSTED_PROXIES", "")
+                              .split(",") if p.strip()),
+        require_https=env("AUTHGUARD_DEMO_REQUIRE_HTTPS", "") == "1",
     )
