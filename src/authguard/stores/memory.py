@@ -85,7 +85,7 @@ class MemoryAttemptStore:
     must keep that many keys locked at once, within one window, to reset a lock.
 
     Args:
-        max_keys: Keys kept at most (about 200 bytes each, plus 8 bytes per failure).
+        max_keys: Keys kept at most (about 1 KB each: 100 MB for the default).
         max_per_key: Newest failures kept per key (a count never reads higher).
     """
 
