@@ -346,3 +346,17 @@ async def test_fail_open_lets_credentials_be_checked_without_a_guard(
             assert (await c.get("/me", headers=basic("alice", "wonderland"))).status_code == 200
     finally:
         await rs.aclose()
+
+
+async def test_long_account_names_are_counted_by_their_digest() -> None:
+    store = MemoryAttemptStore()
+    app = make_app(store)
+    name = "é" * 1000  # 2000 bytes, within the credentials limit
+    async with at(app, "10.7.0.1") as c:
+        for _ in range(LIMIT):
+            assert (await c.get("/me", headers=basic(name, "x"))).status_code == 401
+        r = await c.get("/me", headers=basic(name.upper(), "x"))  # folds to the same
+        assert r.status_code == 429
+        assert (await c.get("/me", headers=basic(name + "é", "x"))).status_code == 401
+    keys = list(store._open) + list(store._locked)
+    assert keys and all(len(k) < 120 for k in keys), keys

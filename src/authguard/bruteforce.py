@@ -22,6 +22,7 @@ case-folded), and the checks run before the credentials are verified.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,18 @@ log = logging.getLogger("authguard")
 _UNKNOWN_CLIENT = "-"  # no address (a proxy said "unknown"): all such clients share a count
 _MAX_WARNED_PEERS = 8  # then no more looking: a client can send those headers itself
 _MAX_DOUBLINGS = 40  # 2**40 times base_delay is beyond any sensible max_delay
+_MAX_NAME_BYTES = 64  # longer account names are counted by their SHA-256
+
+
+def _name(account: str) -> str:
+    """The account as counted: case-folded, and a name longer than 64 bytes replaced by
+    ``#`` and its SHA-256 (65 characters, so no name kept as it is looks the same): keys
+    stay small whatever a client claims."""
+    folded = account.casefold()
+    raw = folded.encode("utf-8", "surrogatepass")
+    if len(raw) <= _MAX_NAME_BYTES:
+        return folded
+    return "#" + hashlib.sha256(raw).hexdigest()
 
 
 class Attempt(NamedTuple):
@@ -115,11 +128,11 @@ class BruteForceGuard:
     @staticmethod
     def _pair_key(client: str, account: str) -> str:
         # the account last: it is the only part a client chooses freely
-        return f"p:{client}|{account.casefold()}"
+        return f"p:{client}|{_name(account)}"
 
     @staticmethod
     def _account_key(account: str) -> str:
-        return "a:" + account.casefold()
+        return "a:" + _name(account)
 
     def delay(self, account_failures: int) -> float:
         """The throttling delay of an account with ``account_failures`` failures."""
