@@ -34,6 +34,8 @@ class Deployment:
     https: str  # nginx https → trusted
     http: str  # nginx http → trusted
     plain: str  # nginx http → untrusted
+    rfc7239_https: str  # nginx https → an app reading only Forwarded (RFC 7239)
+    rfc7239_http: str  # nginx http → the same
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +47,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             **limit, "AUTHGUARD_DEMO_TRUSTED_PROXIES": PROXY_ADDRESS,
             "AUTHGUARD_DEMO_REQUIRE_HTTPS": "1"}))
         untrusted = stack.enter_context(example_app(tmp / "untrusted.log", limit))
-        https, http, plain = stack.enter_context(run_nginx(tmp / "nginx", [
+        rfc7239 = stack.enter_context(example_app(tmp / "rfc7239.log", {
+            **limit, "AUTHGUARD_DEMO_TRUSTED_PROXIES": PROXY_ADDRESS,
+            "AUTHGUARD_DEMO_REQUIRE_HTTPS": "1", "AUTHGUARD_DEMO_FORWARDED_HEADER": "forwarded"}))
+        https, http, plain, f_https, f_http = stack.enter_context(run_nginx(tmp / "nginx", [
             Listener(trusted.upstream, tls=True), Listener(trusted.upstream),
-            Listener(untrusted.upstream)]))
-        yield Deployment(trusted, untrusted, https.url, http.url, plain.url)
+            Listener(untrusted.upstream), Listener(rfc7239.upstream, tls=True),
+            Listener(rfc7239.upstream)]))
+        yield Deployment(trusted, untrusted, https.url, http.url, plain.url, f_https.url,
+                         f_http.url)
 
 
 def client(base: str, address: str) -> httpx.Client:
@@ -122,3 +129,20 @@ def test_without_trusted_proxies_every_client_shares_one_limit_and_a_warning_say
     assert "every client behind it shares one client address" in output
     # the app behind a trusted proxy had nothing to warn about
     assert "trusted_proxies" not in deployment.trusted.output()
+
+
+def test_the_forwarded_header_read_instead(deployment: Deployment) -> None:
+    """An app reading only RFC 7239 ``Forwarded`` (which this nginx sets afresh) behind the
+    same proxy: the same guarantees, and the ``X-Forwarded-*`` a client sends are inert."""
+    with client(deployment.rfc7239_https, ATTACKER) as attacker, \
+            client(deployment.rfc7239_https, BOB) as bob:
+        answers = [attacker.get("/me", auth=("alice", f"guess-{i}"), headers={
+            "X-Forwarded-For": BOB, "Forwarded": f"for={BOB};proto=https"}).status_code
+            for i in range(LIMIT + 1)]
+        assert answers == [401] * LIMIT + [429]
+        assert bob.get("/me", auth=("alice", "wonderland")).status_code == 200
+    with client(deployment.rfc7239_http, DIRECT) as c:
+        for headers in ({"Forwarded": "for=203.0.113.9;proto=https"},
+                        {"X-Forwarded-Proto": "https"}):
+            r = c.get("/me", auth=("alice", "wonderland"), headers=headers)
+            assert r.status_code == 403 and r.json()["reason"] == "insecure_transport"

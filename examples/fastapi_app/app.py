@@ -99,8 +99,9 @@ guard = AuthGuard(
     authenticators=[basic, bearer, apikey, session],
     brute_force=brute_force,
     # Behind reverse proxies (AUTHGUARD_DEMO_TRUSTED_PROXIES): the client is the right-most
-    # X-Forwarded-For hop that is not one of them, its scheme their X-Forwarded-Proto.
-    network=(NetworkPolicy(trusted_proxies=settings.trusted_proxies, use_forwarded=True)
+    # X-Forwarded-For (or Forwarded) hop that is not one of them, its scheme theirs.
+    network=(NetworkPolicy(trusted_proxies=settings.trusted_proxies, use_forwarded=True,
+                           forwarded_header=settings.forwarded_header)
              if settings.trusted_proxies else None),
     require_https=settings.require_https,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Settings:
     redis_url: str | None
     failure_limit: int
     trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     require_https: bool = False
 
 
@@ -36,5 +38,7 @@ def load() -> Settings:
         failure_limit=int(env("AUTHGUARD_DEMO_FAILURE_LIMIT", "10")),
         trusted_proxies=tuple(p.strip() for p in env("AUTHGUARD_DEMO_TRUSTED_PROXIES", "")
                               .split(",") if p.strip()),
+        forwarded_header=("forwarded" if env("AUTHGUARD_DEMO_FORWARDED_HEADER", "").lower()
+                          == "forwarded" else "x-forwarded-for"),
         require_https=env("AUTHGUARD_DEMO_REQUIRE_HTTPS", "") == "1",
     )
