@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,19 @@ def test_example_app_strict_passes_and_plain_output() -> None:
     assert "\x1b[" not in done.stdout  # no colours when stdout is not a terminal
 
 
+def test_the_audit_warns_when_no_proxy_is_trusted_for_the_brute_force_guard() -> None:
+    done = run("app:app", "--app-dir", str(EXAMPLE_DIR), "--json")
+    assert done.returncode == 0
+    assert done.stderr.count("warning:") == 1
+    assert "network.trusted_proxies is not set" in done.stderr
+    assert "every client shares the proxy's address" in done.stderr
+    env = {**os.environ, "AUTHGUARD_DEMO_TRUSTED_PROXIES": "10.0.0.0/8"}
+    done = subprocess.run([*AUTHGUARD, "routes", "app:app", "--app-dir", str(EXAMPLE_DIR)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+                          env=env)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+
+
 def test_starlette_app_sources_and_strict(tmp_path: Path) -> None:
     (tmp_path / "site_app.py").write_text(STARLETTE_APP)
     done = run("site_app:app", "--app-dir", str(tmp_path), "--json")
@@ -100,6 +114,7 @@ def test_starlette_app_sources_and_strict(tmp_path: Path) -> None:
     assert strict.returncode == 1
     assert "no explicit policy: GET,HEAD,POST /forgotten" in strict.stderr
     assert "/ws" in strict.stderr and "/open" not in strict.stderr
+    assert "warning" not in strict.stderr  # no brute-force guard: nothing to warn about
 
 
 def test_bad_target() -> None:

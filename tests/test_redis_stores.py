@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from starlette.requests import HTTPConnection
 
 from authguard import AuthUnavailable, BruteForceGuard, ConfigurationError
 from authguard.stores import (
@@ -68,18 +69,37 @@ async def test_they_implement_the_protocols(stores: Stores) -> None:
 
 async def test_attempts_slide_out_of_the_window(stores: Stores) -> None:
     a = stores.attempts
-    assert await a.failures("a:alice", 1_000.0, 60) == (0, None)
+
+    async def one(key: str, now: float) -> tuple[int, float | None, float | None]:
+        (w,) = await a.failures([key], now, 60)
+        return w.count, w.oldest, w.newest
+
+    assert await one("a:alice", 1_000.0) == (0, None, None)
     for t in (1_000.0, 1_010.0, 1_020.0):
-        await a.add_failure("a:alice", t, 60)
-    await a.add_failure("a:bob", 1_020.0, 60)
-    assert await a.failures("a:alice", 1_030.0, 60) == (3, 1_000.0)
-    assert await a.failures("a:alice", 1_060.0, 60) == (2, 1_010.0)  # 1000 is out
-    assert await a.failures("a:alice", 1_075.0, 60) == (1, 1_020.0)
-    assert await a.failures("a:bob", 1_075.0, 60) == (1, 1_020.0)
-    assert await a.failures("a:alice", 1_080.0, 60) == (0, None)
+        await a.add_failures({"a:alice": 10}, t, 60)
+    await a.add_failures({"a:bob": 10}, 1_020.0, 60)
+    assert await one("a:alice", 1_030.0) == (3, 1_000.0, 1_020.0)
+    assert await one("a:alice", 1_060.0) == (2, 1_010.0, 1_020.0)  # 1000 is out
+    assert await one("a:alice", 1_075.0) == (1, 1_020.0, 1_020.0)
+    assert await one("a:bob", 1_075.0) == (1, 1_020.0, 1_020.0)
+    assert await one("a:alice", 1_080.0) == (0, None, None)
     # simultaneous failures are all counted
-    await asyncio.gather(*(a.add_failure("c:10.0.0.1", 2_000.0, 60) for _ in range(25)))
-    assert await a.failures("c:10.0.0.1", 2_000.0, 60) == (25, 2_000.0)
+    await asyncio.gather(*(a.add_failures({"c:10.0.0.1": 100}, 2_000.0, 60)
+                           for _ in range(25)))
+    assert await one("c:10.0.0.1", 2_000.0) == (25, 2_000.0, 2_000.0)
+
+
+async def test_several_keys_in_one_call_and_clear(stores: Stores) -> None:
+    a = stores.attempts
+    await a.add_failures({"c:basic:1": 100, "p:1|bob": 5, "a:bob": 10}, 1_000.0, 60)
+    await a.add_failures({"c:basic:2": 100, "p:2|bob": 5, "a:bob": 10}, 1_001.0, 60)
+    got = await a.failures(["a:bob", "p:1|bob", "p:2|bob", "nothing"], 1_002.0, 60)
+    assert [(w.count, w.oldest, w.newest) for w in got] == [
+        (2, 1_000.0, 1_001.0), (1, 1_000.0, 1_000.0), (1, 1_001.0, 1_001.0), (0, None, None)]
+    await a.clear("p:1|bob")
+    await a.clear("never-there")
+    got = await a.failures(["a:bob", "p:1|bob"], 1_002.0, 60)
+    assert [w.count for w in got] == [2, 0]
 
 
 async def test_revoked_tokens_and_subjects(stores: Stores) -> None:
@@ -165,9 +185,9 @@ ODD = ["\ud800 lone surrogate", "ünïcødé ✓", "a*b?[c]\r\n:colon", "x" * 50
 async def test_any_string_is_a_key(stores: Stores, odd: str) -> None:
     """Account names, token ids and nonces come from clients: any string works, apart."""
     now = time.time()
-    await stores.attempts.add_failure(odd, now, 60)
-    assert await stores.attempts.failures(odd, now, 60) == (1, now)
-    assert await stores.attempts.failures(odd + "x", now, 60) == (0, None)
+    await stores.attempts.add_failures({odd: 5}, now, 60)
+    assert [w.count for w in await stores.attempts.failures([odd, odd + "x"], now, 60)
+            ] == [1, 0]
     await stores.revocations.revoke_token(odd, now + 60)
     assert await stores.revocations.is_revoked(odd)
     assert not await stores.revocations.is_revoked(odd + "x")
@@ -196,8 +216,8 @@ async def rstores(shared_redis: RedisServer) -> AsyncIterator[RedisStores]:
 
 
 async def _exercise(rs: RedisStores, now: float) -> None:
-    await rs.attempts.add_failure("a:" + "x" * 500, now, 300)  # a long key part is hashed
-    await rs.attempts.add_failure("c:127.0.0.1", now, 300)
+    # a long key part is hashed
+    await rs.attempts.add_failures({"a:" + "x" * 500: 10, "c:127.0.0.1": 10}, now, 300)
     await rs.revocations.revoke_token("jti", expires_at=now + 3600)
     await rs.revocations.revoke_subject("alice", not_before=now, ttl=3600)
     await rs.sessions.create(SessionRecord("sid", "alice", created_at=now,
@@ -271,8 +291,8 @@ def test_from_url_refuses_a_non_positive_timeout() -> None:
 def _every_operation(rs: RedisStores) -> list[Any]:
     now = time.time()
     return [
-        lambda: rs.attempts.add_failure("k", now, 60),
-        lambda: rs.attempts.failures("k", now, 60),
+        lambda: rs.attempts.add_failures({"k": 5}, now, 60),
+        lambda: rs.attempts.failures(["k"], now, 60),
         lambda: rs.revocations.revoke_token("j", now + 60),
         lambda: rs.revocations.is_revoked("j"),
         lambda: rs.revocations.revoke_subject("s", now, 60),
@@ -327,24 +347,37 @@ async def test_a_frozen_redis_is_a_bounded_store_unavailable(
         await rs.aclose()
 
 
+def _conn(address: str) -> HTTPConnection:
+    return HTTPConnection({"type": "http", "method": "GET", "path": "/", "headers": [],
+                           "client": (address, 40000)})
+
+
 async def test_the_brute_force_guard_fails_closed_or_open(redis_server: RedisServer) -> None:
     rs = from_url(redis_server.url, prefix="p:", timeout=0.5)
-    closed = BruteForceGuard(per_account=2, store=rs.attempts)
-    open_ = BruteForceGuard(per_account=2, store=rs.attempts, fail_open=True)
+    closed = BruteForceGuard(per_pair=2, store=rs.attempts)
+    open_ = BruteForceGuard(per_pair=2, store=rs.attempts, fail_open=True)
+    guesser, other = _conn("10.0.0.1"), _conn("10.0.0.3")
+
+    async def wait(bf: BruteForceGuard, conn: HTTPConnection, account: str,
+                   now: float) -> int | None:
+        return (await bf.allowed(conn, scheme="Basic", account=account, now=now)).retry_after
+
     try:
         now = time.time()
-        await closed.failed("10.0.0.1", "alice", now)
-        await closed.failed("10.0.0.2", "Alice", now)  # account names fold case
-        assert await closed.retry_after("10.0.0.3", "alice", now) == 300
-        assert await open_.retry_after("10.0.0.3", "ALICE", now + 100) == 200
+        attempt = await closed.allowed(guesser, scheme="Basic", account="alice", now=now)
+        await closed.failed(attempt, now)
+        await closed.failed(attempt, now, "Alice")  # account names fold case
+        assert await wait(closed, guesser, "alice", now) == 300
+        assert await wait(open_, guesser, "ALICE", now + 100) == 200
+        assert await wait(closed, other, "alice", now) is None  # another client: not its
         redis_server.stop()
         with pytest.raises(StoreUnavailable):
-            await closed.retry_after("10.0.0.3", "alice", now)
+            await wait(closed, other, "alice", now)
         with pytest.raises(StoreUnavailable):
-            await closed.failed("10.0.0.3", "alice", now)
-        assert await open_.retry_after("10.0.0.3", "alice", now) is None  # the risk
-        await open_.failed("10.0.0.3", "alice", now)  # swallowed
+            await closed.failed(attempt, now)
+        assert await wait(open_, guesser, "alice", now) is None  # the risk
+        await open_.failed(attempt, now)  # swallowed
         redis_server.start()
-        assert await closed.retry_after("10.0.0.3", "alice", now) is None  # Redis was empty
+        assert await wait(closed, guesser, "alice", now) is None  # Redis was empty
     finally:
         await rs.aclose()

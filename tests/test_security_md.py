@@ -36,6 +36,7 @@ def test_the_threats_the_project_promises_are_all_there() -> None:
                  "header injection", "big or slow input", "secrets in logs",
                  "misconfiguration", "proxies", "spoofed"):
         assert word in titles, word
+    assert "lockout of legitimate users" in titles  # the brute-force guard's trade-off
     assert "## Reporting a vulnerability" in TEXT
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "(SECURITY.md)" in readme

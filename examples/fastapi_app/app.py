@@ -33,6 +33,7 @@ from authguard import (
     HasScopes,
     Identity,
     JWTKey,
+    NetworkPolicy,
     PBKDF2Hasher,
     Public,
     Reason,
@@ -45,7 +46,6 @@ from authguard import (
     protect,
 )
 from authguard.middleware import local_path
-from authguard.net import client_address
 from authguard.problems import EXPOSE_HEADERS
 
 settings = load()
@@ -91,13 +91,19 @@ session = SessionAuthenticator(
     realm="authguard-demo",
 )
 brute_force = BruteForceGuard(
-    per_account=settings.failure_limit, per_client=settings.failure_limit * 20, window=300,
-    store=stores.attempts,
+    per_pair=settings.failure_limit, per_account=settings.failure_limit,
+    per_client=settings.failure_limit * 20, window=300, store=stores.attempts,
 )
 
 guard = AuthGuard(
     authenticators=[basic, bearer, apikey, session],
     brute_force=brute_force,
+    # Behind reverse proxies (AUTHGUARD_DEMO_TRUSTED_PROXIES): the client is the right-most
+    # X-Forwarded-For (or Forwarded) hop that is not one of them, its scheme theirs.
+    network=(NetworkPolicy(trusted_proxies=settings.trusted_proxies, use_forwarded=True,
+                           forwarded_header=settings.forwarded_header)
+             if settings.trusted_proxies else None),
+    require_https=settings.require_https,
 )
 
 app = FastAPI(title="authguard example app", version="0.1.0")
@@ -230,15 +236,17 @@ async def login(
     password: str = Body(max_length=1024),
 ) -> JSONResponse:
     """Check the password and start a session (a new session id every time)."""
-    client = client_address(request.scope, guard.network)
-    now = guard.clock()
-    wait = await brute_force.retry_after(client, username, now)
-    if wait is not None:
-        raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
+    # The passwords of Basic: guesses here and there count together (scheme "Basic").
+    attempt = await brute_force.allowed(request, scheme="Basic", account=username,
+                                        now=guard.clock(), network=guard.network)
+    if attempt.retry_after is not None:
+        raise Refusal(Reason.TOO_MANY_ATTEMPTS,
+                      headers={"Retry-After": str(attempt.retry_after)})
     identity = await passwords.verify(username, password)
     if identity is None:
-        await brute_force.failed(client, username, now)
+        await brute_force.failed(attempt, guard.clock())
         raise Refusal(Reason.CREDENTIALS_INVALID, scheme="Cookie")
+    await brute_force.succeeded(attempt)
     response = JSONResponse({"subject": identity.subject})
     await session.login(request, response, identity.subject, roles=sorted(identity.roles))
     return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class Settings:
     cors_origin: str
     redis_url: str | None
     failure_limit: int
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    require_https: bool = False
 
 
 def load() -> Settings:
@@ -32,4 +36,9 @@ def load() -> Settings:
         cors_origin=env("AUTHGUARD_DEMO_CORS_ORIGIN", "http://localhost:3000"),
         redis_url=env("AUTHGUARD_REDIS_URL") or None,
         failure_limit=int(env("AUTHGUARD_DEMO_FAILURE_LIMIT", "10")),
+        trusted_proxies=tuple(p.strip() for p in env("AUTHGUARD_DEMO_TRUSTED_PROXIES", "")
+                              .split(",") if p.strip()),
+        forwarded_header=("forwarded" if env("AUTHGUARD_DEMO_FORWARDED_HEADER", "").lower()
+                          == "forwarded" else "x-forwarded-for"),
+        require_https=env("AUTHGUARD_DEMO_REQUIRE_HTTPS", "") == "1",
     )

@@ -20,7 +20,7 @@ from typing import Any
 from .guard import AuthGuard
 from .routing import RouteInfo, effective_policy, find_routes, iter_routes
 
-__all__ = ["add_arguments", "audit", "find_guard", "load_app", "run"]
+__all__ = ["add_arguments", "audit", "find_guard", "load_app", "run", "warnings_for"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +83,19 @@ def audit(app: Any, guard: AuthGuard | None) -> list[dict[str, Any]]:
     return [_row(info, guard) for info in iter_routes(routes)]
 
 
+def warnings_for(guard: AuthGuard | None) -> list[str]:
+    """What the configuration leaves open that the routes do not show."""
+    out = []
+    network = guard.network if guard is not None else None
+    if guard is not None and guard.brute_force is not None and (
+            network is None or not network.use_forwarded or not network.trusted_proxies):
+        out.append(
+            "the brute-force guard limits each client address, and network.trusted_proxies "
+            "is not set (with use_forwarded=True): behind a reverse proxy every client "
+            "shares the proxy's address, so one limit. List the proxies in trusted_proxies.")
+    return out
+
+
 def _schemes(row: dict[str, Any]) -> str:
     if row["public"]:
         return "-"
@@ -126,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"authguard routes: {args.guard!r} is not an AuthGuard", file=sys.stderr)
         return 2
     rows = audit(app, guard)
+    for warning in warnings_for(guard):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
     elif sys.stdout.isatty():

@@ -370,7 +370,7 @@ class AuthGuardMiddleware:
             if not authenticator.has_credentials(conn):
                 continue
             if guarded:
-                identity = await self._authenticate(conn, authenticator, client)
+                identity = await self._authenticate(conn, authenticator)
             else:
                 try:
                     identity = await authenticator.authenticate(conn)
@@ -398,26 +398,30 @@ class AuthGuardMiddleware:
         return await requirement.check(
             Context(conn=conn, identity=identity, now=self.guard.clock()))
 
-    async def _authenticate(self, conn: HTTPConnection, authenticator: Authenticator,
-                            client: str | None) -> Identity | None:
-        """One authenticator that found its credentials, behind the brute-force guard."""
+    async def _authenticate(self, conn: HTTPConnection,
+                            authenticator: Authenticator) -> Identity | None:
+        """One authenticator that found its credentials, behind the brute-force guard
+        (its failures count per scheme: see :class:`~authguard.BruteForceGuard`)."""
         guard = self.guard
         bf = guard.brute_force
         assert bf is not None  # noqa: S101 - called only with a guard
         account = authenticator.account(conn)
-        if client is None:
-            client = client_address(conn.scope, guard.network)
-        wait = await bf.retry_after(client, account, guard.clock())
-        if wait is not None:
-            raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
+        attempt = await bf.allowed(conn, scheme=authenticator.scheme, account=account,
+                                   now=guard.clock(), network=guard.network)
+        if attempt.retry_after is not None:
+            raise Refusal(Reason.TOO_MANY_ATTEMPTS,
+                          headers={"Retry-After": str(attempt.retry_after)})
         try:
-            return await authenticator.authenticate(conn)
+            identity = await authenticator.authenticate(conn)
         except Refusal as refusal:
             if refusal.reason in (Reason.CREDENTIALS_INVALID, Reason.CREDENTIALS_MALFORMED):
-                await bf.failed(client, refusal.account or account, guard.clock())
+                await bf.failed(attempt, guard.clock(), refusal.account)
             if refusal.scheme is None:
                 refusal.scheme = authenticator.scheme
             raise
+        if identity is not None:
+            await bf.succeeded(attempt)
+        return identity
 
     # -- rendering -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from starlette.types import Scope
 
 from .errors import ConfigurationError
 
-__all__ = ["NetworkPolicy", "client_address", "request_scheme"]
+__all__ = ["NetworkPolicy", "client_address", "forwarded_by_untrusted", "request_scheme"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -177,3 +177,24 @@ def request_scheme(scope: Scope, policy: NetworkPolicy | None) -> str:
     if proto in ("ws", "wss"):
         return proto
     return scheme
+
+
+_FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"})
+
+
+def forwarded_by_untrusted(scope: Scope, policy: NetworkPolicy | None) -> str | None:
+    """The peer's address when the request carries forwarding headers that are not
+    believed (no ``use_forwarded``, or a peer outside ``trusted_proxies``), else ``None``.
+
+    Such a peer is likely a reverse proxy that the configuration does not name: every
+    client behind it then has the proxy's address (and shares its per-client limits).
+    """
+    client = scope.get("client")
+    peer = client[0] if client else None
+    if peer is None:
+        return None
+    if policy is not None and policy.use_forwarded and policy._is_trusted(_ip(peer)):
+        return None
+    if any(name in _FORWARDING for name, _ in scope.get("headers", ())):
+        return str(peer)
+    return None

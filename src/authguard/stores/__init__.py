@@ -3,6 +3,7 @@ protocols for apps that run on many replicas."""
 
 from .base import (
     AttemptStore,
+    FailureWindow,
     NonceStore,
     RevocationStore,
     SessionRecord,
@@ -18,6 +19,7 @@ from .memory import (
 
 __all__ = [
     "AttemptStore",
+    "FailureWindow",
     "MemoryAttemptStore",
     "MemoryNonceStore",
     "MemoryRevocationStore",

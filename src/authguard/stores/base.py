@@ -7,13 +7,16 @@ replicas). Times are seconds since the epoch; every record has a TTL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..errors import AuthUnavailable
 
 __all__ = [
+    "NO_FAILURES",
     "AttemptStore",
+    "FailureWindow",
     "NonceStore",
     "RevocationStore",
     "SessionRecord",
@@ -26,16 +29,39 @@ class StoreUnavailable(AuthUnavailable):
     """The store could not be reached in time; the decision fails closed (503)."""
 
 
+@dataclass(frozen=True, slots=True)
+class FailureWindow:
+    """The failures of one key within the window: how many, the oldest and the newest."""
+
+    count: int
+    oldest: float | None
+    newest: float | None
+
+
+NO_FAILURES = FailureWindow(0, None, None)
+
+
 @runtime_checkable
 class AttemptStore(Protocol):
-    """Failed-attempt counters over a sliding window."""
+    """Failed-attempt counters over a sliding window, several keys per call (one round trip).
 
-    async def add_failure(self, key: str, now: float, window: float) -> None:
-        """Record one failure for ``key`` at ``now``."""
+    Each key is recorded with its *limit*, the count at which the brute-force guard acts on
+    it. A store that must forget keys to stay bounded forgets keys below their limit first,
+    the least recently failed first, so that flooding it with new keys cannot reset a limit
+    that has been reached.
+    """
+
+    async def add_failures(self, keys: Mapping[str, int], now: float, window: float) -> None:
+        """Record one failure at ``now`` for each key (mapped to its limit)."""
         ...
 
-    async def failures(self, key: str, now: float, window: float) -> tuple[int, float | None]:
-        """Failures of ``key`` within ``window`` seconds before ``now``, and the oldest one."""
+    async def failures(self, keys: Sequence[str], now: float, window: float
+                       ) -> list[FailureWindow]:
+        """Each key's failures within ``window`` seconds before ``now``, in order."""
+        ...
+
+    async def clear(self, key: str) -> None:
+        """Forget ``key``'s failures (a client that then got in)."""
         ...
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
 
-from .base import SessionRecord, StoreUnavailable
+from ..errors import ConfigurationError
+from .base import NO_FAILURES, FailureWindow, SessionRecord, StoreUnavailable
 
 __all__ = [
     "MemoryAttemptStore",
@@ -63,40 +64,100 @@ class _Expiring:
             del self._data[key]
 
 
+class _Counter:
+    """One key's failure times (oldest first) and the limit it was recorded with."""
+
+    __slots__ = ("limit", "times")
+
+    def __init__(self, limit: int, max_len: int) -> None:
+        self.limit = limit
+        self.times: deque[float] = deque(maxlen=max_len)
+
+
 class MemoryAttemptStore:
-    """Sliding-window failure counters in a dict of deques (bounded per key and in keys)."""
+    """Sliding-window failure counters for one process, bounded in keys and per key.
+
+    Keys below their limit and keys at it are kept apart, each ordered by their latest
+    failure. At ``max_keys`` keys, a new key makes room by forgetting a key below its
+    limit, the least recently failed first (a key whose failures have all left the window
+    goes first of all). A key at its limit (a locked client, a throttled account) is
+    forgotten only when every one of the ``max_keys`` keys is at its limit: an attacker
+    must keep that many keys locked at once, within one window, to reset a lock.
+
+    Args:
+        max_keys: Keys kept at most (about 1 KB each: 100 MB for the default).
+        max_per_key: Newest failures kept per key (a count never reads higher).
+    """
 
     def __init__(self, *, max_keys: int = 100_000, max_per_key: int = 10_000) -> None:
-        self._data: dict[str, deque[float]] = {}
+        if max_keys < 1 or max_per_key < 1:
+            raise ConfigurationError("max_keys/max_per_key: must be at least 1")
+        self._open: OrderedDict[str, _Counter] = OrderedDict()
+        self._locked: OrderedDict[str, _Counter] = OrderedDict()
         self._max_keys = max_keys
         self._max_per_key = max_per_key
 
-    def _trim(self, key: str, now: float, window: float) -> deque[float] | None:
-        q = self._data.get(key)
-        if q is None:
-            return None
-        while q and q[0] <= now - window:
-            q.popleft()
-        if not q:
-            del self._data[key]
-            return None
-        return q
+    def __len__(self) -> int:
+        return len(self._open) + len(self._locked)
 
-    async def add_failure(self, key: str, now: float, window: float) -> None:
-        """Record one failure for ``key``."""
-        q = self._trim(key, now, window)
-        if q is None:
-            if len(self._data) >= self._max_keys:
-                self._data.pop(next(iter(self._data)))
-            q = self._data[key] = deque(maxlen=self._max_per_key)
-        q.append(now)
+    def _trim(self, key: str, now: float, window: float) -> _Counter | None:
+        """``key``'s counter without the failures that left the window (``None``: none)."""
+        counter = self._open.get(key)
+        locked = counter is None
+        if locked:
+            counter = self._locked.get(key)
+            if counter is None:
+                return None
+        assert counter is not None  # noqa: S101 - for mypy
+        times = counter.times
+        while times and times[0] <= now - window:
+            times.popleft()
+        if not times:
+            del (self._locked if locked else self._open)[key]
+            return None
+        if locked and len(times) < counter.limit:
+            del self._locked[key]
+            self._open[key] = counter
+            first = next(iter(self._open.values()))
+            if first.times[-1] >= times[-1]:  # older than the least recent: first out
+                self._open.move_to_end(key, last=False)
+        return counter
 
-    async def failures(self, key: str, now: float, window: float) -> tuple[int, float | None]:
-        """Count and oldest timestamp of ``key``'s failures within the window."""
-        q = self._trim(key, now, window)
-        if q is None:
-            return 0, None
-        return len(q), q[0]
+    def _make_room(self) -> None:
+        while len(self) >= self._max_keys:
+            (self._open or self._locked).popitem(last=False)
+
+    async def add_failures(self, keys: Mapping[str, int], now: float, window: float) -> None:
+        """Record one failure at ``now`` for each key (mapped to its limit)."""
+        for key, limit in keys.items():
+            counter = self._trim(key, now, window)
+            if counter is None:
+                self._make_room()
+                counter = _Counter(limit, self._max_per_key)
+            else:
+                (self._locked if key in self._locked else self._open).pop(key)
+            counter.limit = limit
+            counter.times.append(now)
+            # re-inserted: the most recently failed key is last in its dict
+            (self._locked if len(counter.times) >= limit else self._open)[key] = counter
+
+    async def failures(self, keys: Sequence[str], now: float, window: float
+                       ) -> list[FailureWindow]:
+        """Each key's count, oldest and newest failure within the window."""
+        out = []
+        for key in keys:
+            counter = self._trim(key, now, window)
+            if counter is None:
+                out.append(NO_FAILURES)
+            else:
+                times = counter.times
+                out.append(FailureWindow(len(times), times[0], times[-1]))
+        return out
+
+    async def clear(self, key: str) -> None:
+        """Forget ``key``'s failures."""
+        self._open.pop(key, None)
+        self._locked.pop(key, None)
 
 
 class MemoryRevocationStore:

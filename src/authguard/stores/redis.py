@@ -28,7 +28,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,7 +38,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ..errors import ConfigurationError
-from .base import SessionRecord, StoreUnavailable
+from .base import NO_FAILURES, FailureWindow, SessionRecord, StoreUnavailable
 
 __all__ = [
     "RedisAttemptStore",
@@ -117,37 +117,57 @@ class RedisAttemptStore(_RedisStore):
             raise ConfigurationError("max_per_key: must be at least 1")
         self.max_per_key = max_per_key
 
-    async def add_failure(self, key: str, now: float, window: float) -> None:
-        """Record one failure for ``key`` at ``now`` (one ``MULTI`` round trip)."""
-        rkey = self._key("fail", key)
+    async def add_failures(self, keys: Mapping[str, int], now: float, window: float) -> None:
+        """Record one failure at ``now`` for each key (one ``MULTI`` round trip).
+
+        The limits are not needed here: every key expires one window after its latest
+        failure, and Redis is sized (``maxmemory``) by its operator.
+        """
+        rkeys = [self._key("fail", key) for key in keys]
         member = f"{now!r}:{secrets.token_hex(6)}"
 
         async def call() -> None:
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(rkey, "-inf", now - window)
-                pipe.zadd(rkey, {member: now})
-                pipe.zremrangebyrank(rkey, 0, -(self.max_per_key + 1))
-                pipe.pexpire(rkey, _ms(window))
+                for rkey in rkeys:
+                    pipe.zremrangebyscore(rkey, "-inf", now - window)
+                    pipe.zadd(rkey, {member: now})
+                    pipe.zremrangebyrank(rkey, 0, -(self.max_per_key + 1))
+                    pipe.pexpire(rkey, _ms(window))
                 await pipe.execute()
 
-        await self._run("add_failure", call)
+        await self._run("add_failures", call)
 
-    async def failures(self, key: str, now: float, window: float) -> tuple[int, float | None]:
-        """Failures of ``key`` within the window, and the oldest one (one round trip)."""
-        rkey = self._key("fail", key)
+    async def failures(self, keys: Sequence[str], now: float, window: float
+                       ) -> list[FailureWindow]:
+        """Each key's failures within the window, the oldest and the newest (one round
+        trip)."""
+        rkeys = [self._key("fail", key) for key in keys]
 
         async def call() -> list[Any]:
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(rkey, "-inf", now - window)
-                pipe.zcard(rkey)
-                pipe.zrange(rkey, 0, 0, withscores=True)
+                for rkey in rkeys:
+                    pipe.zremrangebyscore(rkey, "-inf", now - window)
+                    pipe.zcard(rkey)
+                    pipe.zrange(rkey, 0, 0, withscores=True)
+                    pipe.zrange(rkey, -1, -1, withscores=True)
                 result: list[Any] = await pipe.execute()
                 return result
 
-        _, count, oldest = await self._run("failures", call)
-        if not count or not oldest:
-            return 0, None
-        return int(count), float(oldest[0][1])
+        result = await self._run("failures", call)
+        out = []
+        for i in range(len(rkeys)):
+            _, count, oldest, newest = result[4 * i:4 * i + 4]
+            if not count or not oldest or not newest:
+                out.append(NO_FAILURES)
+            else:
+                out.append(FailureWindow(int(count), float(oldest[0][1]),
+                                         float(newest[0][1])))
+        return out
+
+    async def clear(self, key: str) -> None:
+        """Forget ``key``'s failures."""
+        rkey = self._key("fail", key)
+        await self._run("clear", lambda: self.client.delete(rkey))
 
 
 # Keep the latest "not before": set it only if it is later than the stored one; the TTL is
