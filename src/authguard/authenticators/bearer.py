@@ -34,6 +34,7 @@ from ..formbody import FORM_TOKENS
 from ..identity import Identity
 from ..reasons import Reason
 from ..stores.base import RevocationStore
+from .dpop import refuse_bound_bearer
 from .keys import JWTKey, KeySource, StaticKeys
 
 __all__ = ["BearerAuthenticator"]
@@ -198,6 +199,15 @@ class BearerAuthenticator:
         token = self._token(conn)
         if token is None:
             return None
+        identity = await self.verify_token(token)
+        refuse_bound_bearer(identity)  # RFC 9449 §7.2: a DPoP-bound token needs its proof
+        return identity
+
+    async def verify_token(self, token: str | bytes) -> Identity:
+        """Verify one access token (wherever it came from, e.g. a DPoP authenticator's
+        ``Authorization: DPoP`` header): its identity, or raise a Refusal."""
+        if isinstance(token, str):
+            token = token.encode("latin-1", "replace")
         now = self._now()
         digest = sha256(token).digest() if self.cache_size else b""
         hit = self._cache.get(digest) if self.cache_size else None
