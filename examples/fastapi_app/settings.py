@@ -17,6 +17,8 @@ class Settings:
     cors_origin: str
     redis_url: str | None
     failure_limit: int
+    dpop_nonce: bool = False
+    dpop_nonce_secret: str = "demo-dpop-nonce-secret-0123456789abcdef"
 
 
 def load() -> Settings:
@@ -32,4 +34,7 @@ def load() -> Settings:
         cors_origin=env("AUTHGUARD_DEMO_CORS_ORIGIN", "http://localhost:3000"),
         redis_url=env("AUTHGUARD_REDIS_URL") or None,
         failure_limit=int(env("AUTHGUARD_DEMO_FAILURE_LIMIT", "10")),
+        dpop_nonce=env("AUTHGUARD_DEMO_DPOP_NONCE", "") == "1",
+        dpop_nonce_secret=env("AUTHGUARD_DEMO_DPOP_NONCE_SECRET",
+                              "demo-dpop-nonce-secret-0123456789abcdef"),
     )
