@@ -16,6 +16,7 @@ from authguard.authenticators.dpop_proof import access_token_hash, jwk_thumbprin
 from tokens import mint
 
 _UNSET: Any = object()
+_SHARED: ClientKey | None = None
 
 
 @dataclass
@@ -24,6 +25,14 @@ class ClientKey:
 
     private: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+
+    @classmethod
+    def shared(cls) -> ClientKey:
+        """One key for the whole run (property tests make many proofs)."""
+        global _SHARED
+        if _SHARED is None:
+            _SHARED = cls()
+        return _SHARED
 
     @property
     def jwk(self) -> dict[str, Any]:

@@ -4,11 +4,16 @@ downgrade of a bound token to Bearer (§7.2); nonces (§8, §9); configuration m
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -330,3 +335,49 @@ async def test_the_replay_store_is_the_one_given(key: ClientKey) -> None:
         assert (await c.get("/me", headers=headers)).status_code == 200
     async with asgi_client(make_app(replays=store)) as c:  # another "replica", same store
         assert (await c.get("/me", headers=headers)).json()["reason"] == "dpop_proof_replayed"
+
+
+async def test_a_bare_dpop_scheme_is_malformed(key: ClientKey) -> None:
+    async with asgi_client(make_app()) as c:
+        for value in ("DPoP", "DPoP ", "DPoP a b", "DPoP é"):
+            r = await c.get("/me", headers={"Authorization": value.encode("utf-8")})
+            assert r.status_code == 401
+            assert r.json()["reason"] == "credentials_malformed", value
+            assert challenges(r)["DPoP"].params["error"] == "invalid_token"
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+_FUZZ_APP = make_app()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(header=st.dictionaries(st.sampled_from(["typ", "alg", "jwk", "crit", "kid", "x"]),
+                              JSON, max_size=4),
+       claims=st.dictionaries(st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce"]),
+                              JSON, max_size=6),
+       raw=st.binary(max_size=64))
+async def test_arbitrary_proofs_get_a_401_never_a_500(header: dict[str, Any],
+                                                      claims: dict[str, Any],
+                                                      raw: bytes) -> None:
+    key = ClientKey.shared()
+    token = bound_token(key)
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    full = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk, **header}
+    valid = jwt.decode(proof(key, "GET", URL, token), options={"verify_signature": False})
+    # the random members over a valid proof's: each check meets values of every JSON type
+    head = b64(json.dumps(full).encode()) + b"." + b64(json.dumps({**valid, **claims}).encode())
+    # validly signed by the key in the header (whatever the header says), and garbage
+    signature = ECAlgorithm(ECAlgorithm.SHA256).sign(head, key.private)
+    async with asgi_client(_FUZZ_APP) as c:
+        for i, value in enumerate((head + b"." + b64(signature), head + b"." + b64(raw), raw)):
+            r = await c.get("/me", headers=[(b"authorization", f"DPoP {token}".encode()),
+                                            (b"dpop", value.replace(b"\n", b""))])
+            # only a signed proof whose random members happen to be valid may pass
+            assert r.status_code == 401 or (i == 0 and r.status_code == 200)

@@ -170,7 +170,7 @@ class DPoPAuthenticator:
 
     def has_credentials(self, conn: HTTPConnection) -> bool:
         """Whether an ``Authorization: DPoP …`` header is present."""
-        return any(name == b"authorization" and value[:5].lower() == b"dpop "
+        return any(name == b"authorization" and _is_dpop(value)
                    for name, value in conn.scope["headers"])
 
     def account(self, conn: HTTPConnection) -> str | None:
@@ -255,7 +255,7 @@ class DPoPAuthenticator:
 
     def _token(self, conn: HTTPConnection) -> str | None:
         found: list[bytes] = [v for n, v in conn.scope["headers"] if n == b"authorization"]
-        mine = [v for v in found if v[:5].lower() == b"dpop "]
+        mine = [v for v in found if _is_dpop(v)]
         if not mine:
             return None
         if len(found) > 1:
@@ -287,6 +287,11 @@ class DPoPAuthenticator:
         if base is None:  # a Host that is not a host: no proof can match it
             return ""
         return base.rstrip("/") + (path or "/")
+
+
+def _is_dpop(value: bytes) -> bool:
+    """``DPoP <token>`` (or a bare ``DPoP``: then a malformed one)."""
+    return value[:5].lower() == b"dpop " or value.lower() == b"dpop"
 
 
 def _method(conn: HTTPConnection) -> str:
