@@ -30,6 +30,7 @@ from authguard import (
     DPoPNonces,
     HasScopes,
     JWTKey,
+    Reason,
     protect,
 )
 from authguard.challenges import Challenge, parse_www_authenticate
@@ -381,3 +382,33 @@ async def test_arbitrary_proofs_get_a_401_never_a_500(header: dict[str, Any],
                                             (b"dpop", value.replace(b"\n", b""))])
             # only a signed proof whose random members happen to be valid may pass
             assert r.status_code == 401 or (i == 0 and r.status_code == 200)
+
+
+async def test_any_token_verifier_composes_introspection_style(key: ClientKey) -> None:
+    from authguard import Identity, Refusal, TokenVerifier
+
+    class Introspection:
+        """What an RFC 7662 client gives: the answer's members as claims, cnf included."""
+
+        async def verify_token(self, token: str) -> Identity:
+            if token != "opaque-token-1":
+                raise Refusal(Reason.CREDENTIALS_INVALID)
+            return Identity(subject="carol", scheme="Bearer", scopes=frozenset({"a"}),
+                            claims={"active": True, "cnf": {"jkt": key.jkt}})
+
+    assert isinstance(Introspection(), TokenVerifier)
+    dpop = DPoPAuthenticator(tokens=Introspection())
+
+    async def me(request: Request) -> JSONResponse:
+        return JSONResponse({"subject": request.user.subject, "scheme": request.user.scheme})
+
+    app = Starlette(routes=[protect(Authenticated())(Route("/me", me))])
+    app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(authenticators=[dpop]))
+    async with asgi_client(app) as c:
+        ok = await c.get("/me", headers=dpop_headers(
+            "opaque-token-1", proof(key, "GET", URL, "opaque-token-1")))
+        assert ok.json() == {"subject": "carol", "scheme": "DPoP"}
+        bad = await c.get("/me", headers=dpop_headers(
+            "opaque-token-2", proof(key, "GET", URL, "opaque-token-2")))
+        assert bad.json()["reason"] == "credentials_invalid"
+        assert challenges(bad)["DPoP"].params["error"] == "invalid_token"
