@@ -838,7 +838,7 @@ def test_head_request(example_server: str, explain: Explain) -> None:
     assert rc == 1 and data["method"] == "HEAD"
     assert (data["status"], data["reason"], data["reason_source"]) == (
         401, "credentials_missing", "status")  # no body: inferred, as for any server
-    assert len(data["challenges"]) == 4
+    assert len(data["challenges"]) == 5
 
 
 def test_a_server_cannot_send_terminal_escape_sequences(plain_server: str,
