@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jwt.algorithms import ECAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from authguard.authenticators.dpop_proof import jwk_thumbprint
 from authguard.challenges import parse_www_authenticate
 from dpop_helpers import ClientKey, bound_token
 from helpers import IN_CI, need, uvicorn_server
+from tokens import mint
 
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +39,17 @@ def _need_packages() -> None:
         pytest.skip(message)
 
 
-def run_interop(base: str, path: str, *, nonce: bool) -> dict[str, Any]:
-    key = ClientKey()
-    token = bound_token(key, scope="reports:read")
-    data = {"base": base, "path": path, "token": token, "nonce": nonce,
-            "jwk": ECAlgorithm.to_jwk(key.private, as_dict=True)}
+def run_interop(base: str, path: str, *, nonce: bool, edwards: bool = False
+                ) -> dict[str, Any]:
+    if edwards:
+        private = OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate(), as_dict=True)
+        public = {k: private[k] for k in ("kty", "crv", "x")}
+        token = mint("alice", scope="reports:read", cnf={"jkt": jwk_thumbprint(public)})
+    else:
+        key = ClientKey()
+        token = bound_token(key, scope="reports:read")
+        private = ECAlgorithm.to_jwk(key.private, as_dict=True)
+    data = {"base": base, "path": path, "token": token, "nonce": nonce, "jwk": private}
     done = subprocess.run(["node", "interop.mjs"], cwd=NODE_DIR, input=json.dumps(data),
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -138,3 +147,11 @@ def test_the_nonce_dance_completes_with_oauth4webapi_alone(nonce_server: str) ->
     first, second = result["oauth4webapi"]
     assert first["nonce_error"] is True and first["status"] == 401
     assert second["status"] == 200 and second["body"]["subject"] == "alice"
+
+
+def test_ed25519_proofs_from_panvas_dpop_are_accepted(plain_server: str) -> None:
+    # dpop signs Ed25519 keys with RFC 9864's fully-specified alg "Ed25519"
+    result = run_interop(plain_server, "/dpop/me", nonce=False, edwards=True)
+    assert result["valid"]["status"] == 200, result["valid"]
+    assert result["wrong_htu"]["dpop_check"] == "htu"
+    assert result["oauth4webapi"][0]["status"] == 200

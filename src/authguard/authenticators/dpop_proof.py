@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import jwt
+from jwt.algorithms import OKPAlgorithm
 from jwt.utils import base64url_decode, base64url_encode
 
 from ..errors import ConfigurationError
@@ -52,9 +53,10 @@ _KEY_OF: Mapping[str, tuple[str, frozenset[str] | None]] = {
     "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
     "PS256": ("RSA", None), "PS384": ("RSA", None), "PS512": ("RSA", None),
     "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
+    "Ed25519": ("OKP", frozenset({"Ed25519"})),  # RFC 9864
 }
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
-                                       "RS256", "EdDSA")
+                                       "RS256", "EdDSA", "Ed25519")
 """Algorithms accepted by default, advertised in the challenge's ``algs``."""
 
 # RFC 9449 §4.3 check 7: the header's key must be public. Members of private JWKs
@@ -171,12 +173,12 @@ class ProofReader:
         self.algorithms = tuple(algorithms)
         self.max_bytes = max_bytes
         self._keys: dict[str, _Key] = {}
-        self._jwt = jwt.PyJWT(options={
-            "verify_signature": True, "verify_exp": False, "verify_nbf": False,
-            "verify_iat": False, "verify_aud": False, "verify_iss": False,
-            "verify_sub": False, "verify_jti": False, "require": [],
-            "enforce_minimum_key_length": True,
-        })
+        # The claims are DPoP's, checked by check_claims: only the JWS is pyjwt's here.
+        self._jws = jwt.PyJWS(options={"verify_signature": True,
+                                       "enforce_minimum_key_length": True})
+        # RFC 9864's fully-specified "Ed25519" (what panva's dpop signs with) is pyjwt's
+        # EdDSA restricted to that curve (the key check above enforces the curve).
+        self._jws.register_algorithm("Ed25519", OKPAlgorithm())
 
     def read(self, proof: str) -> Proof:
         """Verify ``proof``'s shape, header and signature.
@@ -195,18 +197,20 @@ class ProofReader:
         if known is None:
             known = self._key(parts[0])
         try:
-            decoded = self._jwt.decode_complete(proof, known.key,
-                                                algorithms=[known.key.algorithm_name])
+            decoded = self._jws.decode_complete(proof, known.key.key,
+                                                algorithms=[known.header["alg"]])
+            claims = json.loads(decoded["payload"])
         except jwt.InvalidSignatureError:
             raise ProofError("signature", "The DPoP proof's signature does not verify with "
                              "the key in its 'jwk' header.") from None
         except (jwt.InvalidKeyError, jwt.PyJWKError):
             raise ProofError("jwk", "The DPoP proof's key is too weak for its algorithm."
                              ) from None
-        except (jwt.InvalidTokenError, ValueError, TypeError):
-            raise ProofError("shape", "The DPoP proof's payload is not a JSON object."
-                             ) from None
-        return Proof(known.header, decoded["payload"], known.thumbprint)
+        except (jwt.InvalidTokenError, ValueError, TypeError, RecursionError):
+            claims = None
+        if not isinstance(claims, dict):
+            raise ProofError("shape", "The DPoP proof's payload is not a JSON object.")
+        return Proof(known.header, claims, known.thumbprint)
 
     def _key(self, segment: str) -> _Key:
         try:
@@ -236,7 +240,7 @@ class ProofReader:
                              f"(kty {kty}" + (f", crv {'/'.join(sorted(curves))}"
                                               if curves else "") + ").")
         try:
-            key = jwt.PyJWK(jwk, algorithm=alg)
+            key = jwt.PyJWK(jwk, algorithm="EdDSA" if alg == "Ed25519" else alg)
             thumbprint = jwk_thumbprint(jwk)
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
             # pyjwt's messages quote the key: not repeated here

@@ -1,6 +1,7 @@
 // DPoP proofs made by panva's `dpop` and requests sent by `oauth4webapi`, against an
 // authguard server. Reads one JSON object on stdin:
-//   {base, path, token, jwk (the private ES256 JWK the token is bound to), nonce: bool}
+//   {base, path, token, jwk (the private ES256 or Ed25519 JWK the token is bound to),
+//    nonce: bool}
 // and prints one JSON object: the status, reason and challenges of each scenario.
 import * as dpop from 'dpop'
 import * as oauth from 'oauth4webapi'
@@ -16,7 +17,7 @@ const htu = url.href
 
 async function importPair (jwk) {
   const { d, ...pub } = jwk
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' }
+  const algorithm = jwk.kty === 'OKP' ? { name: 'Ed25519' } : { name: 'ECDSA', namedCurve: 'P-256' }
   return {
     privateKey: await crypto.subtle.importKey('jwk', jwk, algorithm, false, ['sign']),
     publicKey: await crypto.subtle.importKey('jwk', pub, algorithm, true, ['verify'])
