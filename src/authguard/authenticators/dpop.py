@@ -218,7 +218,8 @@ class DPoPAuthenticator:
                 raise ProofError("shape", "Send exactly one 'DPoP' header.")
             proof = self.reader.read(proofs[0].decode("latin-1"))
             now = self._clock()
-            check_claims(proof.claims, method=_method(conn), uri=self._uri(conn), now=now,
+            method = conn.scope.get("method", "GET")  # a websocket handshake is a GET
+            check_claims(proof.claims, method=method, uri=self._uri(conn), now=now,
                          max_age=self.max_age, leeway=self.leeway, token=token)
         except ProofError as exc:
             raise _invalid(exc) from None
@@ -239,7 +240,8 @@ class DPoPAuthenticator:
         if not isinstance(jkt, str):
             raise Refusal(Reason.CREDENTIALS_INVALID, "The access token is not bound to a "
                           "key (no 'cnf.jkt'): it is a Bearer token.", scheme=_SCHEME)
-        if not _same(jkt, proof.thumbprint):  # §6.1, §7.1
+        if not hmac.compare_digest(jkt.encode("ascii", "replace"),  # §6.1, §7.1
+                                   proof.thumbprint.encode("ascii")):
             raise _invalid(ProofError("jkt", "The DPoP proof is signed by a key other than "
                                       "the one the access token is bound to ('cnf.jkt')."))
         jti = str(proof.claims["jti"])
@@ -292,15 +294,6 @@ class DPoPAuthenticator:
 def _is_dpop(value: bytes) -> bool:
     """``DPoP <token>`` (or a bare ``DPoP``: then a malformed one)."""
     return value[:5].lower() == b"dpop " or value.lower() == b"dpop"
-
-
-def _method(conn: HTTPConnection) -> str:
-    method: str = conn.scope.get("method", "GET")  # a websocket handshake is a GET
-    return method
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("ascii", "replace"), b.encode("ascii"))
 
 
 def _invalid(exc: ProofError) -> Refusal:
