@@ -67,3 +67,10 @@ async def test_openapi_declares_the_dpop_scheme_with_the_routes_scopes() -> None
     assert "ES256" in scheme["description"]
     assert doc["paths"]["/reports"]["get"]["security"] == [{"DPoP": ["reports:read"]}]
     assert "401" in doc["paths"]["/reports"]["get"]["responses"]
+
+
+def test_the_rfc_9728_members_name_the_algorithms_and_the_requirement() -> None:
+    dpop = DPoPAuthenticator(tokens=make_bearer(), algorithms=["ES256", "EdDSA"])
+    assert dpop.metadata() == {"dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
+                               "dpop_bound_access_tokens_required": False}
+    assert dpop.metadata(required=True)["dpop_bound_access_tokens_required"] is True

@@ -161,6 +161,12 @@ class DPoPAuthenticator:
         self._plain = Challenge(_SCHEME, self._params)
         self._by_reason: dict[Reason, Challenge] = {}
 
+    def metadata(self, *, required: bool = False) -> dict[str, Any]:
+        """The RFC 9728 §2 members for this resource: the proof algorithms, and whether
+        only DPoP-bound tokens are accepted (``required``)."""
+        return {"dpop_signing_alg_values_supported": list(self.algorithms),
+                "dpop_bound_access_tokens_required": required}
+
     # -- the protocol ----------------------------------------------------------------------
 
     @property
