@@ -80,6 +80,7 @@ ALGORITHMS = ("HS256", "RS256", "ES256", "EdDSA")
 
 HAS_BEARER = hasattr(authguard, "BearerAuthenticator")
 HAS_SESSION = hasattr(authguard, "SessionAuthenticator")
+HAS_DPOP = hasattr(authguard, "DPoPAuthenticator")
 
 
 # -- keys, tokens, passwords -----------------------------------------------------------
@@ -239,6 +240,31 @@ def bearer_authenticator(m: Material, alg: str, *, cache: bool) -> Any:
            else JWTKey.from_pem(m.public_pem[alg], alg))
     return authguard.BearerAuthenticator(  # type: ignore[attr-defined]
         key=key, issuer=ISSUER, audience=AUDIENCE, cache_size=10_000 if cache else 0)
+
+
+class _EveryProofIsNew:
+    """A replay store that accepts every ``jti``: the benchmark sends one proof again and
+    again, so the cost measured is the proof's checks, not the store (one dict write in
+    memory, one round trip to Redis)."""
+
+    async def consume(self, nonce: str, ttl: float) -> bool:
+        return True
+
+
+def dpop_case(m: Material, *, cache: bool) -> tuple[Any, str, str]:
+    """A DPoP authenticator over an HS256 Bearer verifier (so the row's extra cost over
+    ``JWT HS256`` is the DPoP proof: an ES256 signature per request), a bound token and a
+    proof for ``GET http://bench.local/private``, with the clock at the proof's ``iat``."""
+    from authguard.client import DPoPKey
+
+    key = DPoPKey(m.private["ES256"])
+    token = m.token("HS256", cnf={"jkt": key.jkt})
+    now = time.time()
+    proof = key.proof("GET", "http://bench.local/private", access_token=token, now=now)
+    dpop = authguard.DPoPAuthenticator(  # type: ignore[attr-defined]
+        tokens=bearer_authenticator(m, "HS256", cache=cache), replays=_EveryProofIsNew(),
+        clock=lambda: now)
+    return dpop, token, proof
 
 
 def session_authenticator() -> Any:

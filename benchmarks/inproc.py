@@ -182,6 +182,17 @@ async def build_cases(m: Material) -> list[Case]:
                  Cell(st_app, "/private", bad), Cell(fa_app, "/private", bad)),
         ]
 
+    if apps.HAS_DPOP:
+        for cache, when in ((False, "first"), (True, "repeat")):
+            dpop, token, proof = apps.dpop_case(m, cache=cache)
+            headers = [_hdr("authorization", "DPoP " + token), _hdr("dpop", proof)]
+            cases.append(Case(
+                f"dpop_{when}", "DPoP (ES256 proof, HS256 token), "
+                + ("first sight of the token" if not cache else "repeated token"),
+                Cell(apps.authguard_app(dpop), "/private", headers, expect=200), None, None,
+                note="beside 'JWT HS256': the proof's signature is checked on every request; "
+                     "no peer supports DPoP"))
+
     ag_session = None
     if apps.HAS_SESSION:
         authenticator = apps.session_authenticator()

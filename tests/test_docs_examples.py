@@ -7,6 +7,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from helpers import asgi_client
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -34,3 +36,33 @@ async def test_quickstart_behaves_as_documented() -> None:
         assert r.status_code == 403
         r = await c.get("/me", headers={"X-API-Key": "key-for-alice-0123456789"})
         assert r.status_code == 200
+
+
+async def test_the_dpop_example_behaves_as_documented() -> None:
+    import jwt
+
+    from authguard.client import DPoPAuth, DPoPKey, InvalidDPoPProof
+
+    module = load("dpop_app")
+    key = DPoPKey.generate()
+    token = jwt.encode({"sub": "ann", "iss": "https://issuer.example", "aud": "my-api",
+                        "exp": 2_000_000_000, "scope": "reports:read",
+                        "cnf": {"jkt": key.jkt}}, module.SECRET, algorithm="HS256")
+    plain = jwt.encode({"sub": "ann", "iss": "https://issuer.example", "aud": "my-api",
+                        "exp": 2_000_000_000, "scope": "reports:read"}, module.SECRET,
+                       algorithm="HS256")
+    base = "https://api.example.com"
+    async with asgi_client(module.app, base_url=base) as c:
+        r = await c.get("/reports", auth=DPoPAuth(token, key))  # one nonce round trip
+        assert r.json() == {"subject": "ann", "scheme": "DPoP"}
+        r = await c.get("/reports", headers={"Authorization": f"Bearer {plain}"})
+        assert r.json()["scheme"] == "Bearer"
+        r = await c.get("/payouts", headers={"Authorization": f"Bearer {plain}"})
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith("DPoP ")
+        assert (await c.get("/payouts", auth=DPoPAuth(token, key))).status_code == 200
+    async with asgi_client(module.app, base_url="http://elsewhere.test") as c:
+        # a proof for another origin than the configured one: htu fails (before the nonce)
+        with pytest.raises(InvalidDPoPProof) as err:
+            await c.get("/reports", auth=DPoPAuth(token, key))
+        assert err.value.check == "htu"

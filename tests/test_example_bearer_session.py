@@ -31,12 +31,12 @@ def bearer_challenge(r: httpx.Response) -> dict[str, str]:
     raise AssertionError("no Bearer challenge")
 
 
-def test_me_offers_four_challenges_without_error(example_server: str) -> None:
+def test_me_offers_a_challenge_per_scheme_without_error(example_server: str) -> None:
     with http_client(example_server) as c:
         r = c.get("/me")
     schemes = [parse_www_authenticate(x)[0].scheme
                for x in r.headers.get_list("www-authenticate")]
-    assert schemes == ["Basic", "Bearer", "ApiKey", "Cookie"]
+    assert schemes == ["Basic", "Bearer", "ApiKey", "Cookie", "DPoP"]
     assert bearer_challenge(r) == {"realm": "authguard-demo"}
     cookie = parse_www_authenticate(r.headers.get_list("www-authenticate")[3])[0]
     assert cookie.params["form-action"] == "/login"

@@ -11,7 +11,7 @@ from helpers import http_client
 pytestmark = pytest.mark.e2e
 
 KINDS = {"Basic": ("http", "basic"), "Bearer": ("http", "bearer"), "ApiKey": ("apiKey", None),
-         "Cookie": ("apiKey", None)}
+         "Cookie": ("apiKey", None), "DPoP": ("http", "DPoP")}
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,7 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "payment": (dict, type(None)), "payment_required": (dict, type(None)),
     "location": (str, type(None)),
     "clock": (dict, type(None)), "token": (dict, type(None)), "next_steps": list,
+    "dpop": (dict, type(None)),
 }
 CLOCK_KEYS = {"server_date", "local_date", "skew_seconds", "significant", "summary"}
 TOKEN_KEYS = {"decoded", "header", "claims", "findings"}
@@ -118,7 +119,7 @@ def test_credentials_missing_lists_every_challenge_and_what_it_means(
     assert data["type"] and data["type"] != "about:blank"
     assert data["request_id"]
     schemes = [c["scheme"] for c in data["challenges"]]
-    assert schemes == ["Basic", "Bearer", "ApiKey", "Cookie"]
+    assert schemes == ["Basic", "Bearer", "ApiKey", "Cookie", "DPoP"]
     by_scheme = {c["scheme"]: c for c in data["challenges"]}
     assert by_scheme["Basic"]["params"]["realm"] == "authguard-demo"
     assert "RFC 7617" in by_scheme["Basic"]["meaning"]
@@ -839,7 +840,7 @@ def test_head_request(example_server: str, explain: Explain) -> None:
     assert rc == 1 and data["method"] == "HEAD"
     assert (data["status"], data["reason"], data["reason_source"]) == (
         401, "credentials_missing", "status")  # no body: inferred, as for any server
-    assert len(data["challenges"]) == 4
+    assert len(data["challenges"]) == 5
 
 
 def test_a_server_cannot_send_terminal_escape_sequences(plain_server: str,
@@ -875,3 +876,28 @@ def test_every_reason_gets_a_next_step(reason: Reason) -> None:
     check_structure(data)
     assert data["reason"] == reason.value and data["authguard"] is True
     assert data["next_steps"], reason.value
+
+
+# -- DPoP: the proof sent is decoded and the failed check named -----------------------------
+
+
+def test_a_dpop_proof_is_decoded_and_the_failed_check_named(
+    example_server: str, explain: Explain
+) -> None:
+    from authguard.client import DPoPKey
+
+    key = DPoPKey.generate()
+    token = mint("alice", cnf={"jkt": key.jkt})
+    url = example_server + "/dpop/me"
+    wrong = key.proof("POST", url, access_token=token)  # htm: a proof for another method
+    rc, data = explain.json(url, "-H", f"Authorization: DPoP {token}", "-H", f"DPoP: {wrong}")
+    assert rc == 1 and data["reason"] == "invalid_dpop_proof"
+    assert data["dpop"]["failed"] == "htm"
+    assert data["dpop"]["header"]["typ"] == "dpop+jwt"
+    assert data["dpop"]["claims"]["htm"] == "POST"
+    rc, text = explain.run(url, "-H", f"Authorization: DPoP {token}", "-H",
+                           f"DPoP: {key.proof('GET', url, access_token=token + 'x')}")
+    assert "check 'ath' fails" in text
+    rc, data = explain.json(url, "-H", f"Authorization: DPoP {token}", "-H",
+                            f"DPoP: {key.proof('GET', url, access_token=token)}")
+    assert rc == 0 and data["dpop"]["failed"] is None

@@ -29,6 +29,8 @@ from authguard import (
     BasicAuthenticator,
     BearerAuthenticator,
     BruteForceGuard,
+    DPoPAuthenticator,
+    DPoPNonces,
     HasRoles,
     HasScopes,
     Identity,
@@ -81,6 +83,16 @@ bearer = BearerAuthenticator(
     revocations=revocations,
     realm="authguard-demo",
 )
+# DPoP (RFC 9449): the same tokens, bound to the client's key (cnf.jkt), with a proof per
+# request. Proof ids are remembered in the single-use store (Redis on replicas), and
+# AUTHGUARD_DEMO_DPOP_NONCE=1 makes proofs carry a server nonce (the same on every
+# replica: an HMAC of the time under a shared secret).
+dpop = DPoPAuthenticator(
+    tokens=bearer,
+    replays=stores.nonces,
+    nonces=DPoPNonces(settings.dpop_nonce_secret) if settings.dpop_nonce else None,
+    realm="authguard-demo",
+)
 apikey = APIKeyAuthenticator(store=api_keys, realm="authguard-demo")
 session = SessionAuthenticator(
     secret_keys=[settings.session_secret],
@@ -96,7 +108,7 @@ brute_force = BruteForceGuard(
 )
 
 guard = AuthGuard(
-    authenticators=[basic, bearer, apikey, session],
+    authenticators=[basic, bearer, apikey, session, dpop],
     brute_force=brute_force,
     # Behind reverse proxies (AUTHGUARD_DEMO_TRUSTED_PROXIES): the client is the right-most
     # X-Forwarded-For (or Forwarded) hop that is not one of them, its scheme theirs.
@@ -151,6 +163,13 @@ async def public() -> dict[str, str]:
 @protect(Authenticated())
 async def me(request: Request) -> dict[str, Any]:
     """Who you are, by any of the configured schemes."""
+    return _describe(request.user)
+
+
+@app.get("/dpop/me")
+@protect(Authenticated("DPoP"))
+async def dpop_me(request: Request) -> dict[str, Any]:
+    """Who you are, by a DPoP-bound token with its proof only (a Bearer token: 401)."""
     return _describe(request.user)
 
 

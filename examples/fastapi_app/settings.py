@@ -21,6 +21,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     require_https: bool = False
+    dpop_nonce: bool = False
+    dpop_nonce_secret: str = "demo-dpop-nonce-secret-0123456789abcdef"
 
 
 def load() -> Settings:
@@ -41,4 +43,7 @@ def load() -> Settings:
         forwarded_header=("forwarded" if env("AUTHGUARD_DEMO_FORWARDED_HEADER", "").lower()
                           == "forwarded" else "x-forwarded-for"),
         require_https=env("AUTHGUARD_DEMO_REQUIRE_HTTPS", "") == "1",
+        dpop_nonce=env("AUTHGUARD_DEMO_DPOP_NONCE", "") == "1",
+        dpop_nonce_secret=env("AUTHGUARD_DEMO_DPOP_NONCE_SECRET",
+                              "demo-dpop-nonce-secret-0123456789abcdef"),
     )

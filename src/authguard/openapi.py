@@ -50,6 +50,13 @@ def _schemes_of(a: Authenticator) -> list[tuple[str, dict[str, Any]]]:
     if kind == "bearer":
         return [(scheme, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                           "description": "Bearer token (RFC 6750), a JWT" + note})]
+    if kind == "dpop":  # RFC 9449 §7.1: the "DPoP" scheme of the IANA registry
+        algs = " ".join(getattr(a, "algorithms", ()))
+        return [(scheme, {"type": "http", "scheme": "DPoP", "bearerFormat": "JWT",
+                          "description": "DPoP-bound access token (RFC 9449), sent as "
+                          "`Authorization: DPoP <token>` with a `DPoP` proof header signed "
+                          "by the token's key" + (f" (proof algorithms: {algs})" if algs
+                                                  else "") + note})]
     if kind == "apikey":
         out: list[tuple[str, dict[str, Any]]] = []
         for where, attr, suffix in (("header", "header", ""), ("query", "query_param", "Query"),
@@ -139,7 +146,8 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
             alternatives.append({})  # credentials are optional
         for a in guard.accepted(policy):
             for name, _obj in by_scheme[a.scheme.lower()]:
-                alternatives.append({name: scopes if a.scheme.lower() == "bearer" else []})
+                alternatives.append({name: scopes if a.scheme.lower() in ("bearer", "dpop")
+                                     else []})
         cookie = any(a.scheme.lower() == "cookie" for a in guard.accepted(policy))
         for method in info.methods:
             op = ops.get(method.lower())

@@ -41,7 +41,7 @@ _FIELD_VALUE_RE = re.compile(r"[\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xff]*[\x21
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 EXPOSE_HEADERS = (
     "WWW-Authenticate, Retry-After, Date, X-Request-ID, PAYMENT-REQUIRED, PAYMENT-RESPONSE, "
-    "Payment-Receipt, X-PAYMENT-RESPONSE"
+    "Payment-Receipt, X-PAYMENT-RESPONSE, DPoP-Nonce"
 )
 """The headers a browser page may read on a refusal (``Access-Control-Expose-Headers``).
 A CORS middleware outside authguard replaces this with its own ``expose_headers``: give it

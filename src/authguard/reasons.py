@@ -42,6 +42,11 @@ class Reason(enum.StrEnum):
     PAYMENT_PROVIDER_ERROR = "payment_provider_error"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     AUTH_UNAVAILABLE = "auth_unavailable"
+    # DPoP, RFC 9449
+    DPOP_PROOF_MISSING = "dpop_proof_missing"
+    DPOP_PROOF_INVALID = "invalid_dpop_proof"
+    DPOP_PROOF_REPLAYED = "dpop_proof_replayed"
+    DPOP_NONCE_REQUIRED = "use_dpop_nonce"
 
     @property
     def spec(self) -> ReasonSpec:
@@ -259,6 +264,47 @@ _TABLE: dict[Reason, ReasonSpec] = {
         "A service needed to check credentials is unavailable; nothing was decided.",
         ("Retry after the time in Retry-After.",),
         "none",
+    ),
+    # DPoP, RFC 9449 (sender-constrained tokens): the DPoP challenge carries the error
+    # (invalid_dpop_proof, use_dpop_nonce; §7.1, §9); on a Bearer challenge, invalid_token.
+    Reason.DPOP_PROOF_MISSING: ReasonSpec(
+        401,
+        "DPoP proof required",
+        "The access token is bound to a key (DPoP), and no proof of possession was sent.",
+        (
+            "Send the token as 'Authorization: DPoP <token>' with a 'DPoP' header holding a "
+            "fresh proof signed by the token's key.",
+            "A DPoP-bound token is never accepted as a Bearer token.",
+        ),
+        "scheme",
+        "invalid_token",
+    ),
+    Reason.DPOP_PROOF_INVALID: ReasonSpec(
+        401,
+        "Invalid DPoP proof",
+        "The DPoP proof was not accepted.",
+        (
+            "Sign a new proof for this request: 'htm' the method, 'htu' the URL without query "
+            "and fragment, 'iat' now, 'ath' the hash of the access token.",
+            "Sign with the key the token is bound to (its 'cnf.jkt'), using an algorithm "
+            "from 'algs' in WWW-Authenticate.",
+        ),
+        "scheme",
+    ),
+    Reason.DPOP_PROOF_REPLAYED: ReasonSpec(
+        401,
+        "DPoP proof replayed",
+        "This DPoP proof was used before; every request needs a proof of its own.",
+        ("Sign a new proof, with a new 'jti', for each request (retries included).",),
+        "scheme",
+    ),
+    Reason.DPOP_NONCE_REQUIRED: ReasonSpec(
+        401,
+        "DPoP nonce required",
+        "The DPoP proof must carry the nonce this server issued; a new one is in the "
+        "DPoP-Nonce header.",
+        ("Sign a new proof with 'nonce' set to the DPoP-Nonce header's value, and retry.",),
+        "scheme",
     ),
 }
 

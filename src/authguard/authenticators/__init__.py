@@ -4,6 +4,8 @@ from .apikey import APIKeyAuthenticator, APIKeyStore, StaticAPIKeys, hash_api_ke
 from .base import Authenticator
 from .basic import BasicAuthenticator, PasswordVerifier, StaticPasswords, User
 from .bearer import BearerAuthenticator
+from .dpop import DPoPAuthenticator, TokenVerifier
+from .dpop_nonce import DPoPNonces
 from .keys import JWKSKeys, JWTKey, KeySource, StaticKeys
 from .session import SessionAuthenticator
 
@@ -13,6 +15,8 @@ __all__ = [
     "Authenticator",
     "BasicAuthenticator",
     "BearerAuthenticator",
+    "DPoPAuthenticator",
+    "DPoPNonces",
     "JWKSKeys",
     "JWTKey",
     "KeySource",
@@ -21,6 +25,7 @@ __all__ = [
     "StaticAPIKeys",
     "StaticKeys",
     "StaticPasswords",
+    "TokenVerifier",
     "User",
     "hash_api_key",
 ]

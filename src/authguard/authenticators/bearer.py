@@ -46,6 +46,7 @@ from .jwt_checks import (
     numeric_date,
     refusal_for,
 )
+from .dpop import refuse_bound_bearer
 from .keys import JWTKey, KeySource, StaticKeys
 
 __all__ = ["BearerAuthenticator"]
@@ -226,7 +227,9 @@ class BearerAuthenticator:
         token = bearer_token(conn, self._places)
         if token is None:
             return None
-        return await self.verify_token(token)
+        identity = await self.verify_token(token)
+        refuse_bound_bearer(identity)  # RFC 9449 §7.2: a DPoP-bound token needs its proof
+        return identity
 
     # -- validation ----------------------------------------------------------------------
 

@@ -9,21 +9,28 @@ Needs the ``client`` extra (``pip install 'authguard[client]'``: httpx and rich)
 * :class:`AuthError` and its subclasses — one exception per fix (see
   :mod:`authguard.client.errors` for the tree).
 * :func:`raise_for_auth`, :func:`araise_for_auth`, :class:`BearerAuth` — httpx integration.
+* :class:`DPoPAuth`, :class:`DPoPKey` — DPoP proofs (RFC 9449) with one retry on
+  ``use_dpop_nonce`` (:mod:`authguard.client.dpop`).
 * :func:`pay_and_retry`, :func:`apay_and_retry` — on a 402, pay through a callback and
   retry once (:mod:`authguard.client.payments`).
 * ``authguard explain URL`` — :mod:`authguard.client.explain`.
 """
 
 from ..challenges import Challenge, ChallengeParseError, Params, parse_www_authenticate
+from .dpop import DPoPAuth, DPoPKey, ProofCheck, check_proof
 from .errors import (
     AuthenticationRequired,
     AuthError,
     AuthUnavailable,
     CredentialsRevoked,
+    DPoPNonceRequired,
+    DPoPProofReplayed,
+    DPoPProofRequired,
     Forbidden,
     InsufficientScope,
     InvalidAuthRequest,
     InvalidCredentials,
+    InvalidDPoPProof,
     PaymentProviderFailed,
     PaymentRequired,
     SessionExpired,
@@ -47,15 +54,22 @@ __all__ = [
     "Challenge",
     "ChallengeParseError",
     "CredentialsRevoked",
+    "DPoPAuth",
+    "DPoPKey",
+    "DPoPNonceRequired",
+    "DPoPProofReplayed",
+    "DPoPProofRequired",
     "Forbidden",
     "InsufficientScope",
     "InvalidAuthRequest",
     "InvalidCredentials",
+    "InvalidDPoPProof",
     "Params",
     "PayCallback",
     "PaymentProviderFailed",
     "PaymentRequired",
     "Problem",
+    "ProofCheck",
     "ReasonSource",
     "SessionExpired",
     "StepUpRequired",
@@ -65,6 +79,7 @@ __all__ = [
     "TooManyAttempts",
     "apay_and_retry",
     "araise_for_auth",
+    "check_proof",
     "error_class",
     "error_for",
     "parse_retry_after",

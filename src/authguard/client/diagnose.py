@@ -322,6 +322,15 @@ _STEPS: dict[str, tuple[str, ...]] = {
     Reason.AUTH_UNAVAILABLE: ("Retry after Retry-After seconds; nothing is wrong with your "
                               "credentials.",),
     Reason.INVALID_REQUEST: ("Send the token by exactly one method, once.",),
+    Reason.DPOP_PROOF_MISSING: (
+        "The token is bound to a key (DPoP): send -H 'Authorization: DPoP <token>' and -H "
+        "'DPoP: <proof>', a fresh proof signed by that key; never send it as Bearer.",),
+    Reason.DPOP_PROOF_INVALID: (
+        "Sign a new proof for this method and URL with the token's key; add -H 'DPoP: "
+        "<proof>' here to see which check it fails.",),
+    Reason.DPOP_PROOF_REPLAYED: ("Sign a new proof (a new jti) for every request.",),
+    Reason.DPOP_NONCE_REQUIRED: (
+        "Sign a new proof whose 'nonce' is the DPoP-Nonce header of this answer, and retry.",),
 }
 _STATUS_STEPS: dict[int, tuple[str, ...]] = {
     401: ("Send credentials in one of the schemes offered; if you did, they were refused.",),

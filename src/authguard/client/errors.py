@@ -9,7 +9,11 @@
         │   ├── TokenNotYetValid      token_not_yet_valid (a clock skew)
         │   ├── CredentialsRevoked    credentials_revoked
         │   ├── SessionExpired        session_expired, session_invalid
-        │   └── StepUpRequired        step_up_required (.acr_values, .max_age)
+        │   ├── StepUpRequired        step_up_required (.acr_values, .max_age)
+        │   ├── DPoPProofRequired     dpop_proof_missing (a DPoP-bound token needs a proof)
+        │   ├── InvalidDPoPProof      invalid_dpop_proof (.check: which check failed)
+        │   │   └── DPoPProofReplayed dpop_proof_replayed
+        │   └── DPoPNonceRequired     use_dpop_nonce (.nonce: the server's DPoP-Nonce)
         ├── Forbidden                 403 forbidden, origin_rejected, network_blocked,
         │   │                         insecure_transport; any other 403
         │   └── InsufficientScope     insufficient_scope (.required_scopes)
@@ -36,10 +40,14 @@ __all__ = [
     "AuthUnavailable",
     "AuthenticationRequired",
     "CredentialsRevoked",
+    "DPoPNonceRequired",
+    "DPoPProofReplayed",
+    "DPoPProofRequired",
     "Forbidden",
     "InsufficientScope",
     "InvalidAuthRequest",
     "InvalidCredentials",
+    "InvalidDPoPProof",
     "PaymentProviderFailed",
     "PaymentRequired",
     "SessionExpired",
@@ -133,6 +141,36 @@ class StepUpRequired(AuthenticationRequired):
         return self.problem.max_age
 
 
+class DPoPProofRequired(AuthenticationRequired):
+    """401: the token is bound to a key (DPoP); send it as ``DPoP`` with a proof."""
+
+
+class InvalidDPoPProof(AuthenticationRequired):
+    """401: the DPoP proof failed a check (RFC 9449 §4.3); sign a correct one."""
+
+    @property
+    def check(self) -> str | None:
+        """The failed check (``htm``, ``htu``, ``iat``, ``ath``, ``jkt``…), if the server
+        named it (the body's ``dpop_check``)."""
+        value = (self.problem.body or {}).get("dpop_check")
+        return value if isinstance(value, str) else None
+
+
+class DPoPProofReplayed(InvalidDPoPProof):
+    """401: the DPoP proof was used before; sign a new one for every request."""
+
+
+class DPoPNonceRequired(AuthenticationRequired):
+    """401: sign a new proof with the server's nonce (RFC 9449 §9) and retry."""
+
+    @property
+    def nonce(self) -> str | None:
+        """The ``DPoP-Nonce`` header of the response, when raised from one."""
+        headers = getattr(self.response, "headers", None)
+        value = headers.get("dpop-nonce") if headers is not None else None
+        return value if isinstance(value, str) else None
+
+
 class Forbidden(AuthError):
     """403: authenticated, but not allowed; new credentials of the same user will not help."""
 
@@ -199,6 +237,10 @@ _BY_REASON: dict[str, type[AuthError]] = {
     Reason.TOO_MANY_ATTEMPTS: TooManyAttempts,
     Reason.AUTH_UNAVAILABLE: AuthUnavailable,
     Reason.INVALID_REQUEST: InvalidAuthRequest,
+    Reason.DPOP_PROOF_MISSING: DPoPProofRequired,
+    Reason.DPOP_PROOF_INVALID: InvalidDPoPProof,
+    Reason.DPOP_PROOF_REPLAYED: DPoPProofReplayed,
+    Reason.DPOP_NONCE_REQUIRED: DPoPNonceRequired,
 }
 _BY_STATUS: dict[int, type[AuthError]] = {
     400: InvalidAuthRequest,

@@ -3,7 +3,8 @@
 Shows the status, the reason (from an authguard problem body, or inferred from the status
 and challenges of any other server), each challenge and what it asks for, the hints, the
 clock skew against the server's ``Date``, what a JWT sent in ``-H`` says (decoded without
-verification) and what to do next. ``--json`` prints the same as one JSON object.
+verification), which check a DPoP proof sent in ``-H 'DPoP: …'`` fails (RFC 9449 §4.3) and
+what to do next. ``--json`` prints the same as one JSON object.
 
 Exit status: 0 for a 1xx-3xx answer, 1 for a refusal or another error status, 2 for bad
 arguments, 3 when the server could not be reached. Credentials given with ``-u`` or ``-H``
@@ -30,6 +31,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from .diagnose import check_token, clock_report, describe_challenge, next_steps
+from .dpop import check_proof
 from .problem import Problem
 
 __all__ = ["SECRET_QUERY_PARAMS", "add_arguments", "explain_response", "payment_lines",
@@ -164,8 +166,10 @@ def explain_response(
     audience: str | None = None,
     issuer: str | None = None,
     now: float | None = None,
+    proof: str | None = None,
 ) -> dict[str, Any]:
-    """The explanation of one (read) response, as JSON-ready data."""
+    """The explanation of one (read) response, as JSON-ready data (``proof``: the DPoP
+    proof that was sent, checked against the request)."""
     local = time.time() if now is None else now
     problem = Problem.from_response(response, now=local)
     refused = response.status_code >= 400
@@ -197,8 +201,18 @@ def explain_response(
         "location": response.headers.get("location"),
         "clock": None,
         "token": None,
+        "dpop": None,
         "next_steps": list(next_steps(problem)) if refused else [],
     }
+    if proof is not None:
+        request = response.request
+        # the server's nonce is what the proof lacked only when it asked for one
+        asked = problem.reason == "use_dpop_nonce"
+        found = check_proof(proof, method=request.method, url=str(request.url), token=token,
+                            nonce=response.headers.get("dpop-nonce") if asked else None,
+                            now=local)
+        out["dpop"] = {"header": dict(found.header), "claims": dict(found.claims),
+                       "failed": found.failed, "detail": found.detail}
     clock = clock_report(problem, now=local)
     if clock is not None:
         out["clock"] = {"server_date": _iso(clock.server_time), "local_date": _iso(local),
@@ -368,6 +382,8 @@ def _render(data: dict[str, Any], console: Console) -> None:
         lines += [f"[bold]→ {escape(f)}[/]" for f in token["findings"]]
         console.print(Panel("\n".join(lines) or "(no claims)",
                             title="The token you sent (decoded, not verified)", expand=False))
+    if data["dpop"]:
+        _render_proof(data["dpop"], data["reason"], console)
     if data["hints"]:
         console.print("[bold]Hints from the server[/]")
         for hint in data["hints"]:
@@ -376,6 +392,20 @@ def _render(data: dict[str, Any], console: Console) -> None:
         console.print("[bold]What to do next[/]")
         for step in data["next_steps"]:
             console.print(f"  → {escape(step)}")
+
+
+def _render_proof(found: dict[str, Any], reason: str | None, console: Console) -> None:
+    lines = [f"{k}: {escape(json.dumps(v))}" for k, v in
+             {**found["header"], **found["claims"]}.items()]
+    if found["failed"]:
+        lines.append(f"[bold]→ check '{escape(found['failed'])}' fails: "
+                     f"{escape(found['detail'])}[/]")
+    elif reason == "dpop_proof_replayed":
+        lines.append("[bold]→ this proof was used before: sign a new one per request[/]")
+    else:
+        lines.append(f"→ {escape(found['detail'])}")
+    console.print(Panel("\n".join(lines), title="The DPoP proof you sent (RFC 9449 §4.3)",
+                        expand=False))
 
 
 def _fail(args: argparse.Namespace, message: str, status: int) -> int:
@@ -428,8 +458,9 @@ def _run(args: argparse.Namespace) -> int:
                 detail = detail.replace(secret, "REDACTED")
         return _fail(args, f"could not get an answer from {_safe_url(url)}: "
                      f"{type(exc).__name__} {detail}", 3)
+    proof = next((v for n, v in headers if n.lower() == "dpop"), None)
     data = explain_response(response, token=_bearer_token(headers), audience=args.audience,
-                            issuer=args.issuer)
+                            issuer=args.issuer, proof=proof)
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:

@@ -140,6 +140,8 @@ def _bearer_reason(challenges: Sequence[Challenge]) -> Reason | None:
         "insufficient_scope": Reason.INSUFFICIENT_SCOPE,
         "insufficient_user_authentication": Reason.STEP_UP_REQUIRED,
         "invalid_request": Reason.INVALID_REQUEST,
+        "invalid_dpop_proof": Reason.DPOP_PROOF_INVALID,  # RFC 9449 §7.1
+        "use_dpop_nonce": Reason.DPOP_NONCE_REQUIRED,
     }.get(error)
 
 
