@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import jwt
@@ -35,6 +35,9 @@ from ..identity import Identity
 from ..reasons import Reason
 from ..stores.base import RevocationStore
 from .keys import JWTKey, KeySource, StaticKeys
+
+if TYPE_CHECKING:
+    from ..oauth.metadata import ProtectedResource
 
 __all__ = ["BearerAuthenticator"]
 
@@ -83,6 +86,8 @@ class BearerAuthenticator:
         max_token_bytes: Larger tokens are refused before any decoding.
         cache_size: Verified tokens remembered (0 disables the cache).
         clock: Current time, in seconds.
+        resource: This API as an OAuth protected resource (RFC 9728): every challenge then
+            carries ``resource_metadata`` (and, on a 401, its ``challenge_scopes``).
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class BearerAuthenticator:
         max_token_bytes: int = 8192,
         cache_size: int = 10_000,
         clock: Callable[[], float] | None = None,
+        resource: ProtectedResource | None = None,
     ) -> None:
         if (key is None) == (keys is None):
             raise ConfigurationError("key/keys: give exactly one of them")
@@ -140,7 +146,10 @@ class BearerAuthenticator:
             "verify_iat": False, "verify_aud": True, "verify_iss": self.issuer is not None,
             "require": self.required_claims,
         })
-        self._plain = Challenge(_SCHEME, {"realm": realm})
+        self.resource = resource
+        self._resource_params, self._scope_params = _resource_params(resource)
+        self._plain = Challenge(_SCHEME, {"realm": realm, **self._resource_params,
+                                          **self._scope_params})
         # Challenges of refusals without extra parameters, one per reason: made and
         # formatted once, not on every refusal.
         self._by_reason: dict[Reason, Challenge] = {}
@@ -175,6 +184,9 @@ class BearerAuthenticator:
         """``Bearer realm="…"``, with ``error`` (and ``error_description``, ``scope``,
         ``acr_values``, ``max_age``) per RFC 6750 §3 / RFC 9470 when refusing a token."""
         if reason is None or reason.spec.bearer_error is None:
+            if params and self.resource is not None and reason is None:
+                # e.g. the route's own ``scope`` on a 401 without a token (RFC 9728 §5.1)
+                return Challenge(_SCHEME, {**self._plain.params, **params, "realm": self.realm})
             return self._plain
         if not params:
             known = self._by_reason.get(reason)
@@ -191,6 +203,10 @@ class BearerAuthenticator:
         for name, value in (params or {}).items():
             if name.lower() not in ("realm", "error"):
                 out[name] = value
+        if self.resource is not None:  # RFC 9728 §5.1: on 401 and 403 alike
+            if reason.spec.status == 401 and "scope" not in out:
+                out.update(self._scope_params)
+            out.update(self._resource_params)
         return Challenge(_SCHEME, out)
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
@@ -348,6 +364,15 @@ class BearerAuthenticator:
             raise Refusal(Reason.CREDENTIALS_REVOKED,
                           "Credentials issued before the account's last security change "
                           "were revoked.", scheme=_SCHEME)
+
+
+def _resource_params(resource: ProtectedResource | None
+                     ) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``resource_metadata`` and the 401 ``scope`` parameters of a protected resource."""
+    if resource is None:
+        return {}, {}
+    scopes = " ".join(resource.challenge_scopes)
+    return resource.challenge_params(), ({"scope": scopes} if scopes else {})
 
 
 def _check_shape(token: bytes) -> None:
