@@ -3,13 +3,14 @@ uvicorn in a thread, that a test can change, stop and start again on the same po
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import jwt
 import uvicorn
@@ -49,7 +50,43 @@ class SigningKey:
         return {**data, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
 
-class LoopbackIssuer:
+class ThreadServer:
+    """An ASGI app under uvicorn in a thread on a fixed loopback port; restartable."""
+
+    port: int
+
+    def app(self) -> Starlette:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="off")
+        self._server: uvicorn.Server | None = uvicorn.Server(config)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the loopback server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        server, thread = getattr(self, "_server", None), getattr(self, "_thread", None)
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LoopbackIssuer(ThreadServer):
     """An authorization server's metadata and keys on 127.0.0.1.
 
     Attributes:
@@ -68,8 +105,6 @@ class LoopbackIssuer:
         self.published: list[SigningKey] = list(self.keys)
         self.overrides: dict[str, Any] = {}
         self.hits: Counter[str] = Counter()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def issuer(self) -> str:
@@ -110,31 +145,50 @@ class LoopbackIssuer:
         return {"iss": self.issuer, "sub": "alice", "aud": audience, "iat": now,
                 "exp": now + 600, "scope": "read", **more}
 
-    def start(self) -> None:
-        app = Starlette(routes=[Route("/{path:path}", self._serve)])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the loopback issuer did not start")
-            time.sleep(0.02)
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._serve)])
 
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
 
-    def __enter__(self) -> LoopbackIssuer:
-        self.start()
-        return self
+class LoopbackIntrospection(ThreadServer):
+    """An RFC 7662 introspection endpoint on 127.0.0.1.
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    Attributes:
+        answers: The answer per token (``{"active": false}`` for others).
+        mode: ``json`` (the answers), ``garbage`` (200, not JSON), ``error`` (HTTP 500).
+        requests: Each request's form and ``Authorization`` header.
+    """
+
+    client_id = "resource-server"
+    client_secret = "introspection-test-secret-0123456789"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.mode = "json"
+        self.requests: list[tuple[dict[str, str], str | None]] = []
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/introspect"
+
+    async def _introspect(self, request: Request) -> Response:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        header = request.headers.get("authorization")
+        self.requests.append((form, header))
+        basic = "Basic " + base64.b64encode(
+            f"{self.client_id}:{self.client_secret}".encode()).decode()
+        posted = (form.get("client_id"), form.get("client_secret")) == (
+            self.client_id, self.client_secret)
+        if header != basic and not posted:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if self.mode == "garbage":
+            return Response("<html>maintenance</html>", media_type="text/html")
+        if self.mode == "error":
+            return Response("boom", status_code=500)
+        return JSONResponse(self.answers.get(form.get("token", ""), {"active": False}))
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/introspect", self._introspect, methods=["POST"])])
 
 
 class Clock:
