@@ -9,15 +9,23 @@ authorizes (code + PKCE, ``resource=``), gets a token, initializes, lists tools 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from authguard import parse_www_authenticate
-from helpers import free_port, http_client, uvicorn_server
+from authguard import AuthGuard, AuthGuardMiddleware, HasScopes, parse_www_authenticate, protect
+from authguard.oauth import IntrospectionAuthenticator
+from helpers import asgi_client, free_port, http_client, uvicorn_server
 
 httpx2 = pytest.importorskip("httpx2", reason="the mcp extra is not installed")
 pytest.importorskip("mcp", reason="the mcp extra is not installed")
@@ -176,10 +184,6 @@ def test_step_up_refusal_carries_scope_and_metadata(mcp_servers: tuple[str, str]
 
 def _token_for(issuer: str, base: str, *, scope: str) -> str:
     """A token from the development authorization server, by the code flow done by hand."""
-    import base64
-    import hashlib
-    import secrets
-
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(
         hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -205,3 +209,26 @@ def _token_for(issuer: str, base: str, *, scope: str) -> str:
         return access
 
 
+
+
+async def test_development_server_introspection(mcp_servers: tuple[str, str]) -> None:
+    """The example's authorization server answers RFC 7662 for its own tokens."""
+    async def who(request: Request) -> JSONResponse:
+        return JSONResponse({"subject": request.user.subject})
+
+    issuer, base = mcp_servers
+    token = _token_for(issuer, base, scope="mcp:tools")
+    authenticator = IntrospectionAuthenticator(
+        endpoint=f"{issuer}/introspect", client_id="mcp-resource-server",
+        client_secret="demo-introspection-secret-0123456789", audience=f"{base}/mcp",
+        issuer=issuer)
+    app = Starlette(routes=[protect(HasScopes("mcp:tools"))(Route("/who", who))])
+    app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(authenticators=[authenticator]))
+    try:
+        async with asgi_client(app) as client:
+            ok = await client.get("/who", headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200 and ok.json()["subject"] == "demo-user"
+            bad = await client.get("/who", headers={"Authorization": "Bearer nope"})
+            assert bad.status_code == 401
+    finally:
+        await authenticator.aclose()
