@@ -27,6 +27,7 @@ from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
 from .net import NetworkPolicy
+from .oauth import BearerIssuers, IssuerKeys, MetadataSigner, ProtectedResource, install_metadata
 from .passwords import Argon2Hasher, PasswordHasher, PBKDF2Hasher
 from .payments import (
     Entitlement,
@@ -81,6 +82,7 @@ __all__ = [
     "Authenticator",
     "BasicAuthenticator",
     "BearerAuthenticator",
+    "BearerIssuers",
     "BruteForceGuard",
     "Challenge",
     "ChallengeParseError",
@@ -94,10 +96,12 @@ __all__ = [
     "HasScopes",
     "HeaderValueError",
     "Identity",
+    "IssuerKeys",
     "JWKSKeys",
     "JWTKey",
     "KeySource",
     "MemoryEntitlementStore",
+    "MetadataSigner",
     "NetworkPolicy",
     "Not",
     "Offer",
@@ -113,6 +117,7 @@ __all__ = [
     "Permission",
     "Policy",
     "Price",
+    "ProtectedResource",
     "Public",
     "Reason",
     "ReasonSpec",
@@ -127,6 +132,7 @@ __all__ = [
     "User",
     "__version__",
     "hash_api_key",
+    "install_metadata",
     "parse_www_authenticate",
     "policy_of",
     "problem_body",
