@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio.to_thread
+
 from ..authenticators.keys import JWKSKeys, JWTKey
 from ..errors import AuthUnavailable, ConfigurationError
 from .metadata import checked_url
@@ -162,7 +164,7 @@ class IssuerKeys:
             if self._clock() - self._attempted_at < self.min_refresh_interval:
                 raise self._unavailable("discovery failed recently")
             self._attempted_at = self._clock()
-            metadata = await asyncio.to_thread(self._find_metadata)
+            metadata = await anyio.to_thread.run_sync(self._find_metadata)
             jwks = self._jwks_from(metadata)
             self._metadata = metadata
             self._jwks = jwks
