@@ -15,14 +15,17 @@ from starlette.routing import Route
 from authguard import (
     AuthGuard,
     AuthGuardMiddleware,
+    BearerAuthenticator,
+    BearerIssuers,
     ConfigurationError,
     HasScopes,
+    IssuerKeys,
     parse_www_authenticate,
     protect,
 )
 from authguard.oauth import IntrospectionAuthenticator, ProtectedResource
 from helpers import asgi_client
-from oauth_issuer import WRONG_AUDIENCE_REASONS, Clock, LoopbackIntrospection
+from oauth_issuer import WRONG_AUDIENCE_REASONS, Clock, LoopbackIntrospection, LoopbackIssuer
 
 RESOURCE = "https://api.example.test/mcp"
 METADATA_URL = "https://api.example.test/.well-known/oauth-protected-resource/mcp"
@@ -250,3 +253,23 @@ def test_configuration_mistakes_name_the_setting() -> None:
                           ({"client_auth": "private_key_jwt"}, "client_auth")]:
         with pytest.raises(ConfigurationError, match=named):
             IntrospectionAuthenticator(**{**good, **change})
+
+
+async def test_jwts_and_opaque_tokens_behind_one_bearer(
+        authn: IntrospectionAuthenticator, endpoint: LoopbackIntrospection,
+        clock: Clock) -> None:
+    with LoopbackIssuer() as issuer:
+        jwt_bearer = BearerAuthenticator(keys=IssuerKeys(issuer.issuer), issuer=issuer.issuer,
+                                         audience=RESOURCE, resource=PR)
+        app = Starlette(routes=[protect(HasScopes("read"))(Route("/read", whoami))])
+        app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(
+            authenticators=[BearerIssuers([jwt_bearer], opaque=authn)]))
+        endpoint.answers["opaque-1"] = active(clock, sub="bob")
+        assert (await call(app, "opaque-1")).json()["subject"] == "bob"
+        assert (await call(app, issuer.sign(issuer.claims(RESOURCE)))).json()[
+            "subject"] == "alice"
+        assert len(endpoint.requests) == 1  # the JWT never went to introspection
+        refused = await call(app, "opaque-unknown")
+        assert refused.status_code == 401
+        (challenge,) = parse_www_authenticate(refused.headers["www-authenticate"])
+        assert challenge.params["resource_metadata"] == METADATA_URL
