@@ -40,6 +40,7 @@ from ..challenges import Challenge, checked_setting
 from ..errors import AuthUnavailable, ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
+from .issuers import WRONG_AUDIENCE
 from .metadata import ProtectedResource, checked_url
 
 __all__ = ["IntrospectionAuthenticator"]
@@ -48,9 +49,6 @@ log = logging.getLogger("authguard")
 _SCHEME = "Bearer"
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
-#: The reason for a token issued for another resource: the table's dedicated one where it
-#: has it, else ``credentials_invalid``.
-WRONG_AUDIENCE = Reason.__members__.get("TOKEN_WRONG_AUDIENCE", Reason.CREDENTIALS_INVALID)
 
 
 @dataclass(slots=True)

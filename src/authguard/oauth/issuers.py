@@ -27,6 +27,9 @@ from ..reasons import Reason
 __all__ = ["BearerIssuers"]
 
 _SCHEME = "Bearer"
+#: The reason for a token issued for another resource or by an issuer not trusted here:
+#: the table's dedicated one where it has it, else ``credentials_invalid``.
+WRONG_AUDIENCE = Reason.__members__.get("TOKEN_WRONG_AUDIENCE", Reason.CREDENTIALS_INVALID)
 
 
 class BearerIssuers:
@@ -88,7 +91,7 @@ class BearerIssuers:
             return await self._first.authenticate(conn)  # its own answer for a bad JWT
         chosen = self._by_issuer.get(issuer)
         if chosen is None:
-            raise Refusal(Reason.CREDENTIALS_INVALID,
+            raise Refusal(WRONG_AUDIENCE,
                           "The token's issuer ('iss') is not one this resource trusts.",
                           scheme=_SCHEME)
         return await chosen.authenticate(conn)
