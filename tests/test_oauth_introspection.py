@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -273,3 +274,24 @@ async def test_jwts_and_opaque_tokens_behind_one_bearer(
         assert refused.status_code == 401
         (challenge,) = parse_www_authenticate(refused.headers["www-authenticate"])
         assert challenge.params["resource_metadata"] == METADATA_URL
+
+
+async def test_concurrent_requests_with_one_token_ask_once(
+        authn: IntrospectionAuthenticator, endpoint: LoopbackIntrospection,
+        clock: Clock) -> None:
+    endpoint.answers["busy"] = active(clock)
+    app = make_app(authn)
+    async with asgi_client(app) as client:
+        responses = await asyncio.gather(*(
+            client.get("/read", headers={"Authorization": "Bearer busy"}) for _ in range(8)))
+        assert [r.status_code for r in responses] == [200] * 8
+        assert len(endpoint.requests) == 1
+        endpoint.mode = "error"  # an error reaches every waiter, and is not remembered
+        responses = await asyncio.gather(*(
+            client.get("/read", headers={"Authorization": "Bearer other"}) for _ in range(4)))
+        assert [r.status_code for r in responses] == [503] * 4
+        assert len(endpoint.requests) == 2
+        endpoint.mode = "json"
+        endpoint.answers["other"] = active(clock)
+        assert (await client.get("/read", headers={"Authorization": "Bearer other"})
+                ).status_code == 200

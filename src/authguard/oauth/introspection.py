@@ -21,6 +21,7 @@ Needs ``httpx`` (the ``client`` extra).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -152,6 +153,9 @@ class IntrospectionAuthenticator:
         self._http = http_client
         self._clock = clock
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
+        # One request to the endpoint per token at a time: concurrent requests with the
+        # same unknown token wait for its answer instead of each asking.
+        self._pending: dict[bytes, asyncio.Future[_Entry]] = {}
         # The challenge and header handling are the Bearer authenticator's own.
         self._bearer = BearerAuthenticator(
             key=None, keys=_NoKeys(), audience=list(self.audience), realm=realm,
@@ -190,7 +194,7 @@ class IntrospectionAuthenticator:
         key = sha256(token).digest()
         entry = self._cache.get(key) if self.cache_size else None
         if entry is None or now >= entry.until:
-            entry = await self._introspect(token, now)
+            entry = await self._answer(key, token, now)
             if self.cache_size and entry.until > now:
                 self._cache.pop(key, None)
                 if len(self._cache) >= self.cache_size:
@@ -218,6 +222,14 @@ class IntrospectionAuthenticator:
         form["client_secret"] = self._client_secret
         return await self._http.post(self.endpoint, data=form, headers=headers,
                                      timeout=self.timeout)
+
+    async def _answer(self, key: bytes, token: bytes, now: float) -> _Entry:
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._introspect(token, now))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: _settle(self._pending, key, done))
+        return await asyncio.shield(pending)
 
     async def _introspect(self, token: bytes, now: float) -> _Entry:
         try:
@@ -292,6 +304,14 @@ class _NoKeys:
 
     async def keys_for(self, kid: str | None, algorithm: str) -> Sequence[Any]:
         return []
+
+
+def _settle(pending: dict[bytes, asyncio.Future[_Entry]], key: bytes,
+            done: asyncio.Future[_Entry]) -> None:
+    """Forget a finished request; its error is read here if every waiter left."""
+    pending.pop(key, None)
+    if not done.cancelled():
+        done.exception()
 
 
 def _number(answer: Mapping[str, Any], name: str) -> float | None:
