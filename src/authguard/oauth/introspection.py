@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, Literal
@@ -41,7 +40,7 @@ from ..challenges import Challenge, checked_setting
 from ..errors import AuthUnavailable, ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
-from .issuers import WRONG_AUDIENCE
+from .answers import active_identity, number
 from .metadata import ProtectedResource, checked_url
 
 __all__ = ["IntrospectionAuthenticator"]
@@ -244,49 +243,17 @@ class IntrospectionAuthenticator:
             answer = None
         if not isinstance(answer, dict) or not isinstance(answer.get("active"), bool):
             raise self._unavailable("answered something other than an RFC 7662 JSON object")
-        exp = _number(answer, "exp")
+        exp = number(answer, "exp")
         if not answer["active"]:
             if exp is not None and now >= exp + self.leeway:
                 raise Refusal(Reason.TOKEN_EXPIRED, scheme=_SCHEME)
             return _Entry(None, now + self.inactive_ttl, None)
-        identity = self._identity(answer, now, exp)
+        identity = active_identity(answer, now, audience=self.audience, issuer=self.issuer,
+                                   leeway=self.leeway, roles_claim=self.roles_claim)
         until = now + self.max_cache_ttl
         if exp is not None:
             until = min(until, exp)
         return _Entry(identity, until, exp)
-
-    def _identity(self, answer: Mapping[str, Any], now: float, exp: float | None) -> Identity:
-        if exp is not None and now >= exp + self.leeway:
-            raise Refusal(Reason.TOKEN_EXPIRED, scheme=_SCHEME)
-        nbf = _number(answer, "nbf")
-        if nbf is not None and now + self.leeway < nbf:
-            raise Refusal(Reason.TOKEN_NOT_YET_VALID, scheme=_SCHEME)
-        aud = answer.get("aud")
-        auds = {aud} if isinstance(aud, str) else (
-            {a for a in aud if isinstance(a, str)} if isinstance(aud, list) else set())
-        if not auds & self.audience:
-            raise Refusal(WRONG_AUDIENCE, "The token was issued for another resource "
-                          "('aud'); get one for this resource (RFC 8707).", scheme=_SCHEME)
-        iss = answer.get("iss")
-        if self.issuer is not None and iss is not None and iss not in self.issuer:
-            raise Refusal(WRONG_AUDIENCE, "The token's issuer ('iss') is not one this "
-                          "resource trusts.", scheme=_SCHEME)
-        subject = next((v for v in (answer.get("sub"), answer.get("username"),
-                                    answer.get("client_id")) if isinstance(v, str) and v),
-                       None)
-        if subject is None:
-            raise Refusal(Reason.CREDENTIALS_INVALID, scheme=_SCHEME)
-        iat = _number(answer, "iat")
-        jti = answer.get("jti")
-        return Identity(
-            subject=subject,
-            scheme=_SCHEME,
-            scopes=_words(answer.get("scope")),
-            roles=_words(answer.get(self.roles_claim)),
-            claims=dict(answer),
-            issued_at=iat,
-            credential_id=jti if isinstance(jti, str) else None,
-        )
 
     def _unavailable(self, why: str) -> AuthUnavailable:
         return AuthUnavailable(f"introspection endpoint {self.endpoint} {why}",
@@ -312,19 +279,3 @@ def _settle(pending: dict[bytes, asyncio.Future[_Entry]], key: bytes,
     pending.pop(key, None)
     if not done.cancelled():
         done.exception()
-
-
-def _number(answer: Mapping[str, Any], name: str) -> float | None:
-    value = answer.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value):
-        return None
-    return float(value)
-
-
-def _words(value: Any) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset(value.split())
-    if isinstance(value, list):
-        return frozenset(v for v in value if isinstance(v, str))
-    return frozenset()
