@@ -125,6 +125,10 @@ async def test_an_algorithm_the_metadata_does_not_announce_is_refused(
     issuer.overrides["id_token_signing_alg_values_supported"] = ["RS256", "ES256"]
     status, _, _ = await get(make_app(bearer_for(issuer)), token)
     assert status == 200
+    # A member for access tokens, where published, says more than the ID tokens' one.
+    issuer.overrides["access_token_signing_alg_values_supported"] = ["RS256"]
+    status, _, _ = await get(make_app(bearer_for(issuer)), token)
+    assert status == 401
 
 
 async def test_unknown_kid_refreshes_once_then_refuses_then_rotation_works(

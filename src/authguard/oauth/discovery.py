@@ -17,9 +17,11 @@ raises :class:`~authguard.AuthUnavailable`: the client gets 503 with ``Retry-Aft
 never a 401; the next attempt after ``min_refresh_interval`` tries again, so the service
 recovers without a restart.
 
-Algorithms are the configured ones, narrowed by the metadata's
-``id_token_signing_alg_values_supported`` when the issuer publishes it: a token signed
-with an algorithm the issuer does not announce is refused even if some key verifies it.
+Algorithms are the configured ones, narrowed by what the metadata announces: its
+``access_token_signing_alg_values_supported`` (published by some servers; no RFC
+registers it yet), else ``id_token_signing_alg_values_supported`` (OpenID). A token
+signed with an algorithm the issuer does not announce is refused even if some key
+verifies it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ __all__ = ["IssuerKeys", "metadata_urls"]
 
 log = logging.getLogger("authguard")
 
-#: The metadata member that lists the algorithms the issuer signs with.
-ALGORITHMS_MEMBER = "id_token_signing_alg_values_supported"
+#: Metadata members that list the algorithms the issuer signs with, the first found used.
+ALGORITHMS_MEMBERS = ("access_token_signing_alg_values_supported",
+                      "id_token_signing_alg_values_supported")
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -208,7 +211,7 @@ class IssuerKeys:
                       self.issuer)
             raise self._unavailable("no jwks_uri") from None
         algorithms = self.algorithms
-        announced = metadata.get(ALGORITHMS_MEMBER)
+        announced = next((metadata[m] for m in ALGORITHMS_MEMBERS if m in metadata), None)
         if isinstance(announced, list):
             algorithms = algorithms & {a for a in announced if isinstance(a, str)}
         if not algorithms:
