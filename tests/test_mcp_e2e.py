@@ -26,6 +26,7 @@ from starlette.routing import Route
 from authguard import AuthGuard, AuthGuardMiddleware, HasScopes, parse_www_authenticate, protect
 from authguard.oauth import IntrospectionAuthenticator
 from helpers import IN_CI, asgi_client, free_port, http_client, uvicorn_server
+from oauth_issuer import WRONG_AUDIENCE_REASONS
 
 try:
     import httpx2
@@ -186,7 +187,19 @@ def test_step_up_refusal_carries_scope_and_metadata(mcp_servers: tuple[str, str]
             f"{base}/.well-known/oauth-protected-resource/mcp")
 
 
-def _token_for(issuer: str, base: str, *, scope: str) -> str:
+def test_a_token_for_another_resource_is_refused(mcp_servers: tuple[str, str]) -> None:
+    """RFC 8707: the authorization server put another resource in ``aud``."""
+    issuer, base = mcp_servers
+    token = _token_for(issuer, base, scope="mcp:tools", resource="http://127.0.0.1:1/other")
+    with http_client(base, headers={"Authorization": f"Bearer {token}"}) as client:
+        refused = client.get("/admin/stats")
+    assert refused.status_code == 401
+    assert refused.json()["reason"] in WRONG_AUDIENCE_REASONS
+    (challenge,) = parse_www_authenticate(refused.headers["www-authenticate"])
+    assert challenge.params["error"] == "invalid_token"
+
+
+def _token_for(issuer: str, base: str, *, scope: str, resource: str | None = None) -> str:
     """A token from the development authorization server, by the code flow done by hand."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(
@@ -201,13 +214,13 @@ def _token_for(issuer: str, base: str, *, scope: str) -> str:
         auth = client.get("/authorize", params={
             "response_type": "code", "client_id": info["client_id"], "redirect_uri": redirect,
             "code_challenge": challenge, "code_challenge_method": "S256", "state": "s",
-            "scope": scope, "resource": f"{base}/mcp"})
+            "scope": scope, "resource": resource or f"{base}/mcp"})
         assert auth.status_code in (302, 303, 307), auth.text
         code = parse_qs(urlsplit(auth.headers["location"]).query)["code"][0]
         tok = client.post("/token", data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
             "code_verifier": verifier, "client_id": info["client_id"],
-            "client_secret": info["client_secret"], "resource": f"{base}/mcp"})
+            "client_secret": info["client_secret"], "resource": resource or f"{base}/mcp"})
         assert tok.status_code == 200, tok.text
         access: str = tok.json()["access_token"]
         return access
