@@ -186,6 +186,7 @@ def test_signed_metadata_is_a_jwt_of_the_same_members() -> None:
     ({"resource_documentation": "javascript:alert(1)"}, "resource_documentation"),
     ({"max_age": -1}, "max_age"),
     ({"extra": {"resource": "https://elsewhere.test"}}, "extra"),
+    ({"extra": {"x_when": object()}}, "extra"),
 ])
 def test_configuration_mistakes_name_the_setting(settings: dict[str, object],
                                                  named: str) -> None:

@@ -196,9 +196,12 @@ class ProtectedResource:
         paths = (WELL_KNOWN + path,) if not path else (WELL_KNOWN + path, WELL_KNOWN)
         object.__setattr__(self, "metadata_paths", paths)
         object.__setattr__(self, "metadata_url", origin + paths[0])
-        document = self.document()
-        object.__setattr__(self, "_body", json.dumps(
-            document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        try:
+            body = json.dumps(self.document(), separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"extra: not JSON ({exc})") from None
+        object.__setattr__(self, "_body", body.encode("utf-8"))
 
     # -- the document ------------------------------------------------------------------
 
