@@ -187,6 +187,8 @@ def test_signed_metadata_is_a_jwt_of_the_same_members() -> None:
     ({"max_age": -1}, "max_age"),
     ({"extra": {"resource": "https://elsewhere.test"}}, "extra"),
     ({"extra": {"x_when": object()}}, "extra"),
+    ({"signer": MetadataSigner(key="k", algorithm="RS256", issuer="https://a.test")},
+     "signer.key"),
 ])
 def test_configuration_mistakes_name_the_setting(settings: dict[str, object],
                                                  named: str) -> None:

@@ -196,8 +196,9 @@ class ProtectedResource:
         paths = (WELL_KNOWN + path,) if not path else (WELL_KNOWN + path, WELL_KNOWN)
         object.__setattr__(self, "metadata_paths", paths)
         object.__setattr__(self, "metadata_url", origin + paths[0])
+        document = self.document()  # a signer's or an extra member's mistake raises here
         try:
-            body = json.dumps(self.document(), separators=(",", ":"), ensure_ascii=False,
+            body = json.dumps(document, separators=(",", ":"), ensure_ascii=False,
                               allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"extra: not JSON ({exc})") from None
