@@ -24,6 +24,7 @@ EXPECTED = {
     "Offer", "Payment", "PaymentContext", "PaymentProviderError", "PaymentRejected",
     "PaymentVerifier", "Price", "ReceiptVerifier",
     "DPoPAuthenticator", "DPoPNonces", "TokenVerifier",
+    "BearerIssuers", "IssuerKeys", "MetadataSigner", "ProtectedResource", "install_metadata",
 }
 
 

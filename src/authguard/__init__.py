@@ -30,6 +30,7 @@ from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
 from .net import NetworkPolicy
+from .oauth import BearerIssuers, IssuerKeys, MetadataSigner, ProtectedResource, install_metadata
 from .passwords import Argon2Hasher, PasswordHasher, PBKDF2Hasher
 from .payments import (
     Entitlement,
@@ -84,6 +85,7 @@ __all__ = [
     "Authenticator",
     "BasicAuthenticator",
     "BearerAuthenticator",
+    "BearerIssuers",
     "BruteForceGuard",
     "DPoPAuthenticator",
     "DPoPNonces",
@@ -99,10 +101,12 @@ __all__ = [
     "HasScopes",
     "HeaderValueError",
     "Identity",
+    "IssuerKeys",
     "JWKSKeys",
     "JWTKey",
     "KeySource",
     "MemoryEntitlementStore",
+    "MetadataSigner",
     "NetworkPolicy",
     "Not",
     "Offer",
@@ -118,6 +122,7 @@ __all__ = [
     "Permission",
     "Policy",
     "Price",
+    "ProtectedResource",
     "Public",
     "Reason",
     "ReasonSpec",
@@ -133,6 +138,7 @@ __all__ = [
     "User",
     "__version__",
     "hash_api_key",
+    "install_metadata",
     "parse_www_authenticate",
     "policy_of",
     "problem_body",

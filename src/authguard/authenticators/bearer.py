@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from starlette.requests import HTTPConnection
@@ -48,6 +48,9 @@ from .jwt_checks import (
 )
 from .dpop import refuse_bound_bearer
 from .keys import JWTKey, KeySource, StaticKeys
+
+if TYPE_CHECKING:
+    from ..oauth.metadata import ProtectedResource
 
 __all__ = ["BearerAuthenticator"]
 
@@ -111,6 +114,8 @@ class BearerAuthenticator:
         clock: Deprecated. pyjwt checks ``exp``/``nbf``/``iat`` against the system clock;
             this clock only decides when a cached token is dropped. In tests, move the
             system clock instead (e.g. with ``time-machine``).
+        resource: This API as an OAuth protected resource (RFC 9728): every challenge then
+            carries ``resource_metadata`` (and, on a 401, its ``challenge_scopes``).
     """
 
     def __init__(
@@ -135,6 +140,7 @@ class BearerAuthenticator:
         max_token_bytes: int = 8192,
         cache_size: int = 10_000,
         clock: Callable[[], float] | None = None,
+        resource: ProtectedResource | None = None,
     ) -> None:
         if (key is None) == (keys is None):
             raise ConfigurationError("key/keys: give exactly one of them")
@@ -182,7 +188,10 @@ class BearerAuthenticator:
             "verify_iat": True, "verify_aud": self.audience is not None,
             "verify_iss": self.issuer is not None, "require": self.required_claims,
         })
-        self._plain = Challenge(_SCHEME, {"realm": realm})
+        self.resource = resource
+        self._resource_params, self._scope_params = _resource_params(resource)
+        self._plain = Challenge(_SCHEME, {"realm": realm, **self._resource_params,
+                                          **self._scope_params})
         # The challenge of each refusal reason without extra parameters, made once.
         self._by_reason = {reason: self._challenge_for(reason, None)
                            for reason in Reason if reason.spec.bearer_error is not None}
@@ -207,6 +216,9 @@ class BearerAuthenticator:
         """``Bearer realm="…"``, with ``error`` (and ``error_description``, ``scope``,
         ``acr_values``, ``max_age``) per RFC 6750 §3 / RFC 9470 when refusing a token."""
         if reason is None or reason.spec.bearer_error is None:
+            if params and self.resource is not None and reason is None:
+                # e.g. the route's own ``scope`` on a 401 without a token (RFC 9728 §5.1)
+                return Challenge(_SCHEME, {**self._plain.params, **params, "realm": self.realm})
             return self._plain
         if not params:
             return self._by_reason[reason]
@@ -220,7 +232,17 @@ class BearerAuthenticator:
         for name, value in (params or {}).items():
             if name.lower() not in ("realm", "error"):
                 out[name] = value
+        if self.resource is not None:  # RFC 9728 §5.1: on 401 and 403 alike
+            if reason.spec.status == 401 and "scope" not in out:
+                out.update(self._scope_params)
+            out.update(self._resource_params)
         return Challenge(_SCHEME, out)
+
+    def token(self, conn: HTTPConnection) -> bytes | None:
+        """The request's Bearer token, from the places this authenticator reads (the
+        ``Authorization`` header, and as configured a subprotocol, the query or the form
+        body); ``None`` when there is none. Raises a 400 Refusal for a token sent twice."""
+        return bearer_token(conn, self._places)
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
         """The token of the request (see :meth:`verify_token`); ``None`` when none was sent."""
@@ -333,6 +355,17 @@ class BearerAuthenticator:
             raise Refusal(Reason.CREDENTIALS_REVOKED,
                           "Credentials issued before the account's last security change "
                           "were revoked.", scheme=_SCHEME)
+
+
+def _resource_params(resource: ProtectedResource | None
+                     ) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``resource_metadata`` and the 401 ``scope`` parameters of a protected resource."""
+    if resource is None:
+        return {}, {}
+    scopes = " ".join(resource.challenge_scopes)
+    return resource.challenge_params(), ({"scope": scopes} if scopes else {})
+
+
 
 def _invalid() -> Refusal:
     return Refusal(Reason.CREDENTIALS_INVALID, scheme=_SCHEME)
