@@ -8,10 +8,11 @@ turns everything on; without it, each refusal is still logged as an event.
 from __future__ import annotations
 
 from .detector import FIXES, Detector
-from .events import AuthEvent, Finding, TokenFacts
+from .events import AuthEvent, Finding
 from .metrics import AuthMetrics
 from .observer import EventHook, Observability, record_allowed, record_refusal
 from .safety import route_template, safe_text
+from .tokens import TokenFacts
 
 __all__ = [
     "FIXES",

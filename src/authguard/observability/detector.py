@@ -109,9 +109,10 @@ class Detector:
             keys = [("authorization_stripped", f"proxy {e.via}")]
         else:
             keys = []
-        if reason == "token_wrong_audience":
+        if reason == "token_wrong_audience" or (
+                reason == "credentials_invalid" and e.audience_accepted is False):
             keys.append(("wrong_audience", f"client {e.client_id or e.client}"))
-        elif reason == "credentials_invalid" and e.kid:
+        elif reason == "credentials_invalid" and e.kid_known is False:
             keys.append(("unknown_kid", f"kid {e.kid}"))
         elif reason == "auth_unavailable":
             keys.append(("auth_unavailable", "backend"))
@@ -187,9 +188,10 @@ class Detector:
             return None
         aud, _ = Counter(e.audience for e in events).most_common(1)[0]
         issuer, _ = Counter(e.issuer for e in events).most_common(1)[0]
+        what = f"aud={aud}" if aud is not None else "no aud at all"
         return self._make("wrong_audience", key, now, len(events),
-                          f"{len(events)} tokens from {key} in {self.window:g} s were "
-                          f"issued for another audience (aud={aud}, iss={issuer}).",
+                          f"{len(events)} tokens from {key} in {self.window:g} s were not "
+                          f"issued for this API ({what}, iss={issuer}).",
                           audience=aud, issuer=issuer)
 
     def _unknown_kid(self, key: str, events: list[AuthEvent], now: float) -> Finding | None:

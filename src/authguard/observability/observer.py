@@ -115,7 +115,8 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
         elapsed = (now if now is not None else perf_counter()) - started
     event = build_event("refused", scope, now=guard.clock(), network=guard.network,
                         reason=reason, status=status, scheme=scheme, request_id=request_id,
-                        decision_ms=None if elapsed is None else elapsed * 1000)
+                        decision_ms=None if elapsed is None else elapsed * 1000,
+                        authenticators=guard.authenticators)
     if metrics is not None:
         metrics.refused(reason.value, status, event.scheme, event.route or "",
                         event.client, event.time)
