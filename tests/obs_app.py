@@ -27,6 +27,7 @@ from authguard import (
     StaticPasswords,
     protect,
 )
+from authguard.authenticators.keys import KeySource, StaticKeys
 from authguard.observability import Observability
 
 SECRET = "obs-test-secret-0123456789abcdef-0123456789"
@@ -43,13 +44,14 @@ async def item(request: Request) -> PlainTextResponse:
 
 def make_app(observability: Observability | None = None, *,
              clock: Callable[[], float] | None = None, trusted_proxies: tuple[str, ...] = (),
-             brute_force: BruteForceGuard | None = None) -> Starlette:
+             brute_force: BruteForceGuard | None = None,
+             keys: KeySource | None = None) -> Starlette:
     """The app, with ``observability`` and (for tests) the guard's clock injected."""
     users = StaticPasswords.from_plaintext({"alice": (PASSWORD, [])},
                                            hasher=PBKDF2Hasher(iterations=1000))
     extra = {"clock": clock} if clock is not None else {}
-    bearer = BearerAuthenticator(key=JWTKey.hs256(SECRET, kid=KID), issuer=ISSUER,
-                                 audience=AUDIENCE,
+    source = keys if keys is not None else StaticKeys([JWTKey.hs256(SECRET, kid=KID)])
+    bearer = BearerAuthenticator(keys=source, issuer=ISSUER, audience=AUDIENCE,
                                  **extra)
     guard = AuthGuard(
         authenticators=[bearer, BasicAuthenticator(verifier=users)],
