@@ -10,7 +10,13 @@ from __future__ import annotations
 from .detector import FIXES, Detector
 from .events import AuthEvent, Finding
 from .metrics import AuthMetrics
-from .observer import EventHook, Observability, record_allowed, record_refusal
+from .observer import (
+    EventFormatter,
+    EventHook,
+    Observability,
+    record_allowed,
+    record_refusal,
+)
 from .safety import route_template, safe_text
 from .tokens import TokenFacts
 
@@ -19,6 +25,7 @@ __all__ = [
     "AuthEvent",
     "AuthMetrics",
     "Detector",
+    "EventFormatter",
     "EventHook",
     "Finding",
     "Observability",

@@ -9,6 +9,7 @@ request costs one attribute read).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from .safety import safe_text
 if TYPE_CHECKING:
     from ..guard import AuthGuard
 
-__all__ = ["EventHook", "Observability", "record_allowed", "record_refusal"]
+__all__ = ["EventFormatter", "EventHook", "Observability", "record_allowed", "record_refusal"]
 
 log = logging.getLogger("authguard")
 
@@ -90,6 +91,19 @@ class Observability:
         if self.detector is not None and isinstance(item, AuthEvent):
             for finding in self.detector.observe(item):
                 self.emit(finding)
+
+
+class EventFormatter(logging.Formatter):
+    """Formats a record of the ``authguard`` logger as one JSON line: the event's fields
+    (what ``authguard report`` reads). Records without an event keep their message, in a
+    ``message`` member."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line (``ensure_ascii``: no control character survives)."""
+        event = getattr(record, "authguard", None)
+        if not isinstance(event, dict):
+            event = {"level": record.levelname, "message": record.getMessage()}
+        return json.dumps(event, ensure_ascii=True, default=str, separators=(",", ":"))
 
 
 _PLAIN = Observability()  # when the guard has none: refusals are logged, that is all
