@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import demo_metrics
 from settings import load
 from stores import make_stores
 
@@ -98,10 +99,13 @@ brute_force = BruteForceGuard(
 guard = AuthGuard(
     authenticators=[basic, bearer, apikey, session],
     brute_force=brute_force,
+    # metrics at GET /metrics and the systemic-cause detector (demo_metrics.py)
+    observability=demo_metrics.observability(),
 )
 
 app = FastAPI(title="authguard example app", version="0.1.0")
 app.add_middleware(AuthGuardMiddleware, guard=guard)
+demo_metrics.setup(app)
 # Added last, so it is outermost: refusals rendered by authguard get CORS headers too.
 app.add_middleware(
     CORSMiddleware,
