@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from starlette.types import Scope
@@ -70,7 +70,10 @@ class AuthEvent:
 
     def as_dict(self) -> dict[str, Any]:
         """The event's fields (what goes into the log record's ``authguard`` member)."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in _EVENT_FIELDS}
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AuthEvent))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

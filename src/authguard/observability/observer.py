@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from starlette.types import Scope
 from ..identity import Identity
 from ..reasons import Reason
 from .detector import Detector
-from .events import AuthEvent, Finding, build_event
+from .events import AuthEvent, Finding, build_event, via_proxy
 from .metrics import AuthMetrics
 from .safety import safe_text
 
@@ -57,12 +57,6 @@ class Observability:
     on_event: EventHook | None = None
     metrics: AuthMetrics | None = None
     detector: Detector | None = None
-    # Whether an allowed request needs an event (worked out once, here).
-    wants_allowed: bool = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.wants_allowed = self.allowed_events or self.detector is not None
-
     def bind(self, guard: AuthGuard) -> None:
         """Called by :class:`~authguard.AuthGuard` with itself (for the metrics' gauges)."""
         if self.metrics is not None:
@@ -77,7 +71,8 @@ class Observability:
                             extra={"authguard": item.as_dict()})
             if self.metrics is not None:
                 self.metrics.finding(item.finding)
-        elif self.log_events and (item.event == "refused" or self.allowed_events):
+        elif (self.log_events and (item.event == "refused" or self.allowed_events)
+              and log.isEnabledFor(logging.INFO)):
             log.info("%s %s %s: %s %s", item.event, item.method, item.route,
                      item.status if item.status is not None else "", item.reason or "",
                      extra={"authguard": item.as_dict()})
@@ -151,6 +146,8 @@ def record_allowed(guard: AuthGuard, scope: Scope, identity: Identity | None,
     if metrics is not None:
         metrics.allowed(identity.scheme if identity is not None else None)
         metrics.decision_time(elapsed, "allowed")
-    if obs.wants_allowed:
+    # The detector alone needs only requests that came through a proxy (to tell whether
+    # the proxy passes credentials): the others cost nothing more.
+    if obs.allowed_events or (obs.detector is not None and via_proxy(scope) is not None):
         obs.emit(build_event("allowed", scope, now=guard.clock(), network=guard.network,
                              identity=identity, decision_ms=elapsed * 1000))
