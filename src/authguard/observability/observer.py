@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 from starlette.types import Scope
 
 from ..identity import Identity
+from ..net import client_address
 from ..reasons import Reason
 from .detector import Detector
 from .events import AuthEvent, Finding, build_event, via_proxy
 from .metrics import AuthMetrics
-from .safety import safe_text
+from .safety import optional_text, route_template, safe_text
 
 if TYPE_CHECKING:
     from ..guard import AuthGuard
@@ -122,6 +123,16 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
     elapsed = None
     if started is not None:
         elapsed = (now if now is not None else perf_counter()) - started
+    if metrics is not None and obs.on_event is None and obs.detector is None and not (
+            obs.log_events and log.isEnabledFor(logging.INFO)):
+        # Counted only: the attributes, without the rest of the event.
+        client = (client_address(scope, guard.network)
+                  if reason is Reason.TOO_MANY_ATTEMPTS else None)
+        metrics.refused(reason.value, status, optional_text(scheme, 32),
+                        route_template(scope), client, guard.clock())
+        if elapsed is not None:
+            metrics.decision_time(elapsed, "refused")
+        return
     event = build_event("refused", scope, now=guard.clock(), network=guard.network,
                         reason=reason, status=status, scheme=scheme, request_id=request_id,
                         decision_ms=None if elapsed is None else elapsed * 1000,
