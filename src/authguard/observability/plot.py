@@ -17,15 +17,19 @@ from .events import AuthEvent
 
 __all__ = ["plot_refusals"]
 
+# Bucket widths the plot picks from (seconds): the smallest that gives at most ``buckets``.
+_WIDTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+           3600.0, 7200.0, 21600.0, 86400.0)
 
-def plot_refusals(events: Sequence[AuthEvent], path: str, *, buckets: int = 60) -> None:
+
+def plot_refusals(events: Sequence[AuthEvent], path: str, *, buckets: int = 45) -> None:
     """Draw the refusals per reason over time into the PNG file ``path``."""
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
     try:
         if events:
             start = min(e.time for e in events)
             span = max(e.time for e in events) - start
-            width = max(1.0, span / buckets)
+            width = next((w for w in _WIDTHS if w >= span / buckets), _WIDTHS[-1])
             series: dict[str, Counter[int]] = defaultdict(Counter)
             for e in events:
                 series[e.reason or "-"][int((e.time - start) // width)] += 1
