@@ -23,6 +23,7 @@ EXPECTED = {
     "Entitlement", "EntitlementStore", "EntitlementVerifier", "MemoryEntitlementStore",
     "Offer", "Payment", "PaymentContext", "PaymentProviderError", "PaymentRejected",
     "PaymentVerifier", "Price", "ReceiptVerifier",
+    "Observability",
 }
 
 

@@ -105,3 +105,49 @@ async def test_without_metrics_nothing_is_recorded(reader: InMemoryMetricReader)
     app = make_app(Observability())
     assert (await http(app, "GET", "/items/1")).status == 401
     assert _points(reader) == {}
+
+
+def test_observability_api_is_pinned() -> None:
+    import authguard.observability as obs
+
+    assert set(obs.__all__) == {
+        "FIXES", "AuthEvent", "AuthMetrics", "Detector", "EventFormatter", "EventHook",
+        "Finding", "Observability", "TokenFacts", "record_allowed", "record_refusal",
+        "route_template", "safe_text"}
+    for name in obs.__all__:
+        assert getattr(obs, name) is not None
+
+
+async def test_without_the_opentelemetry_api_metrics_are_no_ops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import authguard.observability.metrics as module
+
+    monkeypatch.setattr(module, "_otel", None)
+    metrics = AuthMetrics()
+    assert not metrics.enabled and not metrics.timed
+    app = make_app(Observability(metrics=metrics))
+    assert (await http(app, "GET", "/items/1")).status == 401
+    assert (await http(app, "GET", "/items/1", [(b"authorization", _token())])).status == 200
+
+
+async def test_the_hook_gets_events_and_its_errors_never_break_a_response(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from authguard.observability import AuthEvent
+
+    seen: list[AuthEvent] = []
+
+    def hook(item: Any) -> None:
+        seen.append(item)
+        raise RuntimeError("sink down\nforged")
+
+    app = make_app(Observability(on_event=hook))
+    import logging
+    with caplog.at_level(logging.WARNING, logger="authguard"):
+        answer = await http(app, "GET", "/items/9", [(b"x-request-id", b"abc-1")])
+    assert answer.status == 401
+    (event,) = seen
+    assert (event.event, event.reason, event.route, event.request_id) == (
+        "refused", "credentials_missing", "/items/{item_id}", "abc-1")
+    assert event.decision_ms is not None and event.decision_ms >= 0
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.getMessage() == "authguard: the on_event hook failed: RuntimeError"

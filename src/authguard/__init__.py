@@ -27,6 +27,7 @@ from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
 from .net import NetworkPolicy
+from .observability import Observability
 from .passwords import Argon2Hasher, PasswordHasher, PBKDF2Hasher
 from .payments import (
     Entitlement,
@@ -99,6 +100,7 @@ __all__ = [
     "KeySource",
     "MemoryEntitlementStore",
     "NetworkPolicy",
+    "Observability",
     "Not",
     "Offer",
     "PBKDF2Hasher",
