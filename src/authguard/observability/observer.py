@@ -115,7 +115,11 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
             the app raised).
         now: ``time.perf_counter()`` now, if the caller has it.
     """
-    obs: Observability = guard.observability or _PLAIN
+    obs = guard.observability
+    if obs is None:
+        if not log.isEnabledFor(logging.INFO):
+            return  # the usual case without observability: nothing to do
+        obs = _PLAIN
     metrics = obs.metrics
     if not (metrics is not None or obs.on_event is not None or obs.detector is not None
             or (obs.log_events and log.isEnabledFor(logging.INFO))):
