@@ -58,6 +58,7 @@ class Observability:
     on_event: EventHook | None = None
     metrics: AuthMetrics | None = None
     detector: Detector | None = None
+
     def bind(self, guard: AuthGuard) -> None:
         """Called by :class:`~authguard.AuthGuard` with itself (for the metrics' gauges)."""
         if self.metrics is not None:
@@ -107,13 +108,12 @@ _PLAIN = Observability()  # when the guard has none: refusals are logged, that i
 
 def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
                    scheme: str | None, request_id: str | None,
-                   started: float | None = None, now: float | None = None) -> None:
+                   started: float | None = None) -> None:
     """Report one refusal (called by the middleware as it renders it).
 
     Args:
         started: ``time.perf_counter()`` when the decision began (``None`` for a refusal
-            the app raised).
-        now: ``time.perf_counter()`` now, if the caller has it.
+            the app raised: its time is not the decision's).
     """
     obs = guard.observability
     if obs is None:
@@ -121,21 +121,16 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
             return  # the usual case without observability: nothing to do
         obs = _PLAIN
     metrics = obs.metrics
-    if not (metrics is not None or obs.on_event is not None or obs.detector is not None
-            or (obs.log_events and log.isEnabledFor(logging.INFO))):
-        return
-    elapsed = None
-    if started is not None:
-        elapsed = (now if now is not None else perf_counter()) - started
-    if metrics is not None and obs.on_event is None and obs.detector is None and not (
-            obs.log_events and log.isEnabledFor(logging.INFO)):
-        # Counted only: the attributes, without the rest of the event.
-        client = (client_address(scope, guard.network)
-                  if reason is Reason.TOO_MANY_ATTEMPTS else None)
-        metrics.refused(reason.value, status, optional_text(scheme, 32),
-                        route_template(scope), client, guard.clock())
-        if elapsed is not None:
-            metrics.decision_time(elapsed, "refused")
+    logged = obs.log_events and log.isEnabledFor(logging.INFO)
+    elapsed = None if started is None else perf_counter() - started
+    if not (logged or obs.on_event is not None or obs.detector is not None):
+        if metrics is not None:  # counted only: the attributes, not the whole event
+            client = (client_address(scope, guard.network)
+                      if reason is Reason.TOO_MANY_ATTEMPTS else None)
+            metrics.refused(reason.value, status, optional_text(scheme, 32),
+                            route_template(scope), client, guard.clock())
+            if elapsed is not None:
+                metrics.decision_time(elapsed, "refused")
         return
     event = build_event("refused", scope, now=guard.clock(), network=guard.network,
                         reason=reason, status=status, scheme=scheme, request_id=request_id,
