@@ -206,3 +206,17 @@ def test_detector_settings_are_checked() -> None:
         Detector(window=0)
     with pytest.raises(ConfigurationError, match="min_count"):
         Detector(min_count=0)
+
+
+def test_memory_is_bounded_whatever_keys_the_senders_choose() -> None:
+    from authguard.observability.detector import _MAX_KEYS, _MAX_SERIES
+
+    detector = Detector(min_count=_MAX_SERIES)
+    for i in range(3 * _MAX_KEYS):
+        for _ in range(3):
+            detector.observe(AuthEvent(event="refused", time=1.0 * i, reason="token_wrong_"
+                                       "audience", status=401, client_id=f"made-up-{i}"))
+    assert len(detector._series) <= _MAX_KEYS
+    assert all(len(s) <= _MAX_SERIES for s in detector._series.values())
+    with pytest.raises(ConfigurationError, match="min_blocked"):
+        Detector(min_blocked=_MAX_SERIES + 1)

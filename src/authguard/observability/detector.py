@@ -46,8 +46,11 @@ FIXES: dict[str, str] = {
 }
 
 _SKEW_REASONS = frozenset({"token_not_yet_valid", "token_expired"})
-_MAX_KEYS = 1024  # keys tracked per pattern (the oldest go first)
-_MAX_SERIES = 1000  # events kept per key: counts above it read as "at least"
+# Memory is bounded whatever the traffic (keys such as a token's client id are chosen by
+# the sender): at most _MAX_KEYS series of at most _MAX_SERIES events; the oldest key goes
+# first. A flood of made-up keys can push a real one out; it cannot grow the detector.
+_MAX_KEYS = 1024
+_MAX_SERIES = 100
 
 
 @dataclass(kw_only=True)
@@ -80,8 +83,9 @@ class Detector:
         if self.window <= 0:
             raise ConfigurationError("Detector.window: must be positive")
         for name in ("min_count", "min_stripped", "min_blocked"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(f"Detector.{name}: must be at least 1")
+            if not 1 <= getattr(self, name) <= _MAX_SERIES:
+                raise ConfigurationError(
+                    f"Detector.{name}: must be between 1 and {_MAX_SERIES}")
 
     def observe(self, event: AuthEvent) -> list[Finding]:
         """Take one event in; the findings it completes (usually none)."""
@@ -126,7 +130,7 @@ class Detector:
         now = event.time
         series = self._series.get((name, key))
         if series is None:
-            if len(self._series) >= _MAX_KEYS * len(FIXES):
+            if len(self._series) >= _MAX_KEYS:
                 self._series.pop(next(iter(self._series)))
             series = self._series[(name, key)] = deque(maxlen=_MAX_SERIES)
         series.append((now, event))
@@ -140,7 +144,7 @@ class Detector:
         self._raised[(name, key)] = now
         if last is not None and now - last < self.window:
             return None  # still the same episode: raised once
-        if len(self._raised) > _MAX_KEYS * len(FIXES):
+        if len(self._raised) > _MAX_KEYS:
             self._raised.pop(next(iter(self._raised)))
         return finding
 
