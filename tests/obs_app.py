@@ -1,10 +1,11 @@
 """A small app for the observability tests: Bearer (HS256) and Basic, a path-template
-route, logging of the ``authguard`` logger to stdout as plain text (``uvicorn
-obs_app:app --app-dir tests`` runs it)."""
+route; with ``OBS_APP_LOG_STDOUT=1``, the ``authguard`` logger writes to stdout as plain
+text (``uvicorn obs_app:app --app-dir tests`` runs it)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -65,7 +66,7 @@ def make_app(observability: Observability | None = None, *,
 
 app = make_app()
 
-if __name__ != "__main__" and "uvicorn" in sys.modules:  # served: log refusals to stdout
+if os.environ.get("OBS_APP_LOG_STDOUT") == "1":  # served by a test: log refusals to stdout
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("LOG %(levelname)s %(message)s"))
     logger = logging.getLogger("authguard")

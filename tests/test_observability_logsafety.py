@@ -4,6 +4,7 @@ came from the request (or names the route template instead)."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -142,7 +143,8 @@ def test_uvicorn_decoded_path_cannot_forge_a_line() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "obs_app:app", "--app-dir", str(TESTS),
          "--port", str(port), "--host", "127.0.0.1", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "OBS_APP_LOG_STDOUT": "1"})
     try:
         _wait_for(port, proc)
         for raw in (b"/items/1%0ALOG%20INFO%20forged", b"/items/%0D%0ALOG%20INFO%20forged",
