@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import uvicorn_server
+from rawasgi import http, load_example_app
 from tokens import SETTINGS, bearer, mint
 
 pytestmark = pytest.mark.e2e
@@ -76,3 +77,13 @@ def test_metrics_after_a_scripted_mix_of_clients(tmp_path: Path) -> None:
     assert SETTINGS.jwt_secret not in log.read_text()
     assert "wonderland" not in log.read_text() and "builder" not in log.read_text()
     assert "eyJ" not in log.read_text()  # no token either
+
+
+async def test_metrics_can_be_turned_off_in_the_demo() -> None:
+    on = load_example_app("app_metrics_on", {})
+    off = load_example_app("app_metrics_off", {"AUTHGUARD_DEMO_METRICS": "0"})
+    await http(on.app, "GET", "/me")
+    answer = await http(on.app, "GET", "/metrics")
+    assert answer.status == 200 and b"authguard_refusals_total{" in answer.body
+    assert off.guard.observability.metrics is None
+    assert (await http(off.app, "GET", "/metrics")).status == 404

@@ -96,16 +96,17 @@ brute_force = BruteForceGuard(
     store=stores.attempts,
 )
 
+# Metrics at GET /metrics and the systemic-cause detector (demo_metrics.py).
+observability, metrics_registry = demo_metrics.make()
 guard = AuthGuard(
     authenticators=[basic, bearer, apikey, session],
     brute_force=brute_force,
-    # metrics at GET /metrics and the systemic-cause detector (demo_metrics.py)
-    observability=demo_metrics.observability(),
+    observability=observability,
 )
 
 app = FastAPI(title="authguard example app", version="0.1.0")
 app.add_middleware(AuthGuardMiddleware, guard=guard)
-demo_metrics.setup(app)
+demo_metrics.setup(app, metrics_registry)
 # Added last, so it is outermost: refusals rendered by authguard get CORS headers too.
 app.add_middleware(
     CORSMiddleware,

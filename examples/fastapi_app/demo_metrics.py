@@ -25,16 +25,16 @@ try:  # the SDK, its Prometheus reader and the text format: pip install 'authgua
 except ImportError:  # pragma: no cover - the demo then runs without /metrics
     PrometheusMetricReader = None  # type: ignore[assignment,misc]
 
-ENABLED = os.environ.get("AUTHGUARD_DEMO_METRICS", "1") != "0" and (
-    PrometheusMetricReader is not None)
-# One registry per app (a test may build the app twice in one process).
-registry: Any = CollectorRegistry() if ENABLED else None
 
 
-def observability() -> Observability:
-    """What the demo's guard reports: metrics (when on) and the detector."""
-    metrics = None
-    if ENABLED:
+def make() -> tuple[Observability, Any]:
+    """What the demo's guard reports — metrics (when on) and the detector — and the
+    Prometheus registry ``/metrics`` renders (``None`` when metrics are off). A registry
+    per app: a test may build the app twice in one process."""
+    metrics = registry = None
+    if os.environ.get("AUTHGUARD_DEMO_METRICS", "1") != "0" and (
+            PrometheusMetricReader is not None):
+        registry = CollectorRegistry()
         reader = PrometheusMetricReader(registry=registry)
         metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
     path = os.environ.get("AUTHGUARD_DEMO_EVENT_LOG")
@@ -44,12 +44,12 @@ def observability() -> Observability:
         logger = logging.getLogger("authguard")
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    return Observability(metrics=metrics, detector=Detector(window=300))
+    return Observability(metrics=metrics, detector=Detector(window=300)), registry
 
 
-def setup(app: FastAPI) -> None:
+def setup(app: FastAPI, registry: Any) -> None:
     """Add ``GET /metrics`` (public, Prometheus text format) when metrics are on."""
-    if not ENABLED:
+    if registry is None:
         return
 
     @app.get("/metrics", include_in_schema=False)
