@@ -26,7 +26,6 @@ except ImportError:  # pragma: no cover - the demo then runs without /metrics
     PrometheusMetricReader = None  # type: ignore[assignment,misc]
 
 
-
 def make() -> tuple[Observability, Any]:
     """What the demo's guard reports — metrics (when on) and the detector — and the
     Prometheus registry ``/metrics`` renders (``None`` when metrics are off). A registry
