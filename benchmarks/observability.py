@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.observability [--seconds 0.2] [--rounds 7]`` prints a Markdown table
 of µs per request (in-process ASGI calls, no server), median over rounds, the variants
-interleaved in a fresh random order each round. Variants:
+interleaved in a fresh random order each round (needs the OpenTelemetry SDK:
+``pip install 'authguard[prometheus]'``). Variants:
 
 - ``off``: ``AuthGuard(observability=None)`` (refusals logged when INFO is enabled; here
   it is not, as in a production logger at WARNING).
