@@ -25,6 +25,7 @@ EXPECTED = {
     "PaymentVerifier", "Price", "ReceiptVerifier",
     "DPoPAuthenticator", "DPoPNonces", "TokenVerifier",
     "BearerIssuers", "IssuerKeys", "MetadataSigner", "ProtectedResource", "install_metadata",
+    "Observability",
 }
 
 

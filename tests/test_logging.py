@@ -52,8 +52,10 @@ async def test_refusal_is_logged_with_fields_and_no_secret(
     records = [rec for rec in caplog.records if rec.name == "authguard"]
     assert len(records) == 1
     fields = records[0].authguard  # type: ignore[attr-defined]
-    assert fields == {"reason": "credentials_invalid", "status": 401, "route": "/me",
-                      "scheme": "Basic", "client": "127.0.0.1", "request_id": "req-123"}
+    assert {k: fields[k] for k in ("reason", "status", "route", "scheme", "client",
+                                   "request_id", "event")} == {
+        "reason": "credentials_invalid", "status": 401, "route": "/me", "scheme": "Basic",
+        "client": "127.0.0.1", "request_id": "req-123", "event": "refused"}
     text = caplog.text + repr(records[0].__dict__)
     assert SECRET not in text
     assert wrong not in text

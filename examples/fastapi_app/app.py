@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import demo_metrics
 from settings import load
 from stores import make_stores
 
@@ -107,6 +108,8 @@ brute_force = BruteForceGuard(
     per_client=settings.failure_limit * 20, window=300, store=stores.attempts,
 )
 
+# Metrics at GET /metrics and the systemic-cause detector (demo_metrics.py).
+observability, metrics_registry = demo_metrics.make()
 guard = AuthGuard(
     authenticators=[basic, bearer, apikey, session, dpop],
     brute_force=brute_force,
@@ -116,10 +119,12 @@ guard = AuthGuard(
                            forwarded_header=settings.forwarded_header)
              if settings.trusted_proxies else None),
     require_https=settings.require_https,
+    observability=observability,
 )
 
 app = FastAPI(title="authguard example app", version="0.1.0")
 app.add_middleware(AuthGuardMiddleware, guard=guard)
+demo_metrics.setup(app, metrics_registry)
 # Added last, so it is outermost: refusals rendered by authguard get CORS headers too.
 app.add_middleware(
     CORSMiddleware,

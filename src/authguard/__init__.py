@@ -31,6 +31,7 @@ from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
 from .net import NetworkPolicy
 from .oauth import BearerIssuers, IssuerKeys, MetadataSigner, ProtectedResource, install_metadata
+from .observability import Observability
 from .passwords import Argon2Hasher, PasswordHasher, PBKDF2Hasher
 from .payments import (
     Entitlement,
@@ -108,6 +109,7 @@ __all__ = [
     "MemoryEntitlementStore",
     "MetadataSigner",
     "NetworkPolicy",
+    "Observability",
     "Not",
     "Offer",
     "PBKDF2Hasher",

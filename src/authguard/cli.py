@@ -1,4 +1,5 @@
-"""The ``authguard`` command: ``authguard routes MODULE:APP`` and ``authguard explain URL``.
+"""The ``authguard`` command: ``authguard routes MODULE:APP``, ``authguard explain URL``,
+``authguard report EVENTS.jsonl``.
 
 Each subcommand lives in its own module, imported only when it runs, and provides
 ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -17,6 +18,8 @@ __all__ = ["main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "routes": ("authguard.audit", "list every route of an app with its effective policy"),
     "explain": ("authguard.client.explain", "perform a request and explain a refusal"),
+    "report": ("authguard.observability.report",
+               "summarise a JSON event log: refusals by reason, route, client; findings"),
 }
 
 

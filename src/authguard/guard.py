@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .authenticators.base import Authenticator
 from .bruteforce import BruteForceGuard
@@ -14,6 +15,9 @@ from .errors import ConfigurationError
 from .net import NetworkPolicy
 from .policy import Anyone, DenyAll, Policy, Requirement
 from .reasons import DEFAULT_TYPE_BASE
+
+if TYPE_CHECKING:
+    from .observability import Observability
 
 __all__ = ["AuthGuard"]
 
@@ -46,6 +50,9 @@ class AuthGuard:
             refused (401 ``credentials_malformed``) before any authenticator parses or
             decodes them.
         clock: Source of the current time, in seconds since the epoch (for tests).
+        observability: Events, metrics and the systemic-cause detector
+            (:class:`~authguard.observability.Observability`); ``None`` logs each refusal
+            and does nothing else.
     """
 
     authenticators: Sequence[Authenticator]
@@ -61,6 +68,7 @@ class AuthGuard:
     request_id_header: str = "x-request-id"
     max_credentials_bytes: int = 8192
     clock: Callable[[], float] = time.time
+    observability: Observability | None = None
     by_scheme: Mapping[str, Authenticator] = field(init=False, repr=False)
     credential_headers: frozenset[bytes] = field(init=False, repr=False)
     path_rules: tuple[tuple[str, Policy], ...] = field(init=False, repr=False)
@@ -103,6 +111,8 @@ class AuthGuard:
             raise ConfigurationError(
                 "login_url: must be a local path starting with '/' (printable ASCII, no "
                 "spaces or backslashes; percent-encode the rest)")
+        if self.observability is not None:
+            self.observability.bind(self)
         if not _TOKEN_RE.fullmatch(self.request_id_header):
             raise ConfigurationError(
                 f"request_id_header: {self.request_id_header!r} is not a header name")

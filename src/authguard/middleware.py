@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+from time import perf_counter
 from typing import Any
 from urllib.parse import quote as urlquote
 
@@ -30,6 +31,7 @@ from .formbody import is_form_post, read_form_tokens
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .net import client_address, request_scheme
+from .observability.observer import record_allowed, record_refusal
 from .policy import AllOf, Context, Policy
 from .problems import refusal_headers, render_problem, send_problem
 from .reasons import Reason, ReasonSpec
@@ -207,6 +209,7 @@ class AuthGuardMiddleware:
                              if getattr(a, "reads_form_body", False)), default=0)
                 if limit:
                     receive = await read_form_tokens(scope, receive, limit)
+            started = perf_counter()
             conn = HTTPConnection(scope)
             identity: Identity | None = None
             refusal: Refusal | None = None
@@ -243,8 +246,11 @@ class AuthGuardMiddleware:
             except AuthUnavailable as exc:
                 refusal = _unavailable(exc)
             if refusal is not None:
-                await self._refuse(scope, send, refusal, policy, self._request_id(scope))
+                await self._refuse(scope, send, refusal, policy, self._request_id(scope),
+                                   started)
                 return
+            if self.guard.observability is not None:
+                record_allowed(self.guard, scope, identity, perf_counter() - started)
             scope["user"] = _ANON if identity is None else identity
             # the request id is made only if someone asks (a refusal, the app, an integration)
             scope["auth"] = scope["authguard"] = AuthState(
@@ -457,21 +463,12 @@ class AuthGuardMiddleware:
         return request_id_of(scope["headers"], self._id_header)
 
     async def _refuse(self, scope: Scope, send: Send, refusal: Refusal, policy: Policy,
-                      request_id: str | None) -> None:
+                      request_id: str | None, started: float | None = None) -> None:
         spec = _SPECS[refusal.reason]
         status = spec.status
         guard = self.guard
-        if log.isEnabledFor(logging.INFO):
-            client = client_address(scope, guard.network)
-            log.info(
-                "refused %s %s: %d %s",
-                scope.get("method", "WEBSOCKET"), scope["path"], status, refusal.reason.value,
-                extra={"authguard": {
-                    "reason": refusal.reason.value, "status": status,
-                    "route": scope["path"], "scheme": refusal.scheme,
-                    "client": client, "request_id": request_id,
-                }},
-            )
+        record_refusal(guard, scope, refusal.reason, status, refusal.scheme, request_id,
+                       started)
         if status == 403 and policy.conceal:
             # The framework's own default 404, byte for byte, so that nothing tells a
             # concealed resource from a missing one (a custom 404 handler is not copied).

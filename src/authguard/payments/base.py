@@ -31,6 +31,7 @@ from ..composition import RESPONSE_HOOK, Context, Requirement
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..middleware import full_path
+from ..observability.safety import safe_text
 from ..reasons import Reason
 from ..routing import serves_method
 
@@ -190,7 +191,8 @@ def b64json(value: Mapping[str, Any], *, urlsafe: bool = False) -> str:
 
 
 def _provider_error(exc: PaymentProviderError) -> Refusal:
-    log.warning("authguard: payment provider answered garbage: %s", exc)
+    # The message may quote what the provider sent: escaped, so it cannot forge a line.
+    log.warning("authguard: payment provider answered garbage: %s", safe_text(exc, 500))
     return Refusal(Reason.PAYMENT_PROVIDER_ERROR)
 
 

@@ -1,0 +1,172 @@
+"""Metrics through the OpenTelemetry API (``pip install 'authguard[otel]'``).
+
+Instruments, on the meter ``authguard`` (Prometheus names in brackets):
+
+- ``authguard.refusals`` [``authguard_refusals_total``]: counter of refusals, attributes
+  ``reason``, ``status``, ``scheme``, ``route``.
+- ``authguard.allowed`` [``authguard_allowed_total``]: counter of allowed requests on
+  protected routes, attribute ``scheme``.
+- ``authguard.decision.duration`` [``authguard_decision_duration_seconds``]: histogram of
+  the decision's time, attribute ``outcome`` (``allowed`` / ``refused``).
+- ``authguard.findings`` [``authguard_findings_total``]: counter of the detector's
+  findings, attribute ``finding``.
+- ``authguard.cache.size`` [``authguard_cache_size``]: gauge of the entries in each
+  authenticator's verified-credential cache, attribute ``scheme``.
+- ``authguard.bruteforce.blocked`` [``authguard_bruteforce_blocked``]: gauge of the
+  client addresses the brute-force guard refused within its window.
+
+Attribute values are bounded: reasons and schemes come from the configuration, routes are
+path templates (``"<unmatched>"`` for the rest); no subject, path or address is an
+attribute. Without the ``opentelemetry-api`` package every call is a no-op; without an
+SDK configured, the API's own no-op meter is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+
+    from ..guard import AuthGuard
+
+try:
+    from opentelemetry import metrics as _otel
+except ImportError:  # the optional extra is not installed
+    _otel = None  # type: ignore[assignment]
+
+__all__ = ["AuthMetrics", "BUCKETS"]
+
+BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+           0.1, 0.25, 0.5, 1.0, 2.5)
+"""Histogram bucket bounds of ``authguard.decision.duration``, in seconds."""
+_MAX_BLOCKED = 10_000  # client addresses remembered for the blocked-keys gauge
+
+
+class AuthMetrics:
+    """The instruments; ``meter_provider`` defaults to the global one.
+
+    Args:
+        meter_provider: An OpenTelemetry ``MeterProvider`` (e.g. the SDK's, with a
+            Prometheus or OTLP reader); ``None`` for the global provider.
+        decision_time: Record the decision-time histogram. The SDK's ``record`` is the
+            one per-request call into OpenTelemetry (the counters are tallied here and
+            read at collection), and the dearest part of the metrics: see
+            ``benchmarks/observability.py``.
+    """
+
+    def __init__(self, meter_provider: MeterProvider | None = None, *,
+                 decision_time: bool = True) -> None:
+        self.enabled = _otel is not None
+        self.timed = self.enabled and decision_time
+        self._guards: list[AuthGuard] = []
+        self._blocked: dict[str, float] = {}
+        self._refused_n: dict[tuple[str, int, str, str], int] = {}
+        self._allowed_n: dict[str, int] = {}
+        if _otel is None:
+            return
+        meter = (meter_provider or _otel.get_meter_provider()).get_meter("authguard")
+        # The counters are counted here (a dictionary increment per request) and read by
+        # the SDK when it collects: an OpenTelemetry ``add`` per request costs far more.
+        meter.create_observable_counter(
+            "authguard.refusals", callbacks=[self._observe_refusals], unit="{refusal}",
+            description="Refused requests, by reason, status, scheme and route template.")
+        meter.create_observable_counter(
+            "authguard.allowed", callbacks=[self._observe_allowed], unit="{request}",
+            description="Allowed requests on protected routes, by scheme.")
+        self._duration = meter.create_histogram(
+            "authguard.decision.duration", unit="s",
+            description="Time taken by the authentication decision.",
+            explicit_bucket_boundaries_advisory=list(BUCKETS))
+        self._findings = meter.create_counter(
+            "authguard.findings", unit="{finding}",
+            description="Systemic causes named by the detector, by finding.")
+        meter.create_observable_gauge(
+            "authguard.cache.size", callbacks=[self._cache_sizes], unit="{entry}",
+            description="Entries in the verified-credential caches, by scheme.")
+        meter.create_observable_gauge(
+            "authguard.bruteforce.blocked", callbacks=[self._blocked_keys], unit="{client}",
+            description="Client addresses refused by the brute-force guard in its window.")
+
+    def bind(self, guard: AuthGuard) -> None:
+        """Watch ``guard``'s caches and brute-force guard for the gauges."""
+        if guard not in self._guards:
+            self._guards.append(guard)
+
+    def refused(self, reason: str, status: int, scheme: str | None, route: str,
+                client: str | None, now: float) -> None:
+        """Count one refusal."""
+        if not self.enabled:
+            return
+        key = (reason, status, scheme or "none", route)
+        self._refused_n[key] = self._refused_n.get(key, 0) + 1
+        if reason == "too_many_attempts" and client is not None:
+            if client not in self._blocked and len(self._blocked) >= _MAX_BLOCKED:
+                self._blocked.pop(next(iter(self._blocked)))
+            self._blocked[client] = now
+
+    def allowed(self, scheme: str | None) -> None:
+        """Count one allowed request."""
+        if self.enabled:
+            key = scheme or "none"
+            self._allowed_n[key] = self._allowed_n.get(key, 0) + 1
+
+    def decision_time(self, seconds: float, outcome: str) -> None:
+        """Record the time one decision took."""
+        if self.timed:
+            self._duration.record(seconds, _OUTCOMES[outcome])
+
+    def finding(self, name: str) -> None:
+        """Count one finding of the detector."""
+        if self.enabled:
+            self._findings.add(1, {"finding": name})
+
+    # -- observable instruments ---------------------------------------------------------
+
+    def _observe_refusals(self, options: CallbackOptions) -> Iterable[Observation]:
+        assert _otel is not None  # noqa: S101 - only registered with the API present
+        return [_otel.Observation(n, {"reason": reason, "status": str(status),
+                                      "scheme": scheme, "route": route})
+                for (reason, status, scheme, route), n in list(self._refused_n.items())]
+
+    def _observe_allowed(self, options: CallbackOptions) -> Iterable[Observation]:
+        assert _otel is not None  # noqa: S101 - only registered with the API present
+        return [_otel.Observation(n, {"scheme": scheme})
+                for scheme, n in list(self._allowed_n.items())]
+
+    def _cache_sizes(self, options: CallbackOptions) -> Iterable[Observation]:
+        assert _otel is not None  # noqa: S101 - only registered with the API present
+        out: list[Observation] = []
+        for guard in self._guards:
+            for authenticator in guard.authenticators:
+                size = _cache_size(authenticator)
+                if size is not None:
+                    out.append(_otel.Observation(size, {"scheme": authenticator.scheme}))
+        return out
+
+    def _blocked_keys(self, options: CallbackOptions) -> Iterable[Observation]:
+        assert _otel is not None  # noqa: S101 - only registered with the API present
+        total = 0
+        for guard in self._guards:
+            bf = guard.brute_force
+            if bf is None:
+                continue
+            now = guard.clock()
+            for client, at in list(self._blocked.items()):
+                if at <= now - bf.window:
+                    del self._blocked[client]
+            total = len(self._blocked)
+        return [_otel.Observation(total)]
+
+
+_OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}
+
+
+def _cache_size(authenticator: Any) -> int | None:
+    """Entries in the authenticator's verified-credential cache (Basic, Bearer), if any."""
+    cache = getattr(authenticator, "_cache", None)
+    try:
+        return None if cache is None else len(cache)
+    except TypeError:
+        return None

@@ -1,0 +1,245 @@
+"""Each finding of the systemic-cause detector, produced by traffic through the middleware,
+with its numbers; raised once; and not raised by traffic that does not make the pattern."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jwt
+import pytest
+import time_machine
+
+from authguard import AuthUnavailable, BruteForceGuard, ConfigurationError
+from authguard.authenticators.keys import JWTKey
+from authguard.observability import FIXES, AuthEvent, Detector, Finding, Observability
+from obs_app import AUDIENCE, ISSUER, SECRET, make_app
+from rawasgi import http
+
+_START = 1_900_000_000.0
+_traveller: Any = None
+
+
+@pytest.fixture(autouse=True)
+def _system_clock() -> Iterator[None]:
+    """pyjwt reads the system clock: the tests move it (and the guard's clock with it)."""
+    global _traveller
+    with time_machine.travel(_START, tick=False) as traveller:
+        _traveller = traveller
+        yield
+    _traveller = None
+
+
+class Clock:
+    """The guard's and the tokens' clock (the system clock, moved by the test)."""
+
+    @property
+    def now(self) -> float:
+        return time.time()
+
+    @now.setter
+    def now(self, value: float) -> None:
+        _traveller.move_to(value)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class DownKeys:
+    """A key source whose backend is down."""
+
+    async def keys_for(self, kid: str | None, algorithm: str) -> Sequence[JWTKey]:
+        raise AuthUnavailable("JWKS endpoint unreachable")
+
+
+def _setup(**kw: Any) -> tuple[Any, Clock, list[Finding]]:
+    clock = Clock()
+    found: list[Finding] = []
+
+    def hook(item: AuthEvent | Finding) -> None:
+        if isinstance(item, Finding):
+            found.append(item)
+
+    detector = Detector(window=60)
+    app = make_app(Observability(detector=detector, on_event=hook), clock=clock, **kw)
+    return app, clock, found
+
+
+def _token(clock: Clock, headers: dict[str, str] | None = None, **claims: Any) -> bytes:
+    payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": clock.now,
+               "exp": clock.now + 300, **claims}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return b"Bearer " + jwt.encode(payload, SECRET, algorithm="HS256",
+                                   headers=headers).encode()
+
+
+async def _send(app: Any, n: int, token: bytes | None, *, client: str = "203.0.113.5",
+                path: str = "/items/1", extra: Sequence[tuple[bytes, bytes]] = (),
+                clock: Clock | None = None, step: float = 1.0) -> list[int]:
+    statuses = []
+    for _ in range(n):
+        headers = [(b"authorization", token)] if token else []
+        answer = await http(app, "GET", path, [*headers, *extra], client=(client, 4000))
+        statuses.append(answer.status)
+        if clock is not None:
+            clock.now += step
+    return statuses
+
+
+async def test_clock_skew_names_the_client_and_its_measured_skew(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app, clock, found = _setup()
+    ahead = _token(clock, nbf=clock.now + 45, iat=clock.now + 45, azp="mobile-app")
+    with caplog.at_level(logging.WARNING, logger="authguard"):
+        assert await _send(app, 4, ahead) == [401] * 4
+        assert found == []  # below the threshold (5)
+        assert await _send(app, 3, ahead) == [401] * 3
+    (finding,) = found  # raised once, not on the 6th and 7th
+    assert finding.finding == "clock_skew"
+    assert finding.key == "client mobile-app"
+    assert finding.count == 5
+    assert finding.measured["skew_seconds"] == 45.0
+    assert finding.measured["reason"] == "token_not_yet_valid"
+    assert "45.0 s in the server's future" in finding.message
+    assert finding.fix == FIXES["clock_skew"] and "NTP" in finding.fix
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.authguard["finding"] == "clock_skew"  # type: ignore[attr-defined]
+    assert "Fix: Synchronise the clocks" in record.getMessage()
+
+
+async def test_clock_skew_of_an_issuer_seen_by_many_clients() -> None:
+    app, clock, found = _setup()
+    for i in range(5):
+        token = _token(clock, nbf=clock.now + 20, iat=clock.now + 20)
+        await _send(app, 1, token, client=f"203.0.113.{i + 1}")
+    assert [(f.finding, f.key, f.count, f.measured["skew_seconds"]) for f in found] == [
+        ("clock_skew", f"issuer {ISSUER}", 5, 20.0)]
+
+
+async def test_large_skews_are_stale_tokens_not_clocks() -> None:
+    app, clock, found = _setup()
+    stale = _token(clock, iat=clock.now - 7200, exp=clock.now - 3600)
+    assert await _send(app, 10, stale) == [401] * 10
+    assert found == []
+
+
+async def test_the_window_slides() -> None:
+    app, clock, found = _setup()
+    ahead = _token(clock, nbf=clock.now + 400, iat=clock.now + 400)
+    # one every 20 s: never 5 within 60 s
+    assert await _send(app, 10, ahead, clock=clock, step=20) == [401] * 10
+    assert found == []
+
+
+async def test_authorization_stripped_by_one_proxy() -> None:
+    app, _, found = _setup(trusted_proxies=("10.9.0.0/16",))
+    via = [(b"x-forwarded-for", b"198.51.100.20")]
+    assert await _send(app, 9, None, client="10.9.0.2", extra=via) == [401] * 9
+    assert await _send(app, 5, None, client="10.9.0.3", extra=via) == [401] * 5  # another
+    assert found == []
+    assert await _send(app, 1, None, client="10.9.0.2", extra=via,
+                       path="/api/things/3") == [401]
+    (finding,) = found
+    assert (finding.finding, finding.key, finding.count) == (
+        "authorization_stripped", "proxy 10.9.0.2", 10)
+    assert finding.measured["routes"] == ["/items/{item_id}", "/api/things/{thing_id:int}"]
+    assert "Authorization" in finding.fix and "authguard explain" in finding.fix
+
+
+async def test_no_stripping_when_credentials_come_through_the_proxy() -> None:
+    app, clock, found = _setup(trusted_proxies=("10.9.0.0/16",))
+    via = [(b"x-forwarded-for", b"198.51.100.20")]
+    assert await _send(app, 1, _token(clock), client="10.9.0.2", extra=via) == [200]
+    assert await _send(app, 12, None, client="10.9.0.2", extra=via) == [401] * 12
+    assert found == []  # the proxy passes Authorization: these clients send none
+
+
+async def test_missing_audience_names_the_client() -> None:
+    app, clock, found = _setup()
+    no_aud = _token(clock, aud=None, azp="reports-cli")
+    assert await _send(app, 5, no_aud) == [401] * 5
+    (finding,) = found
+    assert (finding.finding, finding.key, finding.count) == (
+        "wrong_audience", "client reports-cli", 5)
+    assert finding.measured == {"audience": None, "issuer": ISSUER}
+    assert "no aud at all" in finding.message
+    assert "RFC 8707" in finding.fix
+
+
+async def test_wrong_audience_from_one_client_address() -> None:
+    app, clock, found = _setup()
+    other = _token(clock, aud="billing-api")
+    assert await _send(app, 5, other, client="198.51.100.77") == [401] * 5
+    (finding,) = found
+    assert (finding.key, finding.measured["audience"]) == (
+        "client 198.51.100.77", "billing-api")
+
+
+async def test_unknown_kid_after_a_rotation() -> None:
+    app, clock, found = _setup()
+    rotated = _token(clock, headers={"kid": "key-2"})
+    bad_signature = _token(clock, headers={"kid": "key-1"})[:-4] + b"AAAA"
+    assert await _send(app, 5, bad_signature) == [401] * 5  # a known kid: not a rotation
+    assert found == []
+    assert await _send(app, 5, rotated) == [401] * 5
+    (finding,) = found
+    assert (finding.finding, finding.key, finding.count) == ("unknown_kid", "kid key-2", 5)
+    assert finding.measured == {"kid": "key-2", "issuer": ISSUER}
+
+
+async def test_auth_unavailable_run() -> None:
+    app, clock, found = _setup(keys=DownKeys())
+    assert await _send(app, 5, _token(clock)) == [503] * 5
+    (finding,) = found
+    assert (finding.finding, finding.count) == ("auth_unavailable", 5)
+    assert finding.measured["routes"] == ["/items/{item_id}"]
+    assert "JWKS endpoint" in finding.fix
+
+
+async def test_credential_stuffing_burst() -> None:
+    app, _, found = _setup(brute_force=BruteForceGuard(per_account=1, per_client=1000))
+    wrong = b"Basic " + base64.b64encode(b"alice:guess")
+    # the first failure of each client is a 401; after it, each of them is throttled on
+    # the account (429): 20 refusals of 429 from three clients
+    for i in range(23):
+        await _send(app, 1, wrong, client=f"192.0.2.{i % 3}")
+    (finding,) = found
+    assert (finding.finding, finding.count) == ("credential_stuffing", 20)
+    assert finding.measured["clients"] == 3
+    assert finding.measured["top_client"] in ("192.0.2.0", "192.0.2.1")  # 7 each, .2 has 6
+
+
+async def test_raised_again_only_after_a_quiet_window() -> None:
+    app, clock, found = _setup()
+    no_aud = _token(clock, aud=None, azp="cli")
+    await _send(app, 5, no_aud)
+    clock.now += 30
+    await _send(app, 5, no_aud)
+    assert len(found) == 1
+    clock.now += 61
+    await _send(app, 5, no_aud)
+    assert len(found) == 2
+
+
+def test_detector_settings_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="window"):
+        Detector(window=0)
+    with pytest.raises(ConfigurationError, match="min_count"):
+        Detector(min_count=0)
+
+
+def test_memory_is_bounded_whatever_keys_the_senders_choose() -> None:
+    from authguard.observability.detector import _MAX_KEYS, _MAX_SERIES
+
+    detector = Detector(min_count=_MAX_SERIES)
+    for i in range(3 * _MAX_KEYS):
+        for _ in range(3):
+            detector.observe(AuthEvent(event="refused", time=1.0 * i, reason="token_wrong_"
+                                       "audience", status=401, client_id=f"made-up-{i}"))
+    assert len(detector._series) <= _MAX_KEYS
+    assert all(len(s) <= _MAX_SERIES for s in detector._series.values())
+    with pytest.raises(ConfigurationError, match="min_blocked"):
+        Detector(min_blocked=_MAX_SERIES + 1)

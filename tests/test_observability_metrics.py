@@ -1,0 +1,162 @@
+"""The OpenTelemetry instruments, read back with the SDK's in-memory metric reader."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+import time_machine
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from authguard import BruteForceGuard
+from authguard.observability import AuthMetrics, Detector, Observability
+from obs_app import AUDIENCE, ISSUER, PASSWORD, SECRET, make_app
+from rawasgi import http
+
+NOW = 1_900_000_000.0
+
+
+@pytest.fixture(autouse=True)
+def _system_clock() -> Iterator[None]:
+    """pyjwt checks the tokens against the system clock: hold it at NOW."""
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    out: dict[str, list[Any]] = {}
+    if data is None:
+        return out
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                out[metric.name] = list(metric.data.data_points)
+    return out
+
+
+def _by_attrs(points: list[Any]) -> dict[tuple[tuple[str, Any], ...], Any]:
+    return {tuple(sorted(p.attributes.items())): p for p in points}
+
+
+@pytest.fixture
+def reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+def _app(reader: InMemoryMetricReader, **kw: Any) -> Any:
+    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
+    return make_app(Observability(metrics=metrics, **kw), clock=lambda: NOW,
+                    brute_force=BruteForceGuard(per_account=2, per_client=100))
+
+
+def _token(**claims: Any) -> bytes:
+    payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": NOW + 60, **claims}
+    return b"Bearer " + jwt.encode(payload, SECRET, algorithm="HS256").encode()
+
+
+def _basic(password: str) -> bytes:
+    return b"Basic " + base64.b64encode(f"alice:{password}".encode())
+
+
+async def test_refusals_are_counted_by_reason_status_scheme_and_route_template(
+        reader: InMemoryMetricReader) -> None:
+    app = _app(reader)
+    for path in ("/items/1", "/items/2", "/items/%0Aevil"):
+        assert (await http(app, "GET", path)).status == 401
+    assert (await http(app, "GET", "/api/things/7",
+                       [(b"authorization", _token(exp=NOW - 100))])).status == 401
+    assert (await http(app, "GET", "/items/3",
+                       [(b"authorization", _token())])).status == 200
+    assert (await http(app, "GET", "/items/3",
+                       [(b"authorization", _basic(PASSWORD))])).status == 200
+    points = _points(reader)
+    refusals = _by_attrs(points["authguard.refusals"])
+    key = (("reason", "credentials_missing"), ("route", "/items/{item_id}"),
+           ("scheme", "none"), ("status", "401"))
+    assert refusals[key].value == 3  # three paths, one template
+    expired = (("reason", "token_expired"), ("route", "/api/things/{thing_id:int}"),
+               ("scheme", "Bearer"), ("status", "401"))
+    assert refusals[expired].value == 1
+    assert len(refusals) == 2  # bounded: no path, no client, no subject
+    allowed = _by_attrs(points["authguard.allowed"])
+    assert allowed[(("scheme", "Bearer"),)].value == 1
+    assert allowed[(("scheme", "Basic"),)].value == 1
+    durations = _by_attrs(points["authguard.decision.duration"])
+    assert durations[(("outcome", "refused"),)].count == 4
+    assert durations[(("outcome", "allowed"),)].count == 2
+    assert 0 < durations[(("outcome", "allowed"),)].sum < 1.0  # seconds
+    sizes = _by_attrs(points["authguard.cache.size"])
+    assert sizes[(("scheme", "Bearer"),)].value == 1  # one verified token remembered
+    assert sizes[(("scheme", "Basic"),)].value == 1
+
+
+async def test_blocked_keys_gauge_and_findings_counter(reader: InMemoryMetricReader) -> None:
+    app = _app(reader, detector=Detector(min_blocked=3))
+    statuses = []
+    for _ in range(6):
+        answer = await http(app, "POST", "/items/1",
+                            [(b"authorization", _basic("wrong"))], client=("192.0.2.1", 1))
+        statuses.append(answer.status)
+    assert statuses == [401, 401, 429, 429, 429, 429]
+    points = _points(reader)
+    assert points["authguard.bruteforce.blocked"][0].value == 1
+    findings = _by_attrs(points["authguard.findings"])
+    assert findings[(("finding", "credential_stuffing"),)].value == 1  # raised once
+
+
+async def test_without_metrics_nothing_is_recorded(reader: InMemoryMetricReader) -> None:
+    MeterProvider(metric_readers=[reader])  # a provider nobody gave the guard
+    app = make_app(Observability())
+    assert (await http(app, "GET", "/items/1")).status == 401
+    assert _points(reader) == {}
+
+
+def test_observability_api_is_pinned() -> None:
+    import authguard.observability as obs
+
+    assert set(obs.__all__) == {
+        "FIXES", "AuthEvent", "AuthMetrics", "Detector", "EventFormatter", "EventHook",
+        "Finding", "Observability", "TokenFacts", "record_allowed", "record_refusal",
+        "route_template", "safe_text"}
+    for name in obs.__all__:
+        assert getattr(obs, name) is not None
+
+
+async def test_without_the_opentelemetry_api_metrics_are_no_ops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import authguard.observability.metrics as module
+
+    monkeypatch.setattr(module, "_otel", None)
+    metrics = AuthMetrics()
+    assert not metrics.enabled and not metrics.timed
+    app = make_app(Observability(metrics=metrics))
+    assert (await http(app, "GET", "/items/1")).status == 401
+    assert (await http(app, "GET", "/items/1", [(b"authorization", _token())])).status == 200
+
+
+async def test_the_hook_gets_events_and_its_errors_never_break_a_response(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from authguard.observability import AuthEvent
+
+    seen: list[AuthEvent] = []
+
+    def hook(item: Any) -> None:
+        seen.append(item)
+        raise RuntimeError("sink down\nforged")
+
+    app = make_app(Observability(on_event=hook))
+    import logging
+    with caplog.at_level(logging.WARNING, logger="authguard"):
+        answer = await http(app, "GET", "/items/9", [(b"x-request-id", b"abc-1")])
+    assert answer.status == 401
+    (event,) = seen
+    assert (event.event, event.reason, event.route, event.request_id) == (
+        "refused", "credentials_missing", "/items/{item_id}", "abc-1")
+    assert event.decision_ms is not None and event.decision_ms >= 0
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.getMessage() == "authguard: the on_event hook failed: RuntimeError"
