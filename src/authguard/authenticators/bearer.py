@@ -34,6 +34,7 @@ from ..identity import Identity
 from ..reasons import Reason
 from ..stores.base import RevocationStore
 from .bearer_token import TokenPlaces, bearer_token, has_bearer_token
+from .dpop import refuse_bound_bearer
 from .jwt_checks import (
     ACCESS_TOKEN_TYPES,
     TypedClaimsJWT,
@@ -46,7 +47,6 @@ from .jwt_checks import (
     numeric_date,
     refusal_for,
 )
-from .dpop import refuse_bound_bearer
 from .keys import JWTKey, KeySource, StaticKeys
 
 if TYPE_CHECKING:
