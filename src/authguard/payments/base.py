@@ -33,6 +33,7 @@ from ..identity import Identity
 from ..middleware import full_path
 from ..reasons import Reason
 from ..routing import serves_method
+from .scheme import problem
 
 __all__ = [
     "Offer",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("authguard")
+
+
+_MAX_DESCRIPTION = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,13 @@ class Price:
         object.__setattr__(self, "amount", amount)
         if not self.currency or not self.currency.isascii() or not self.currency.isprintable():
             raise ConfigurationError("Price.currency: must be a non-empty ASCII name")
+        # Any language, one line: it is sent in a challenge (as UTF-8) and in the body.
+        if self.description is not None and not (
+                isinstance(self.description, str) and self.description.isprintable()
+                and len(self.description) <= _MAX_DESCRIPTION):
+            raise ConfigurationError("Price.description: printable text (no control "
+                                     f"characters or line breaks), at most {_MAX_DESCRIPTION}"
+                                     " characters")
 
     def as_json(self) -> dict[str, Any]:
         """The price as JSON members (the amount as a decimal string)."""
@@ -121,8 +132,9 @@ class PaymentRejected(Exception):
 
     Args:
         detail: A safe, human explanation (never echoes the proof).
-        reason: ``payment_invalid`` (expired, replayed, wrong amount, declined) or
-            ``payment_required`` (no plan, a lapsed plan).
+        reason: ``payment_invalid`` (expired, replayed, wrong amount, declined),
+            ``payment_required`` (no plan, a lapsed plan), or ``invalid_request`` (a proof
+            too malformed to be a payment attempt: 400, as x402 v2's HTTP transport asks).
         extensions: Extra members of the ``payment`` object (e.g. ``checkout``).
     """
 
@@ -404,9 +416,9 @@ class Payment(Requirement):
                     continue
                 verified = await verifier.verify(credential, pctx)
             except PaymentRejected as exc:
-                # A rejected proof (payment_invalid) tells more than a missing plan.
-                if rejection is None or (rejection.reason is Reason.PAYMENT_REQUIRED
-                                         and exc.reason is Reason.PAYMENT_INVALID):
+                # A malformed proof (400) is the first thing to fix; a rejected proof
+                # (payment_invalid) tells more than a missing plan.
+                if rejection is None or _RANK.get(exc.reason, 1) > _RANK.get(rejection.reason, 1):
                     rejection = exc
                 continue
             except PaymentProviderError as exc:
@@ -415,6 +427,9 @@ class Payment(Requirement):
             earlier = conn.scope.get(RESPONSE_HOOK)
             conn.scope[RESPONSE_HOOK] = hook if earlier is None else _Hooks(earlier, hook)
             return None
+        if rejection is not None and rejection.reason is Reason.INVALID_REQUEST:
+            # x402 v2 HTTP transport: a malformed payment payload is 400, with no offer.
+            return Refusal(Reason.INVALID_REQUEST, rejection.detail)
         return self.refusal(pctx, rejection)
 
     def refusal(self, ctx: PaymentContext, rejection: PaymentRejected | None = None) -> Refusal:
@@ -442,10 +457,22 @@ class Payment(Requirement):
         detail: str | None = None
         if rejection is not None:
             reason, detail = rejection.reason, rejection.detail
+        payable = any(c.scheme.lower() == "payment" for c in challenges)
+        if payable:  # the draft's problem type, for clients of the Payment scheme
+            payment.update(problem("verification-failed" if reason is Reason.PAYMENT_INVALID
+                                   else "payment-required"))
+        if rejection is not None:
             payment.update(rejection.extensions)
         extensions: dict[str, Any] = {**top, "payment": payment}
         if "checkout" in payment:
             extensions["checkout"] = payment["checkout"]
+        if not payable and "PAYMENT-REQUIRED" not in headers:
+            # draft-httpauth-payment §Usage of 402: no 402 without a Payment challenge.
+            # Nothing here can be paid over HTTP (a plan sold elsewhere): 403, with the
+            # offers and the checkout link, says what the client can do instead.
+            return Refusal(Reason.FORBIDDEN, detail or "This needs a payment or a plan "
+                           "that cannot be bought here; see 'payment'.",
+                           extensions=extensions)
         return Refusal(reason, detail, challenges=challenges, headers=headers,
                        extensions=extensions)
 
@@ -469,6 +496,9 @@ class Payment(Requirement):
             out.add(502)
         return frozenset(out)
 
+
+# Which rejection a 402 reports when several verifiers rejected their proofs.
+_RANK = {Reason.PAYMENT_REQUIRED: 0, Reason.PAYMENT_INVALID: 1, Reason.INVALID_REQUEST: 2}
 
 # Problem members an offer's extensions never replace.
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "reason", "hints",
