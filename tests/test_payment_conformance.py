@@ -50,10 +50,9 @@ from authguard.stores import MemoryNonceStore
 from helpers import asgi_client
 
 SECRET = "conformance-payment-secret-0123456789abcdef"
-LATIN1 = "Café crème, 2 × 0.01 ¤"  # every character below U+0100
-WIDE = "Kaffee – 5 € – コーヒー 🙂"  # characters beyond Latin-1, one beyond the BMP
+LATIN1 = "Caf\u00e9 cr\u00e8me, 2 \u00d7 0.01 \u00a4"  # every character below U+0100
+WIDE = "Kaffee \u2013 5 \u20ac \u2013 \u30b3\u30fc\u30d2\u30fc \U0001f642"  # beyond Latin-1
 API_KEY = {"X-API-Key": "k-alice"}
-BASIC = {"Authorization": "Basic " + base64.b64encode(b"alice:wonderland").decode()}
 PA = "Payment-Authorization"
 
 
@@ -242,7 +241,7 @@ async def test_a_credential_counts_only_in_the_field_its_challenge_selected(
     assert (await client.get("/quote", headers={**API_KEY, PA: selected})).status_code == 200
 
 
-# -- 4. no 402 without a Payment challenge ----------------------------------------------------------
+# -- 4. no 402 without a Payment challenge ------------------------------------------------
 
 
 async def test_a_plan_that_cannot_be_bought_here_is_403_not_a_bare_402(
