@@ -222,6 +222,18 @@ async def test_header_is_bound_into_the_challenge_id(
     assert r.status_code == 200, r.text
 
 
+async def test_a_slot_cannot_be_shifted_across_the_separator(
+        client: httpx.AsyncClient, world: App) -> None:
+    """The binding joins slots with ``|``: an echo that drops ``header`` and moves it into
+    ``opaque`` behind a ``|`` would join to the same string, so ``|`` is never read."""
+    ch, paid = await credential(client, world, "/quote", API_KEY)
+    shifted = reencode(paid, header=None, opaque=ch.params["opaque"] + "|" + PA)
+    r = await client.get("/quote", headers={**API_KEY, "Authorization": shifted})
+    assert_402(r, "payment_invalid")
+    assert "could not be parsed" in r.json()["detail"]
+    assert r.json()["payment"]["problem_type"].endswith("/malformed-credential")
+
+
 # -- 3. the field the challenge selected ---------------------------------------------------------
 
 

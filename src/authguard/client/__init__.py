@@ -10,7 +10,8 @@ Needs the ``client`` extra (``pip install 'authguard[client]'``: httpx and rich)
   :mod:`authguard.client.errors` for the tree).
 * :func:`raise_for_auth`, :func:`araise_for_auth`, :class:`BearerAuth` — httpx integration.
 * :func:`pay_and_retry`, :func:`apay_and_retry` — on a 402, pay through a callback and
-  retry once (:mod:`authguard.client.payments`).
+  retry once; :func:`payment_credential` and :func:`read_payment_receipt` for the IETF
+  ``Payment`` scheme (:mod:`authguard.client.payments`).
 * ``authguard explain URL`` — :mod:`authguard.client.explain`.
 """
 
@@ -35,7 +36,15 @@ from .errors import (
     error_for,
 )
 from .httpx_auth import BearerAuth, araise_for_auth, raise_for_auth
-from .payments import PayCallback, apay_and_retry, pay_and_retry
+from .payments import (
+    ChallengeNotPayable,
+    PayCallback,
+    PaymentReceipt,
+    apay_and_retry,
+    pay_and_retry,
+    payment_credential,
+    read_payment_receipt,
+)
 from .problem import Problem, ReasonSource, parse_retry_after
 
 __all__ = [
@@ -44,6 +53,7 @@ __all__ = [
     "AuthenticationRequired",
     "BearerAuth",
     "Challenge",
+    "ChallengeNotPayable",
     "ChallengeParseError",
     "CredentialsRevoked",
     "Forbidden",
@@ -53,6 +63,7 @@ __all__ = [
     "Params",
     "PayCallback",
     "PaymentProviderFailed",
+    "PaymentReceipt",
     "PaymentRequired",
     "Problem",
     "ReasonSource",
@@ -68,5 +79,7 @@ __all__ = [
     "parse_retry_after",
     "parse_www_authenticate",
     "pay_and_retry",
+    "payment_credential",
     "raise_for_auth",
+    "read_payment_receipt",
 ]
