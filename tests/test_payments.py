@@ -661,14 +661,25 @@ async def test_on_success_settles_nothing_when_the_app_fails(
     assert_402(other, "payment_invalid")
 
 
-async def test_settle_before_charges_first_and_says_so_on_a_failure(
+async def test_settle_before_charges_first_but_sends_no_receipt_on_a_failure(
         raw: httpx.AsyncClient, client: httpx.AsyncClient, world: World) -> None:
+    """draft-httpauth-payment §Receipt Status Semantics: no Payment-Receipt on an error
+    response. The payment was taken before the app ran: the proof is used up."""
     credential = await pay(client, world, "/before-fails")
     r = await raw.get("/before-fails", headers={"Authorization": credential})
     assert r.status_code == 500
-    assert b64url_json(r.headers["payment-receipt"])["status"] == "success"
-    assert_402(await client.get("/quote", headers={"Authorization": credential}),
+    assert "payment-receipt" not in r.headers
+    assert_402(await client.get("/before-fails", headers={"Authorization": credential}),
                "payment_invalid")
+
+
+async def test_an_answer_to_a_payment_authorization_is_private(
+        client: httpx.AsyncClient) -> None:
+    """draft §Caching: a response to a request with a credential outside Authorization is
+    private, even when something else (here a plan) paid for it."""
+    r = await client.get("/plan", headers={**BOB, "Payment-Authorization": "Payment e30"})
+    assert r.status_code == 200 and r.headers["cache-control"] == "private"
+    assert "payment-receipt" not in r.headers
 
 
 async def test_a_streaming_response_passes_with_its_receipt(

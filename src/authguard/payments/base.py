@@ -268,17 +268,24 @@ class _Settlement:
                 await self._release()  # on_success: nothing served, nothing charged
                 return
             await self._settle()
-        # Settled (before the app ran, or just now): the response says so, whatever its
-        # status, so that a client charged for a failed request holds the receipt.
+        # Settled (before the app ran, or just now). A Payment-Receipt only goes on a 2xx
+        # (draft-httpauth-payment §Receipt Status Semantics: never on an error response);
+        # other receipts (x402's PAYMENT-RESPONSE) say "charged" whatever the status.
         headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
         added = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                 for k, v in (self.headers or {}).items()]
+                 for k, v in (self.headers or {}).items()
+                 if 200 <= status < 300 or k.lower() != "payment-receipt"]
+        # Receipts, and answers to a credential outside Authorization, must not be stored
+        # by shared caches (draft-httpauth-payment §Caching; RFC 9111 §3.5 covers only
+        # Authorization).
+        if not added and not any(k == b"payment-authorization"
+                                 for k, _ in self.ctx.conn.scope["headers"]):
+            return
+        kept = [(k, v) for k, v in headers if k != b"cache-control"
+                or b"private" in v or b"no-store" in v]
+        if not any(k == b"cache-control" for k, _ in kept):
+            kept.append((b"cache-control", b"private"))
         if added:
-            # Receipts must not be stored by shared caches (draft-httpauth-payment §Caching).
-            kept = [(k, v) for k, v in headers if k != b"cache-control"
-                    or b"private" in v or b"no-store" in v]
-            if not any(k == b"cache-control" for k, _ in kept):
-                kept.append((b"cache-control", b"private"))
             # Browser code may read the receipt (CORS hides other headers by default).
             names = b", ".join(k for k, _ in added)
             exposed = [(k, v) for k, v in kept if k == b"access-control-expose-headers"]
@@ -287,7 +294,7 @@ class _Settlement:
                         for k, v in kept]
             else:
                 kept.append((b"access-control-expose-headers", names))
-            message["headers"] = kept + added
+        message["headers"] = kept + added
 
     async def _release(self) -> None:
         release = getattr(self.verifier, "release", None)
