@@ -40,6 +40,7 @@ from authguard.client import (
     payment_credential,
     read_payment_receipt,
 )
+from tokens import bearer, mint
 
 BASIC = ("alice", "wonderland")
 
@@ -132,9 +133,10 @@ async def test_pympp_pays_beside_basic_credentials(example_server: str) -> None:
 
 async def test_pympp_buys_the_plan_behind_a_plan_402(example_server: str) -> None:
     """The plan route's 402 carries a Payment challenge: pympp can act on it."""
-    r, calls = await pympp_get(example_server, "/premium", auth=("carol", "rainbow"))
+    token = bearer(mint("frank"))  # no plan; the shared server's users stay as they are
+    r, calls = await pympp_get(example_server, "/premium", headers=token)
     assert r.status_code == 200, r.text
-    assert r.json() == {"premium": True, "subject": "carol"} and len(calls) == 1
+    assert r.json() == {"premium": True, "subject": "frank"} and len(calls) == 1
 
 
 async def test_a_wrong_proof_is_402_and_charged_once(example_server: str) -> None:

@@ -15,7 +15,6 @@
 
 from .base import (
     Offer,
-    Payment,
     PaymentContext,
     PaymentProviderError,
     PaymentRejected,
@@ -32,6 +31,7 @@ from .entitlements import (
     PlanStore,
 )
 from .receipts import ReceiptVerifier
+from .requirement import Payment
 
 __all__ = [
     "Entitlement",
