@@ -354,3 +354,42 @@ async def test_a_well_formed_but_invalid_payment_signature_is_402(
         "PAYMENT-SIGNATURE": base64.b64encode(json.dumps(proof).encode()).decode()})
     assert r.status_code == 402 and r.json()["reason"] == "payment_invalid"
     assert "payment-required" in r.headers
+
+
+# -- Accept-Payment (SHOULD) ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_methods() -> AsyncIterator[httpx.AsyncClient]:
+    nonces = MemoryNonceStore()
+    alpha, beta = (ReceiptVerifier(secret=SECRET, nonces=nonces, realm="test", method=m)
+                   for m in ("alpha", "beta"))
+
+    async def ok(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    paid = Payment(Price(Decimal("0.01"), "USD"), verifiers=[alpha, beta])
+    app = AuthGuardMiddleware(Starlette(routes=[Route("/two", protect(paid)(ok))]),
+                              AuthGuard(authenticators=[APIKeyAuthenticator(
+                                  store=StaticAPIKeys({}))]))
+    async with asgi_client(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize(("accept", "methods"), [
+    (None, ["alpha", "beta"]),
+    ("beta/charge, alpha/charge;q=0.5", ["beta", "alpha"]),
+    ("alpha/*;q=0, */charge", ["beta"]),  # the most specific range decides
+    ("beta/*;q=0.2, */*;q=0.9", ["alpha", "beta"]),
+    ("gamma/charge", ["alpha", "beta"]),  # matches nothing: ignored
+    ("beta/charge;q=2", ["alpha", "beta"]),  # malformed: ignored
+])
+async def test_accept_payment_filters_and_orders_the_challenges(
+        two_methods: httpx.AsyncClient, accept: str | None, methods: list[str]) -> None:
+    """§Client Payment Preferences: filter to ranges with q>0, order by q."""
+    headers = {"Accept-Payment": accept} if accept else {}
+    r = await two_methods.get("/two", headers=headers)
+    assert r.status_code == 402
+    got = [c.params["method"] for line in r.headers.get_list("www-authenticate")
+           for c in parse_www_authenticate(line)]
+    assert got == methods

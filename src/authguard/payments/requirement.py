@@ -30,7 +30,7 @@ from .base import (
     Price,
     PriceFn,
 )
-from .scheme import problem
+from .scheme import problem, rank_challenges
 from .settlement import PAID, Hooks, Settlement, provider_error
 
 __all__ = ["Payment"]
@@ -156,6 +156,8 @@ class Payment(Requirement):
             challenges.extend(offer.challenges)
             headers.update(offer.headers)
             top.update({k: v for k, v in offer.extensions.items() if k not in _RESERVED})
+        accept = ctx.conn.headers.get("accept-payment")
+        challenges = rank_challenges(challenges, accept)
         payment: dict[str, Any] = {"offers": offers}
         if self.price is not None:
             payment["price"] = ctx.price.as_json()

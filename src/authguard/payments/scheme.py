@@ -14,6 +14,7 @@ What a server needs to issue and read the scheme's messages, whatever the paymen
 * :func:`read_credential` — the credential (§"Credentials"): base64url JSON
   ``{challenge, payload, [source]}``, checked for shape before anything else reads it.
 * :data:`PROBLEMS` — the draft's problem types (§"Error Codes").
+* :func:`rank_challenges` — ``Accept-Payment`` (§"Client Payment Preferences").
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from ..challenges import Challenge
 
 __all__ = [
     "BOUND",
@@ -35,6 +38,7 @@ __all__ = [
     "challenge_id",
     "jcs_b64url",
     "problem",
+    "rank_challenges",
     "read_credential",
     "wire_text",
 ]
@@ -59,6 +63,8 @@ MAX_CREDENTIAL = 8192
 """Longest credential read (the draft asks servers to take at least 4 KB)."""
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
+_RANGE = re.compile(r"\s*([a-z][a-z0-9:_-]*|\*)/([A-Za-z0-9-]+|\*)\s*"
+                    r"(?:;\s*q\s*=\s*(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\s*)?")
 # Echoed values that take part in the binding: printable ASCII, and never "|" (the slot
 # separator), so that the joined slots can be split only one way.
 _SLOT = re.compile(r"[\x20-\x7b\x7d\x7e]*")
@@ -143,3 +149,53 @@ def read_credential(token: str) -> dict[str, Any]:
         raise CredentialError("The Payment credential could not be parsed: it must be "
                               "base64url JSON with 'challenge' and 'payload'.") from None
     return data
+
+
+def _ranges(header: str) -> list[tuple[str, str, float]] | None:
+    """``Accept-Payment`` as (method, intent, q) ranges; ``None`` when it is malformed."""
+    out: list[tuple[str, str, float]] = []
+    for item in header.split(","):
+        if not item.strip():
+            continue
+        match = _RANGE.fullmatch(item)
+        if match is None:
+            return None
+        out.append((match[1], match[2], float(match[3]) if match[3] else 1.0))
+    return out
+
+
+def _weight(challenge: Challenge, ranges: list[tuple[str, str, float]]) -> float | None:
+    """The q of the most specific range that matches ``challenge`` (``None``: none does)."""
+    best: tuple[int, float] | None = None
+    method, intent = challenge.params.get("method"), challenge.params.get("intent")
+    for want_method, want_intent, q in ranges:
+        if want_method not in ("*", method) or want_intent not in ("*", intent):
+            continue
+        specific = (want_method != "*") * 2 + (want_intent != "*")
+        if best is None or specific > best[0]:
+            best = (specific, q)
+    return None if best is None else best[1]
+
+
+def rank_challenges(challenges: Sequence[Challenge], accept: str | None) -> list[Challenge]:
+    """``challenges`` as ``Accept-Payment`` asks (§"Client Payment Preferences"): the
+    ``Payment`` challenges that match a range with ``q>0``, by descending ``q`` (ties in
+    the server's order), the other schemes' challenges where they were. An absent or
+    malformed header, or one that matches none of them, changes nothing."""
+    ranges = _ranges(accept) if accept else None
+    if not ranges:
+        return list(challenges)
+    payment = [(i, c) for i, c in enumerate(challenges) if c.scheme.lower() == "payment"]
+    weighted = [(w, i, c) for i, c in payment
+                if (w := _weight(c, ranges)) is not None and w > 0]
+    if not weighted:
+        return list(challenges)
+    ranked = iter(c for _, _, c in sorted(weighted, key=lambda t: (-t[0], t[1])))
+    slots = {i for i, _ in payment}
+    out: list[Challenge] = []
+    for i, c in enumerate(challenges):
+        if i not in slots:
+            out.append(c)
+        elif (nxt := next(ranked, None)) is not None:
+            out.append(nxt)
+    return out
