@@ -355,6 +355,11 @@ def test_payment_configuration_mistakes_name_the_setting(world: World) -> None:
         EntitlementVerifier(world.plans)
     with pytest.raises(ConfigurationError, match=r"ReceiptVerifier\.secret"):
         ReceiptVerifier(secret="short", nonces=world.nonces, realm="r")
+    with pytest.raises(ConfigurationError, match=r"ReceiptVerifier\.method"):
+        ReceiptVerifier(secret=SECRET, nonces=world.nonces, realm="r", method="Receipt")
+    for realm in ("a|b", "caf\u00e9"):  # the binding's separator; not ASCII
+        with pytest.raises(ConfigurationError, match=r"ReceiptVerifier\.realm"):
+            ReceiptVerifier(secret=SECRET, nonces=world.nonces, realm=realm)
     with pytest.raises(ConfigurationError, match=r"FacilitatorClient\.url"):
         FacilitatorClient("ftp://x")
 
