@@ -40,6 +40,7 @@ from authguard.client import (
     payment_credential,
     read_payment_receipt,
 )
+from helpers import ROOT, uvicorn_server
 from tokens import bearer, mint
 
 BASIC = ("alice", "wonderland")
@@ -172,6 +173,38 @@ async def test_pympp_pays_non_ascii_challenges_in_process() -> None:
         for path in ("/latin1", "/wide"):
             r = await c.get(path)
             assert r.status_code == 200, (path, r.text)
+
+
+async def test_a_non_ascii_description_over_the_wire_both_clients_pay() -> None:
+    """Under real uvicorn: the description's UTF-8 octets cross the wire; pympp and
+    authguard's own client read it exactly, echo it, and pay."""
+    from paid_unicode_app import DESCRIPTION
+
+    with uvicorn_server("paid_unicode_app:app", app_dir=ROOT / "tests") as base:
+        async with httpx.AsyncClient(base_url=base) as provider:
+            async def create(params: CredentialParams) -> str:
+                assert params.challenge.description == DESCRIPTION
+                paid = await provider.post("/pay", json={"challenge": params.challenge.id})
+                proof = b64url_json(paid.json()["authorization"].split(" ", 1)[1])
+                return Credential(challenge=params.challenge.to_echo(),
+                                  payload=proof["payload"]).to_authorization()
+
+            paying = PaymentTransport(
+                methods=[ClientMethod(method=RECEIPT, create_credential=create)],
+                inner=httpx.AsyncHTTPTransport(), max_payment_retries=1)
+            async with httpx.AsyncClient(base_url=base, transport=paying) as c:
+                r = await c.get("/quote")
+                assert r.status_code == 200, r.text
+
+            async def pay_it(error: PaymentRequired) -> dict[str, str]:
+                (ch,) = error.problem.challenges
+                assert ch.params["description"] == DESCRIPTION
+                paid = await provider.post("/pay", json={"challenge": ch.params["id"]})
+                return {"Authorization": paid.json()["authorization"]}
+
+            r = await apay_and_retry(provider, provider.build_request("GET", "/quote"),
+                                     pay_it)
+            assert r.status_code == 200, r.text
 
 
 # -- authguard's client pays pympp ---------------------------------------------------------
