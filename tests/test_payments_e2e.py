@@ -97,7 +97,7 @@ def test_pay_then_use_once(example_server: str) -> None:
         again = c.get("/paid/quote", headers={"Authorization": authorization})
         assert "already used" in assert_402(again, "payment_invalid")["detail"]
         r = c.post("/billing/pay", json={"challenge": "no-such-challenge"})
-        assert r.status_code == 400 and r.json()["reason"] == "invalid_request"
+        assert r.status_code == 404 and "No payable challenge" in r.json()["detail"]
 
 
 async def test_a_receipt_raced_by_twenty_clients_is_served_once(example_server: str) -> None:

@@ -71,13 +71,14 @@ def test_an_expired_plan_is_renewed_by_its_payment_challenge(server: str) -> Non
                      headers={PA: paid["authorization"]}).status_code == 200
 
 
-def test_paying_an_unknown_challenge_is_400_not_a_bare_402(server: str) -> None:
-    """The stand-in provider's refusal has no Payment challenge to offer, so it is no 402."""
+def test_paying_an_unknown_challenge_is_404_not_a_bare_402(server: str) -> None:
+    """The stand-in provider has no such challenge, and no Payment challenge to offer:
+    404, not a 402."""
     with http_client(server) as c:
         r = c.post("/billing/pay", json={"challenge": "no-such-challenge"})
-        assert r.status_code == 400, r.text
-        assert r.json()["reason"] == "invalid_request"
+        assert r.status_code == 404, r.text
         assert "No payable challenge" in r.json()["detail"]
+        assert "www-authenticate" not in r.headers
 
 
 @pytest.mark.parametrize("path", ["/paid/quote", "/premium"])

@@ -9,10 +9,10 @@
   IETF ``Payment`` scheme (``WWW-Authenticate: Payment …``) and x402 (``PAYMENT-REQUIRED``).
 * ``POST /billing/pay`` stands in for a payment provider: ``{"challenge": "<id>"}`` answers
   ``{"authorization": "Payment …"}``, which pays that one challenge (one ``GET /paid/quote``,
-  or the ``pro`` plan); an id it does not know is 400 ``invalid_request``.
+  or the ``pro`` plan); an id it does not know is 404.
 
-Both paid routes take ``HEAD`` too (FastAPI routes only the methods it is given), answered
-like ``GET``.
+Both paid routes take ``HEAD`` too (FastAPI routes only the methods it is given; the
+``HEAD`` route stays out of the OpenAPI document), answered like ``GET``.
 
 x402 payments are verified and settled by a facilitator: ``AUTHGUARD_DEMO_X402_FACILITATOR``
 names one; unset, a demo facilitator runs in-process (:func:`demo_facilitator`) for the
@@ -29,13 +29,13 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.routing import Route
 
-from authguard import Authenticated, AuthGuard, Public, Reason, Refusal, protect
+from authguard import Authenticated, AuthGuard, Public, protect
 from authguard.payments import (
     Entitlement,
     EntitlementVerifier,
@@ -145,13 +145,15 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
     router = APIRouter()
 
     # --8<-- [start:routes]
-    @router.api_route("/premium", methods=["GET", "HEAD"])
+    @router.head("/premium", include_in_schema=False)
+    @router.get("/premium")
     @protect(Authenticated() & Payment(verifiers=[premium_plan, buy_pro]))
     async def premium(request: Request) -> dict[str, Any]:
         """For identities with an active ``pro`` plan."""
         return {"premium": True, "subject": request.user.subject}
 
-    @router.api_route("/paid/quote", methods=["GET", "HEAD"])
+    @router.head("/paid/quote", include_in_schema=False)
+    @router.get("/paid/quote")
     @protect(Payment(quote_price, verifiers=[receipts, x402]))
     async def paid_quote() -> dict[str, Any]:
         """0.01 USD per request; no identity needed."""
@@ -169,15 +171,16 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
 
     # --8<-- [start:provider]
     @router.post("/billing/pay", responses={
-        400: {"description": "invalid_request: no payable challenge has this id"}})
+        404: {"description": "No payable challenge has this id"}})
     @protect(Public)
     async def pay(challenge: str = Body(embed=True, max_length=256)) -> dict[str, str]:
         """Stand-in for a payment provider: pays one ``Payment`` challenge by its id."""
         authorization = receipts.authorization_for(challenge)
         if authorization is None:
-            # Nothing to pay here, so no 402 (which must carry a Payment challenge).
-            raise Refusal(Reason.INVALID_REQUEST, "No payable challenge has this id; "
-                          "request the resource again for a fresh one.")
+            # There is no such challenge to pay: 404, not a 402 (which must carry a
+            # Payment challenge, draft-httpauth-payment §Usage of 402).
+            raise HTTPException(404, "No payable challenge has this id; request the "
+                                     "resource again for a fresh one.")
         return {"authorization": authorization}
     # --8<-- [end:provider]
 

@@ -30,6 +30,8 @@ from .base import (
     Price,
     PriceFn,
 )
+from .entitlements import PlanPurchase
+from .receipts import ReceiptVerifier
 from .scheme import problem, rank_challenges
 from .settlement import PAID, Hooks, Settlement, provider_error
 
@@ -199,11 +201,17 @@ class Payment(Requirement):
     def statuses(self) -> frozenset[int]:
         # 503: a store or provider that cannot be reached; 502: a provider's unreadable
         # answer (verifiers that call one, like x402's facilitator).
+        # 403: nothing here that can be paid over HTTP (plans sold elsewhere, verifiers of
+        # your own), so no 402.
         out = {402, 503}
         if all(v.needs_identity for v in self.verifiers):
             out.add(401)
-        if any(getattr(v, "facilitator", None) is not None for v in self.verifiers):
+        x402 = any(getattr(v, "facilitator", None) is not None for v in self.verifiers)
+        if x402:
             out.add(502)
+        if not x402 and not any(isinstance(v, ReceiptVerifier | PlanPurchase)
+                                for v in self.verifiers):
+            out.add(403)
         return frozenset(out)
 
 
