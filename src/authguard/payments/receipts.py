@@ -27,7 +27,6 @@ import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -43,8 +42,10 @@ from .scheme import (
     b64url_decode,
     challenge_id,
     jcs_b64url,
+    parse_rfc3339,
     problem,
     read_credential,
+    rfc3339,
     wire_text,
 )
 
@@ -56,18 +57,10 @@ _PA = PAYMENT_AUTHORIZATION
 OpaqueFn = Callable[[PaymentContext], Mapping[str, Any]]
 
 
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _route(ctx: PaymentContext) -> str:
     """What a challenge pays for: the method (HEAD counts as GET) and the path."""
     method = str(ctx.conn.scope.get("method", "GET"))
     return ("GET" if method == "HEAD" else method) + " " + ctx.resource
-
-
-def _parse_rfc3339(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def _rejected(detail: str, code: str) -> PaymentRejected:
@@ -169,7 +162,7 @@ class ReceiptVerifier:
             "method": self.method,
             "intent": self.intent,
             "request": jcs_b64url(request),
-            "expires": _rfc3339(ctx.now + self.ttl),
+            "expires": rfc3339(ctx.now + self.ttl),
             "opaque": jcs_b64url(opaque),
         }
         if self.header == _PA or (self.header == "auto" and ctx.identity is not None):
@@ -260,7 +253,7 @@ class ReceiptVerifier:
             raise _rejected(f"This payment challenge selected the {selected} field; send "
                             "the credential there.", "invalid-challenge")
         try:
-            expires = _parse_rfc3339(ch.get("expires", ""))
+            expires = parse_rfc3339(ch.get("expires", ""))
             request = json.loads(b64url_decode(ch.get("request", "")))
             amount = Decimal(request["amount"])
             currency = request["currency"]
@@ -312,5 +305,5 @@ class ReceiptVerifier:
         the ``Payment-Receipt``."""
         challenge_id, _, _ = await self.reserve(verified, ctx)
         receipt = {"status": "success", "method": self.method,
-                   "timestamp": _rfc3339(ctx.now), "reference": challenge_id}
+                   "timestamp": rfc3339(ctx.now), "reference": challenge_id}
         return {"Payment-Receipt": b64json(receipt, urlsafe=True)}

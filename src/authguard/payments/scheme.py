@@ -26,6 +26,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from ..challenges import Challenge
@@ -37,9 +38,11 @@ __all__ = [
     "CredentialError",
     "challenge_id",
     "jcs_b64url",
+    "parse_rfc3339",
     "problem",
     "rank_challenges",
     "read_credential",
+    "rfc3339",
     "wire_text",
 ]
 
@@ -103,6 +106,16 @@ def challenge_id(params: Mapping[str, str], key: bytes) -> str:
         slots.append(params["header"])
     mac = hmac.new(key, "|".join(slots).encode("utf-8"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def rfc3339(ts: float) -> str:
+    """``ts`` as an RFC 3339 UTC date-time, to the second (``expires``, ``timestamp``)."""
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    """The timestamp of an ``expires`` this server wrote; :class:`ValueError` otherwise."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def wire_text(text: str) -> str:
