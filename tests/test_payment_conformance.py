@@ -393,3 +393,13 @@ async def test_accept_payment_filters_and_orders_the_challenges(
     got = [c.params["method"] for line in r.headers.get_list("www-authenticate")
            for c in parse_www_authenticate(line)]
     assert got == methods
+
+
+def test_without_rfc8785_the_receipt_verifier_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from authguard import ConfigurationError
+    from authguard.payments import scheme
+
+    monkeypatch.setattr(scheme, "_jcs", None)
+    with pytest.raises(ConfigurationError, match=r"authguard\[payments\]"):
+        ReceiptVerifier(secret=SECRET, nonces=MemoryNonceStore(), realm="test")

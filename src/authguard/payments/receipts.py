@@ -107,7 +107,7 @@ class ReceiptVerifier:
                  recipient: str | None = None, ttl: int = 300,
                  header: Literal["auto", "Authorization", "Payment-Authorization"] = "auto",
                  remember: int = 0, opaque: OpaqueFn | None = None) -> None:
-        if not available():  # pragma: no cover - the dev install has it
+        if not available():
             raise ConfigurationError("ReceiptVerifier: RFC 8785 canonical JSON needs the "
                                      "'payments' extra: pip install 'authguard[payments]'")
         keys = secret if isinstance(secret, list) else [secret]
