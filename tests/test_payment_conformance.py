@@ -28,6 +28,7 @@ from authguard import (
     AuthGuard,
     AuthGuardMiddleware,
     BasicAuthenticator,
+    ConfigurationError,
     Identity,
     PBKDF2Hasher,
     StaticAPIKeys,
@@ -196,8 +197,6 @@ async def test_authguards_own_client_pays_a_non_ascii_challenge(
 
 
 def test_a_description_with_control_characters_is_refused_at_start_up() -> None:
-    from authguard import ConfigurationError
-
     with pytest.raises(ConfigurationError, match=r"Price\.description"):
         Price(Decimal(1), "USD", "two\r\nlines")
 
@@ -397,9 +396,19 @@ async def test_accept_payment_filters_and_orders_the_challenges(
 
 def test_without_rfc8785_the_receipt_verifier_names_the_extra(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from authguard import ConfigurationError
     from authguard.payments import scheme
 
     monkeypatch.setattr(scheme, "_jcs", None)
     with pytest.raises(ConfigurationError, match=r"authguard\[payments\]"):
         ReceiptVerifier(secret=SECRET, nonces=MemoryNonceStore(), realm="test")
+
+
+@pytest.mark.parametrize("bad", [Decimal("1.5"), 2**60, float("nan")])
+async def test_correlation_data_rfc8785_cannot_write_names_the_setting(bad: Any) -> None:
+    receipts = ReceiptVerifier(secret=SECRET, nonces=MemoryNonceStore(), realm="test",
+                               opaque=lambda ctx: {"bad": bad})
+    ctx = PaymentContext(conn=Request({"type": "http", "method": "GET", "path": "/",
+                                       "headers": []}),
+                         identity=None, price=Price(Decimal(1)), now=0.0, resource="/")
+    with pytest.raises(ConfigurationError, match=r"ReceiptVerifier\.opaque"):
+        receipts.challenge_params(ctx)

@@ -157,13 +157,18 @@ class ReceiptVerifier:
             request["recipient"] = self.recipient
         correlation = dict(self.opaque(ctx)) if self.opaque is not None else {}
         opaque = {**correlation, "nonce": secrets.token_urlsafe(12), "route": _route(ctx)}
+        try:
+            opaque_b64 = jcs_b64url(opaque)
+        except (TypeError, ValueError):  # rfc8785: not JSON, or an integer past 2**53
+            raise ConfigurationError("ReceiptVerifier.opaque: the correlation data must be "
+                                     "JSON that RFC 8785 can write") from None
         params = {
             "realm": self.realm,
             "method": self.method,
             "intent": self.intent,
             "request": jcs_b64url(request),
             "expires": rfc3339(ctx.now + self.ttl),
-            "opaque": jcs_b64url(opaque),
+            "opaque": opaque_b64,
         }
         if self.header == _PA or (self.header == "auto" and ctx.identity is not None):
             params["header"] = _PA
