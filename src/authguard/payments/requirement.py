@@ -143,7 +143,8 @@ class Payment(Requirement):
         return self.refusal(pctx, rejection)
 
     def refusal(self, ctx: PaymentContext, rejection: PaymentRejected | None = None) -> Refusal:
-        """The 402 for ``ctx``: every verifier's offer (fresh challenges), and why."""
+        """The 402 for ``ctx``: every verifier's offer (fresh challenges, ordered by
+        ``Accept-Payment``), and why; a 403 when none of them can be paid over HTTP."""
         offers: list[dict[str, Any]] = []
         challenges: list[Challenge] = []
         headers: dict[str, str] = {}
