@@ -185,21 +185,22 @@ async def test_mangled_proofs_are_payment_invalid_never_500(changes: dict[str, A
         assert r.json()["reason"] == "payment_invalid"
 
 
-async def test_the_header_hint_is_not_part_of_the_binding() -> None:
-    # A client that follows the draft echoes only the parameters it knows: dropping
-    # "header" (or adding one) changes nothing, and the proof still pays once.
+async def test_the_selected_header_is_part_of_the_binding() -> None:
+    # draft-httpauth-payment §Challenge Binding: "header" is bound when present, so a
+    # client cannot drop it (or add one) to move the credential to another field.
     receipts = ReceiptVerifier(secret=SECRET, nonces=MemoryNonceStore(), realm="api",
                                header="Payment-Authorization")
     async with asgi_client(two_routes(receipts)) as client:
         offer = (await client.get("/cheap")).json()["payment"]["offers"][0]
         assert offer["header"] == "Payment-Authorization"
         params = {k: v for k, v in offer.items()
-                  if k not in ("scheme", "amount", "currency", "credential_header", "header")}
+                  if k not in ("scheme", "amount", "currency", "credential_header")}
+        dropped = receipts.pay({k: v for k, v in params.items() if k != "header"})
+        r = await client.get("/cheap", headers={"Authorization": dropped})
+        assert r.status_code == 402 and "altered" in r.json()["detail"]
         credential = receipts.pay(params)
-        assert (await client.get("/cheap", headers={"Authorization": credential})
+        assert (await client.get("/cheap", headers={"Payment-Authorization": credential})
                 ).status_code == 200
-        again = await client.get("/cheap", headers={"Payment-Authorization": credential})
-        assert again.status_code == 402
 
 
 # -- prices and stores -------------------------------------------------------------------

@@ -260,6 +260,17 @@ def assert_402(r: httpx.Response, reason: str = "payment_required") -> dict[str,
     return body
 
 
+def assert_no_way_to_pay_here(r: httpx.Response) -> dict[str, Any]:
+    """A plan or credits that nothing here sells: 403 with the offers and the checkout link
+    (no 402 without a Payment challenge, draft-httpauth-payment §Usage of 402)."""
+    assert r.status_code == 403, r.text
+    assert "www-authenticate" not in r.headers and "payment-required" not in r.headers
+    body: dict[str, Any] = r.json()
+    VALIDATOR.validate(body)
+    assert body["reason"] == "forbidden" and body["payment"]["offers"]
+    return body
+
+
 def payment_challenge(r: httpx.Response) -> Challenge:
     found = [ch for line in r.headers.get_list("www-authenticate")
              for ch in parse_www_authenticate(line) if ch.scheme == "Payment"]
@@ -344,6 +355,11 @@ def test_payment_configuration_mistakes_name_the_setting(world: World) -> None:
         EntitlementVerifier(world.plans)
     with pytest.raises(ConfigurationError, match=r"ReceiptVerifier\.secret"):
         ReceiptVerifier(secret="short", nonces=world.nonces, realm="r")
+    with pytest.raises(ConfigurationError, match=r"ReceiptVerifier\.method"):
+        ReceiptVerifier(secret=SECRET, nonces=world.nonces, realm="r", method="Receipt")
+    for realm in ("a|b", "caf\u00e9"):  # the binding's separator; not ASCII
+        with pytest.raises(ConfigurationError, match=r"ReceiptVerifier\.realm"):
+            ReceiptVerifier(secret=SECRET, nonces=world.nonces, realm=realm)
     with pytest.raises(ConfigurationError, match=r"FacilitatorClient\.url"):
         FacilitatorClient("ftp://x")
 
@@ -425,13 +441,13 @@ async def test_a_missing_scope_is_403_before_any_price_even_when_paid(
 
 
 async def test_plans_none_active_and_expired(client: httpx.AsyncClient) -> None:
-    body = assert_402(await client.get("/plan", headers=ALICE))
+    body = assert_no_way_to_pay_here(await client.get("/plan", headers=ALICE))
     assert "active plan" in body["detail"] and "'pro'" in body["detail"]
     assert body["payment"]["offers"] == [{"scheme": "plan", "plans": ["pro"],
                                           "checkout": "/checkout"}]
     r = await client.get("/plan", headers=BOB)
     assert r.status_code == 200 and r.json()["user"] == "bob"
-    body = assert_402(await client.get("/plan", headers={"X-API-Key": "k-carol"}))
+    body = assert_no_way_to_pay_here(await client.get("/plan", headers={"X-API-Key": "k-carol"}))
     expired = "2027-01-14T08:00:00Z"  # the test clock minus one day
     assert "expired" in body["detail"] and expired in body["detail"]
     assert body["checkout"] == body["payment"]["checkout"] == "/checkout"
@@ -442,20 +458,20 @@ async def test_a_plan_lapses_when_the_clock_passes_its_expiry(
         client: httpx.AsyncClient, world: World) -> None:
     assert (await client.get("/plan", headers=BOB)).status_code == 200
     world.clock.now += 31 * DAY
-    body = assert_402(await client.get("/plan", headers=BOB))
+    body = assert_no_way_to_pay_here(await client.get("/plan", headers=BOB))
     assert "expired" in body["detail"]
 
 
 async def test_credits_are_used_atomically(client: httpx.AsyncClient, world: World) -> None:
     dave = {"X-API-Key": "k-dave"}
     results = await asyncio.gather(*(client.get("/credits", headers=dave) for _ in range(10)))
-    assert sorted(r.status_code for r in results) == [200] * 3 + [402] * 7
+    assert sorted(r.status_code for r in results) == [200] * 3 + [403] * 7
     for r in results:
-        if r.status_code == 402:
-            assert_402(r)
+        if r.status_code == 403:
+            assert_no_way_to_pay_here(r)
     left = await world.plans.get("dave")
     assert left is not None and left.credits == 0
-    body = assert_402(await client.get("/credits", headers=ALICE))
+    body = assert_no_way_to_pay_here(await client.get("/credits", headers=ALICE))
     assert body["payment"]["offers"][0]["credits"] == 1
     assert body["detail"] == "This needs 1 credit, and 0 are left."
 
@@ -565,15 +581,16 @@ async def test_the_credential_travels_beside_an_identity(
     assert "payment-receipt" in r.headers
 
 
-async def test_a_credential_is_accepted_in_either_field(
+async def test_a_credential_counts_only_in_its_selected_field(
         client: httpx.AsyncClient, world: World) -> None:
-    # The challenge's header parameter is a suggestion (clients that follow the draft
-    # drop parameters they do not know): the credential is good in either field, once.
+    # draft-httpauth-payment §Credentials: the challenge's header parameter selects the
+    # field, and is bound into its id; the credential counts in that field only.
     credential = await pay(client, world, "/quote", ALICE)  # says Payment-Authorization
     r = await client.get("/quote", headers={"Authorization": credential})
-    assert r.status_code == 200, r.text
-    again = await client.get("/quote", headers={"Payment-Authorization": credential})
-    assert_402(again, "payment_invalid")
+    assert "selected the Payment-Authorization field" in assert_402(r, "payment_invalid")[
+        "detail"]
+    assert (await client.get("/quote", headers={**ALICE, "Payment-Authorization": credential})
+            ).status_code == 200
 
 
 async def test_two_payment_credentials_are_payment_invalid(
@@ -612,13 +629,16 @@ async def test_malformed_payment_credentials_are_402_never_500(
     assert payment_challenge(r).params["id"]
 
 
-async def test_a_huge_authorization_field_is_refused_by_the_size_limit(
+async def test_a_huge_payment_credential_is_402_with_a_fresh_challenge(
         client: httpx.AsyncClient) -> None:
-    """Authorization is a credentials field: the guard's limit answers first (401)."""
-    r = await client.get("/quote", headers={"Authorization": "Payment " + "A" * 20_000})
+    """Over the guard's size limit, a Payment credential is still its verifier's to refuse:
+    402 with a fresh challenge (draft §Status Codes), not a 401 for the other schemes."""
+    for size in (20_000, 8000):
+        r = await client.get("/quote", headers={"Authorization": "Payment " + "A" * size})
+        assert_402(r, "payment_invalid")
+        assert payment_challenge(r).params["id"]
+    r = await client.get("/quote", headers={"Authorization": "Basic " + "A" * 20_000})
     assert r.status_code == 401 and r.json()["reason"] == "credentials_malformed"
-    r = await client.get("/quote", headers={"Authorization": "Payment " + "A" * 8000})
-    assert_402(r, "payment_invalid")
 
 
 async def test_a_forged_receipt_is_payment_invalid(
@@ -646,14 +666,25 @@ async def test_on_success_settles_nothing_when_the_app_fails(
     assert_402(other, "payment_invalid")
 
 
-async def test_settle_before_charges_first_and_says_so_on_a_failure(
+async def test_settle_before_charges_first_but_sends_no_receipt_on_a_failure(
         raw: httpx.AsyncClient, client: httpx.AsyncClient, world: World) -> None:
+    """draft-httpauth-payment §Receipt Status Semantics: no Payment-Receipt on an error
+    response. The payment was taken before the app ran: the proof is used up."""
     credential = await pay(client, world, "/before-fails")
     r = await raw.get("/before-fails", headers={"Authorization": credential})
     assert r.status_code == 500
-    assert b64url_json(r.headers["payment-receipt"])["status"] == "success"
-    assert_402(await client.get("/quote", headers={"Authorization": credential}),
+    assert "payment-receipt" not in r.headers
+    assert_402(await client.get("/before-fails", headers={"Authorization": credential}),
                "payment_invalid")
+
+
+async def test_an_answer_to_a_payment_authorization_is_private(
+        client: httpx.AsyncClient) -> None:
+    """draft §Caching: a response to a request with a credential outside Authorization is
+    private, even when something else (here a plan) paid for it."""
+    r = await client.get("/plan", headers={**BOB, "Payment-Authorization": "Payment e30"})
+    assert r.status_code == 200 and r.headers["cache-control"] == "private"
+    assert "payment-receipt" not in r.headers
 
 
 async def test_a_streaming_response_passes_with_its_receipt(
@@ -720,12 +751,14 @@ async def test_an_x402_payment_passes_once(client: httpx.AsyncClient) -> None:
     base64.b64encode(b"[" * 5000).decode(),
     "A" * 20_000,
 ])
-async def test_a_malformed_payment_signature_is_402(client: httpx.AsyncClient,
+async def test_a_malformed_payment_signature_is_400(client: httpx.AsyncClient,
                                                     value: str) -> None:
+    """x402 v2 HTTP transport: a malformed payment payload is 400, never a 500."""
     r = await client.get("/quote", headers={"PAYMENT-SIGNATURE": value})
-    body = assert_402(r, "payment_invalid")
-    assert "could not be parsed" in body["detail"]
-    assert x402_required(r)["x402Version"] == 2
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["reason"] == "invalid_request" and "could not be parsed" in body["detail"]
+    assert "www-authenticate" not in r.headers
 
 
 @pytest.mark.parametrize(("key", "value"), [("amount", "1"), ("payTo", "thief"),

@@ -47,8 +47,11 @@ def test_premium_for_each_user(example_server: str) -> None:
         assert "payment" not in r.json() and "payment-required" not in r.headers
         body = assert_402(c.get("/premium", auth=("alice", "wonderland")))
         assert "active plan" in body["detail"]
-        assert body["payment"]["offers"] == [{"scheme": "plan", "plans": ["pro"],
-                                              "checkout": "/billing/checkout"}]
+        assert body["payment"]["offers"][0] == {"scheme": "plan", "plans": ["pro"],
+                                                "checkout": "/billing/checkout"}
+        # and the Payment challenge that buys the plan (draft: no 402 without one)
+        assert body["payment"]["offers"][1]["plan"] == "pro"
+        assert payment_challenge(c.get("/premium", auth=("alice", "wonderland")))
         r = c.get("/premium", headers={"X-API-Key": "demo-key-alice-0123456789"})
         assert_402(r)
         r = c.get("/premium", auth=("bob", "builder"))
@@ -94,7 +97,7 @@ def test_pay_then_use_once(example_server: str) -> None:
         again = c.get("/paid/quote", headers={"Authorization": authorization})
         assert "already used" in assert_402(again, "payment_invalid")["detail"]
         r = c.post("/billing/pay", json={"challenge": "no-such-challenge"})
-        assert r.status_code == 402 and r.json()["reason"] == "payment_invalid"
+        assert r.status_code == 404 and "No payable challenge" in r.json()["detail"]
 
 
 async def test_a_receipt_raced_by_twenty_clients_is_served_once(example_server: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from decimal import Decimal
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
@@ -22,7 +25,16 @@ from authguard import (
     hash_api_key,
     protect,
 )
-from authguard.payments import Entitlement, EntitlementVerifier, MemoryEntitlementStore, Payment
+from authguard.payments import (
+    Entitlement,
+    EntitlementVerifier,
+    MemoryEntitlementStore,
+    Payment,
+    PlanPurchase,
+    Price,
+    ReceiptVerifier,
+)
+from authguard.stores import MemoryNonceStore
 
 
 def ident(subject: str, **kw: object) -> Identity:
@@ -60,9 +72,14 @@ read_or_admin = HasScopes("notes:read") | HasRoles("admin")
 # --8<-- [start:paid]
 plans = MemoryEntitlementStore({"carol": Entitlement(plan="pro")})  # a plan with no end
 pro_plan = EntitlementVerifier(plans, plans=["pro"], checkout="/billing")
+# The 402 sells the plan: its Payment challenge buys 30 days of "pro".
+PAYMENT_SECRET = os.environ.get("COOKBOOK_PAYMENT_SECRET", "cookbook-0123456789abcdef-0123456789")
+receipts = ReceiptVerifier(secret=PAYMENT_SECRET, nonces=MemoryNonceStore(), realm="cookbook")
+buy_pro = PlanPurchase(receipts, plans, plan="pro", seconds=30 * 86_400,
+                       price=Price(Decimal("9.00"), "USD", "pro, 30 days"))
 
 # Payment is always decided last: a missing scope is a 403 before any price is shown.
-premium = HasScopes("notes:read") & Payment(verifiers=[pro_plan])
+premium = HasScopes("notes:read") & Payment(verifiers=[pro_plan, buy_pro])
 # --8<-- [end:paid]
 
 # --8<-- [start:step_up]

@@ -3,11 +3,16 @@
 ``setup(app, guard, nonces=...)`` is called once from ``app.py``:
 
 * ``GET /premium`` needs an identity with an active ``pro`` plan: bob has one, carol's
-  expired yesterday, alice has none (402 ``payment_required``); anonymous requests get 401.
+  expired yesterday, alice has none (402 ``payment_required``, whose ``Payment`` challenge
+  buys 30 days of ``pro`` for 9.00 USD); anonymous requests get 401.
 * ``GET /paid/quote`` costs 0.01 USD per request and needs no identity: the 402 offers the
   IETF ``Payment`` scheme (``WWW-Authenticate: Payment …``) and x402 (``PAYMENT-REQUIRED``).
 * ``POST /billing/pay`` stands in for a payment provider: ``{"challenge": "<id>"}`` answers
-  ``{"authorization": "Payment …"}``, which buys exactly one ``GET /paid/quote``.
+  ``{"authorization": "Payment …"}``, which pays that one challenge (one ``GET /paid/quote``,
+  or the ``pro`` plan); an id it does not know is 404.
+
+Both paid routes take ``HEAD`` too (FastAPI routes only the methods it is given; the
+``HEAD`` route stays out of the OpenAPI document), answered like ``GET``.
 
 x402 payments are verified and settled by a facilitator: ``AUTHGUARD_DEMO_X402_FACILITATOR``
 names one; unset, a demo facilitator runs in-process (:func:`demo_facilitator`) for the
@@ -24,18 +29,19 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.routing import Route
 
-from authguard import Authenticated, AuthGuard, Public, Reason, Refusal, protect
+from authguard import Authenticated, AuthGuard, Public, protect
 from authguard.payments import (
     Entitlement,
     EntitlementVerifier,
     MemoryEntitlementStore,
     Payment,
+    PlanPurchase,
     Price,
     ReceiptVerifier,
 )
@@ -128,6 +134,9 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
     receipts = ReceiptVerifier(secret=PAYMENT_SECRET, nonces=nonces or MemoryNonceStore(),
                                remember=10_000,
                                realm="authguard-demo", recipient="authguard-demo")
+    # The plan's 402 can be paid: its Payment challenge buys 30 days of "pro".
+    buy_pro = PlanPurchase(receipts, plans, plan="pro", seconds=30 * DAY,
+                           price=Price(Decimal("9.00"), "USD", "The pro plan, 30 days"))
     x402 = X402Verifier(facilitator=_facilitator(), network=X402_NETWORK, asset=X402_ASSET,
                         pay_to=X402_PAY_TO, scheme="demo", decimals=6, accept_v1=True)
     quote_price = Price(Decimal("0.01"), "USD", "One stock quote")
@@ -136,12 +145,14 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
     router = APIRouter()
 
     # --8<-- [start:routes]
+    @router.head("/premium", include_in_schema=False)
     @router.get("/premium")
-    @protect(Authenticated() & Payment(verifiers=[premium_plan]))
+    @protect(Authenticated() & Payment(verifiers=[premium_plan, buy_pro]))
     async def premium(request: Request) -> dict[str, Any]:
         """For identities with an active ``pro`` plan."""
         return {"premium": True, "subject": request.user.subject}
 
+    @router.head("/paid/quote", include_in_schema=False)
     @router.get("/paid/quote")
     @protect(Payment(quote_price, verifiers=[receipts, x402]))
     async def paid_quote() -> dict[str, Any]:
@@ -160,14 +171,16 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
 
     # --8<-- [start:provider]
     @router.post("/billing/pay", responses={
-        402: {"description": "payment_invalid: no payable challenge has this id"}})
+        404: {"description": "No payable challenge has this id"}})
     @protect(Public)
     async def pay(challenge: str = Body(embed=True, max_length=256)) -> dict[str, str]:
         """Stand-in for a payment provider: pays one ``Payment`` challenge by its id."""
         authorization = receipts.authorization_for(challenge)
         if authorization is None:
-            raise Refusal(Reason.PAYMENT_INVALID, "No payable challenge has this id; "
-                          "request the resource again for a fresh one.")
+            # There is no such challenge to pay: 404, not a 402 (which must carry a
+            # Payment challenge, draft-httpauth-payment §Usage of 402).
+            raise HTTPException(404, "No payable challenge has this id; request the "
+                                     "resource again for a fresh one.")
         return {"authorization": authorization}
     # --8<-- [end:provider]
 

@@ -573,6 +573,10 @@ def _check_sizes(guard: AuthGuard, scope: Scope) -> None:
                 continue
             what, scheme = "A cookie", None
         elif name == b"authorization":
+            if value[:8].lower() == b"payment ":
+                # Its verifier refuses it with 402 and a fresh challenge, undecoded
+                # (draft-httpauth-payment §Status Codes), never a 401 for other schemes.
+                continue
             claimed = guard.authenticator(value.split(b" ", 1)[0].decode("latin-1"))
             what, scheme = "The Authorization header", claimed.scheme if claimed else None
         else:

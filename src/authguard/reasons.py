@@ -231,14 +231,16 @@ _TABLE: dict[Reason, ReasonSpec] = {
         402,
         "Payment required",
         "This resource needs a payment or an active plan.",
-        ("Pay with one of the offers in 'payment', then retry with the proof.",),
+        ("Pay with one of the offers in 'payment' (its Payment challenge, or x402's "
+         "PAYMENT-REQUIRED), then retry with the proof.",),
         "optional",
     ),
     Reason.PAYMENT_INVALID: ReasonSpec(
         402,
         "Payment invalid",
         "The payment proof was not accepted.",
-        ("Get a fresh payment challenge and pay again; proofs are single-use.",),
+        ("Pay the fresh challenge in this answer; proofs are single-use, and a Payment "
+         "credential counts only in the field its challenge selected.",),
         "optional",
     ),
     Reason.PAYMENT_PROVIDER_ERROR: ReasonSpec(

@@ -12,7 +12,8 @@ Needs the ``client`` extra (``pip install 'authguard[client]'``: httpx and rich)
 * :class:`DPoPAuth`, :class:`DPoPKey` — DPoP proofs (RFC 9449) with one retry on
   ``use_dpop_nonce`` (:mod:`authguard.client.dpop`).
 * :func:`pay_and_retry`, :func:`apay_and_retry` — on a 402, pay through a callback and
-  retry once (:mod:`authguard.client.payments`).
+  retry once; :func:`payment_credential` and :func:`read_payment_receipt` for the IETF
+  ``Payment`` scheme (:mod:`authguard.client.payments`).
 * ``authguard explain URL`` — :mod:`authguard.client.explain`.
 """
 
@@ -43,7 +44,15 @@ from .errors import (
     error_for,
 )
 from .httpx_auth import BearerAuth, araise_for_auth, raise_for_auth
-from .payments import PayCallback, apay_and_retry, pay_and_retry
+from .payments import (
+    ChallengeNotPayable,
+    PayCallback,
+    PaymentReceipt,
+    apay_and_retry,
+    pay_and_retry,
+    payment_credential,
+    read_payment_receipt,
+)
 from .problem import Problem, ReasonSource, parse_retry_after
 
 __all__ = [
@@ -52,6 +61,7 @@ __all__ = [
     "AuthenticationRequired",
     "BearerAuth",
     "Challenge",
+    "ChallengeNotPayable",
     "ChallengeParseError",
     "CredentialsRevoked",
     "DPoPAuth",
@@ -67,6 +77,7 @@ __all__ = [
     "Params",
     "PayCallback",
     "PaymentProviderFailed",
+    "PaymentReceipt",
     "PaymentRequired",
     "Problem",
     "ProofCheck",
@@ -85,5 +96,7 @@ __all__ = [
     "parse_retry_after",
     "parse_www_authenticate",
     "pay_and_retry",
+    "payment_credential",
     "raise_for_auth",
+    "read_payment_receipt",
 ]

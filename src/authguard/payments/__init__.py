@@ -3,6 +3,8 @@
 * :class:`Payment` — the requirement (checked after identity and permissions), with a
   :class:`Price` and one or more :class:`PaymentVerifier` objects, one offer each.
 * :class:`EntitlementVerifier` — plans with an expiry and credits, keyed by the identity.
+* :class:`PlanPurchase` — sells a plan through a ``Payment`` challenge, so that the 402 of
+  a plan route can be paid.
 * :class:`ReceiptVerifier` — the IETF ``Payment`` HTTP authentication scheme with signed,
   single-use receipts.
 * :class:`authguard.payments.x402.X402Verifier` — x402 v2 through a facilitator (needs the
@@ -13,7 +15,6 @@
 
 from .base import (
     Offer,
-    Payment,
     PaymentContext,
     PaymentProviderError,
     PaymentRejected,
@@ -26,8 +27,11 @@ from .entitlements import (
     EntitlementStore,
     EntitlementVerifier,
     MemoryEntitlementStore,
+    PlanPurchase,
+    PlanStore,
 )
 from .receipts import ReceiptVerifier
+from .requirement import Payment
 
 __all__ = [
     "Entitlement",
@@ -40,6 +44,8 @@ __all__ = [
     "PaymentProviderError",
     "PaymentRejected",
     "PaymentVerifier",
+    "PlanPurchase",
+    "PlanStore",
     "Price",
     "PriceFn",
     "ReceiptVerifier",

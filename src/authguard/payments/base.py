@@ -1,52 +1,41 @@
-"""The payment requirement and the verifier protocol (HTTP 402, DESIGN §1 step 6, last).
+"""What payments are made of: prices, offers, the verifier protocol and its errors.
 
-A :class:`Payment` requirement has a price (fixed, or a callable of the request) and one or
-more :class:`PaymentVerifier` objects. Each verifier makes one *offer* in the 402 (a member
-of the problem body's ``payment.offers``, plus its own challenges or headers), finds its
-own credential in a request without I/O, verifies it, and settles it.
-
-Settlement runs once the whole decision is taken, through the middleware's response hook:
-by default *before* the app runs (``settle="before"``: unpaid requests have no side effects,
-and streaming responses need no buffering), or with ``settle="on_success"`` when the app
-starts a 2xx response, before its first byte is sent. Either way the response carries the
-verifier's receipt headers (``Payment-Receipt``, ``PAYMENT-RESPONSE``).
+A :class:`~authguard.payments.Payment` requirement (:mod:`.requirement`) has a price
+(:class:`Price`, fixed or a callable of the request) and one or more
+:class:`PaymentVerifier` objects. Each verifier makes one *offer* in the 402 (an
+:class:`Offer`: a member of the problem body's ``payment.offers``, plus its own challenges
+or headers), finds its own credential in a request without I/O, verifies it, and settles
+it (:mod:`.settlement`).
 """
 
 from __future__ import annotations
 
 import base64
-import inspect
 import json
-import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from starlette.requests import HTTPConnection
-from starlette.types import Message
 
 from ..challenges import Challenge
-from ..composition import RESPONSE_HOOK, Context, Requirement
-from ..errors import ConfigurationError, Refusal
+from ..errors import ConfigurationError
 from ..identity import Identity
-from ..middleware import full_path
-from ..observability.safety import safe_text
 from ..reasons import Reason
-from ..routing import serves_method
 
 __all__ = [
     "Offer",
-    "Payment",
     "PaymentContext",
     "PaymentProviderError",
     "PaymentRejected",
     "PaymentVerifier",
     "Price",
     "PriceFn",
+    "b64json",
 ]
 
-log = logging.getLogger("authguard")
+_MAX_DESCRIPTION = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +64,13 @@ class Price:
         object.__setattr__(self, "amount", amount)
         if not self.currency or not self.currency.isascii() or not self.currency.isprintable():
             raise ConfigurationError("Price.currency: must be a non-empty ASCII name")
+        # Any language, one line: it is sent in a challenge (as UTF-8) and in the body.
+        if self.description is not None and not (
+                isinstance(self.description, str) and self.description.isprintable()
+                and len(self.description) <= _MAX_DESCRIPTION):
+            raise ConfigurationError("Price.description: printable text (no control "
+                                     f"characters or line breaks), at most {_MAX_DESCRIPTION}"
+                                     " characters")
 
     def as_json(self) -> dict[str, Any]:
         """The price as JSON members (the amount as a decimal string)."""
@@ -122,8 +118,9 @@ class PaymentRejected(Exception):
 
     Args:
         detail: A safe, human explanation (never echoes the proof).
-        reason: ``payment_invalid`` (expired, replayed, wrong amount, declined) or
-            ``payment_required`` (no plan, a lapsed plan).
+        reason: ``payment_invalid`` (expired, replayed, wrong amount, declined),
+            ``payment_required`` (no plan, a lapsed plan), or ``invalid_request`` (a proof
+            too malformed to be a payment attempt: 400, as x402 v2's HTTP transport asks).
         extensions: Extra members of the ``payment`` object (e.g. ``checkout``).
     """
 
@@ -188,296 +185,3 @@ def b64json(value: Mapping[str, Any], *, urlsafe: bool = False) -> str:
     if urlsafe:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
     return base64.b64encode(raw).decode("ascii")
-
-
-def _provider_error(exc: PaymentProviderError) -> Refusal:
-    # The message may quote what the provider sent: escaped, so it cannot forge a line.
-    log.warning("authguard: payment provider answered garbage: %s", safe_text(exc, 500))
-    return Refusal(Reason.PAYMENT_PROVIDER_ERROR)
-
-
-@dataclass(eq=False, slots=True)
-class _Settlement:
-    """The middleware's response hook for one verified payment.
-
-    ``settle="before"`` (and every WebSocket): settled in :meth:`before_app`.
-    ``settle="on_success"``: a verifier with ``reserve`` holds the proof before the app
-    runs (one receipt never runs the app twice), then settles when the app starts a 2xx
-    response; any other status gives the proof back (``release``), with nothing charged.
-    """
-
-    payment: Payment
-    verifier: PaymentVerifier
-    verified: Any
-    ctx: PaymentContext
-    headers: Mapping[str, str] | None = None
-    reserved: bool = False
-
-    async def _guarded(self, call: Awaitable[Any]) -> Any:
-        try:
-            return await call
-        except PaymentRejected as exc:
-            raise self.payment.refusal(self.ctx, exc) from None
-        except PaymentProviderError as exc:
-            raise _provider_error(exc) from None
-
-    async def _settle(self) -> None:
-        settle = getattr(self.verifier, "settle", None)  # optional: nothing to complete
-        self.headers = {} if settle is None else await self._guarded(
-            settle(self.verified, self.ctx))
-        self.reserved = False  # settled: never given back
-        self.ctx.conn.scope.setdefault(PAID, set()).add(id(self.payment))
-
-    async def on_failure(self) -> None:
-        """The app failed before its response started (an exception, a refusal, a
-        cancellation): a held proof is given back."""
-        await self._release()
-
-    async def settle_now(self) -> Mapping[str, str]:
-        """Settle at once and return the receipt headers (where no middleware runs the
-        hook: a FastAPI dependency on an app with ``install()`` only)."""
-        if self.headers is None:
-            await self._settle()
-        return dict(self.headers or {})
-
-    async def before_app(self) -> None:
-        if self.payment.settle == "before" or self.ctx.conn.scope.get("type") == "websocket":
-            await self._settle()
-            return
-        reserve = getattr(self.verifier, "reserve", None)
-        if reserve is not None:
-            self.verified = await self._guarded(reserve(self.verified, self.ctx))
-            self.reserved = True
-        # Held (or nothing to hold): a guard further in does not take this payment again.
-        self.ctx.conn.scope.setdefault(PAID, set()).add(id(self.payment))
-
-    async def on_start(self, message: Message) -> None:
-        status = int(message.get("status", 200))
-        if self.headers is None:
-            if not 200 <= status < 300:
-                await self._release()  # on_success: nothing served, nothing charged
-                return
-            await self._settle()
-        # Settled (before the app ran, or just now): the response says so, whatever its
-        # status, so that a client charged for a failed request holds the receipt.
-        headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
-        added = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                 for k, v in (self.headers or {}).items()]
-        if added:
-            # Receipts must not be stored by shared caches (draft-httpauth-payment §Caching).
-            kept = [(k, v) for k, v in headers if k != b"cache-control"
-                    or b"private" in v or b"no-store" in v]
-            if not any(k == b"cache-control" for k, _ in kept):
-                kept.append((b"cache-control", b"private"))
-            # Browser code may read the receipt (CORS hides other headers by default).
-            names = b", ".join(k for k, _ in added)
-            exposed = [(k, v) for k, v in kept if k == b"access-control-expose-headers"]
-            if exposed:
-                kept = [(k, v + b", " + names if k == b"access-control-expose-headers" else v)
-                        for k, v in kept]
-            else:
-                kept.append((b"access-control-expose-headers", names))
-            message["headers"] = kept + added
-
-    async def _release(self) -> None:
-        release = getattr(self.verifier, "release", None)
-        if not self.reserved or release is None:
-            return
-        self.reserved = False
-        try:
-            await release(self.verified, self.ctx)
-        except Exception:  # the response goes out; a lost receipt is logged, not raised
-            log.warning("authguard: a reserved payment could not be released", exc_info=True)
-
-
-class _Hooks:
-    """Two payments on one request (two ``Payment`` requirements): both are settled."""
-
-    def __init__(self, first: Any, second: Any) -> None:
-        self.hooks = (first, second)
-
-    async def before_app(self) -> None:
-        for hook in self.hooks:
-            await hook.before_app()
-
-    async def on_start(self, message: Message) -> None:
-        for hook in self.hooks:
-            await hook.on_start(message)
-
-    async def on_failure(self) -> None:
-        for hook in self.hooks:
-            await hook.on_failure()
-
-    async def settle_now(self) -> Mapping[str, str]:
-        out: dict[str, str] = {}
-        for hook in self.hooks:
-            out.update(await hook.settle_now())
-        return out
-
-
-PAID = "authguard.paid"
-"""Scope key: the ``Payment`` requirements (by id) already settled or held for this
-request, so that a nested app's guard does not take the same payment again."""
-
-
-class Payment(Requirement):
-    """The route needs a payment: a price and the verifiers that can accept one.
-
-    ``Payment(Price(Decimal("0.01"), "USD"), verifiers=[receipts, x402])`` answers an unpaid
-    request with one 402 listing an offer per verifier; a request that carries a valid proof
-    of one of them passes, and the proof is settled before the app runs (or, with
-    ``settle="on_success"``, when the app starts a 2xx response).
-
-    Compose it with identity and permissions (``Authenticated() & Payment(...)``): it is
-    always checked last, so a client never sees a price before it is known and allowed.
-
-    Args:
-        price: A :class:`Price`, or a callable of the request returning one. ``None`` only
-            when every verifier is a plan (:class:`EntitlementVerifier`): the 402 then
-            names no price.
-        verifiers: The ways to pay, in order of preference.
-        settle: ``"before"`` (default): settle before the app runs; ``"on_success"``: when
-            the app starts a 2xx response (a failed response is not charged).
-        checkout: A page where a person can pay or subscribe (the body's
-            ``payment.checkout`` member).
-    """
-
-    order: ClassVar[int] = 3
-
-    def __init__(self, price: Price | PriceFn | None = None, *,
-                 verifiers: Sequence[PaymentVerifier],
-                 settle: Literal["before", "on_success"] = "before",
-                 checkout: str | None = None) -> None:
-        if not verifiers:
-            raise ConfigurationError("Payment.verifiers: name at least one verifier")
-        for v in verifiers:
-            missing = [m for m in ("offer", "extract", "verify") if not callable(
-                getattr(v, m, None))]
-            if missing or not isinstance(getattr(v, "needs_identity", None), bool):
-                raise ConfigurationError(
-                    f"Payment.verifiers: {type(v).__name__} is not a PaymentVerifier (it needs "
-                    "offer(), extract(), verify() and a boolean needs_identity)")
-        if price is None and not all(v.needs_identity for v in verifiers):
-            raise ConfigurationError("Payment.price: needed for verifiers that take payments "
-                                     "(only plans go without a price)")
-        if settle not in ("before", "on_success"):
-            raise ConfigurationError("Payment.settle: 'before' or 'on_success'")
-        self.price = price
-        self.verifiers: tuple[PaymentVerifier, ...] = tuple(verifiers)
-        self.settle = settle
-        self.checkout = checkout
-
-    async def _price(self, conn: HTTPConnection) -> Price:
-        if self.price is None:
-            return _NO_PRICE
-        if isinstance(self.price, Price):
-            return self.price
-        result = self.price(conn)
-        if inspect.isawaitable(result):
-            result = await result
-        if not isinstance(result, Price):
-            raise TypeError("the price callable must return a Price")
-        return result
-
-    async def check(self, ctx: Context) -> Refusal | None:
-        if id(self) in ctx.conn.scope.get(PAID, ()):
-            return None  # settled (or held) by a guard further out: a nested app
-        if not serves_method(ctx.conn.scope.get("app"), ctx.conn.scope):
-            return None  # the router answers 405: nothing to pay for, nothing is taken
-        usable = [v for v in self.verifiers if ctx.identity is not None or not v.needs_identity]
-        if not usable:
-            # Plans need an identity: ask for one first, with no prices (DESIGN §1).
-            return Refusal(Reason.CREDENTIALS_MISSING)
-        conn = ctx.conn
-        try:
-            price = await self._price(conn)
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            # A price made from the request's own parameters: bad ones are bad input.
-            log.info("authguard: the price callable failed (%s)", type(exc).__name__)
-            return Refusal(Reason.INVALID_REQUEST, "The price of this request could not be "
-                           "worked out from its parameters; check them.")
-        pctx = PaymentContext(conn=conn, identity=ctx.identity, price=price,
-                              now=ctx.now, resource=_resource(conn))
-        rejection: PaymentRejected | None = None
-        for verifier in usable:
-            try:
-                credential = verifier.extract(pctx)
-                if credential is None:
-                    continue
-                verified = await verifier.verify(credential, pctx)
-            except PaymentRejected as exc:
-                # A rejected proof (payment_invalid) tells more than a missing plan.
-                if rejection is None or (rejection.reason is Reason.PAYMENT_REQUIRED
-                                         and exc.reason is Reason.PAYMENT_INVALID):
-                    rejection = exc
-                continue
-            except PaymentProviderError as exc:
-                return _provider_error(exc)
-            hook = _Settlement(self, verifier, verified, pctx)
-            earlier = conn.scope.get(RESPONSE_HOOK)
-            conn.scope[RESPONSE_HOOK] = hook if earlier is None else _Hooks(earlier, hook)
-            return None
-        return self.refusal(pctx, rejection)
-
-    def refusal(self, ctx: PaymentContext, rejection: PaymentRejected | None = None) -> Refusal:
-        """The 402 for ``ctx``: every verifier's offer (fresh challenges), and why."""
-        offers: list[dict[str, Any]] = []
-        challenges: list[Challenge] = []
-        headers: dict[str, str] = {}
-        top: dict[str, Any] = {}
-        for verifier in self.verifiers:
-            if verifier.needs_identity and ctx.identity is None:
-                continue
-            offer = verifier.offer(ctx)
-            if offer is None:
-                continue
-            offers.append(offer.body)
-            challenges.extend(offer.challenges)
-            headers.update(offer.headers)
-            top.update({k: v for k, v in offer.extensions.items() if k not in _RESERVED})
-        payment: dict[str, Any] = {"offers": offers}
-        if self.price is not None:
-            payment["price"] = ctx.price.as_json()
-        if self.checkout is not None:
-            payment["checkout"] = self.checkout
-        reason = Reason.PAYMENT_REQUIRED
-        detail: str | None = None
-        if rejection is not None:
-            reason, detail = rejection.reason, rejection.detail
-            payment.update(rejection.extensions)
-        extensions: dict[str, Any] = {**top, "payment": payment}
-        if "checkout" in payment:
-            extensions["checkout"] = payment["checkout"]
-        return Refusal(reason, detail, challenges=challenges, headers=headers,
-                       extensions=extensions)
-
-    def describe(self) -> str:
-        if self.price is None:
-            price = "a plan"
-        elif isinstance(self.price, Price):
-            price = f"{format(self.price.amount, 'f')} {self.price.currency}"
-        else:
-            price = "dynamic price"
-        names = ", ".join(getattr(v, "name", type(v).__name__) for v in self.verifiers)
-        return f"payment ({price}; {names})"
-
-    def statuses(self) -> frozenset[int]:
-        # 503: a store or provider that cannot be reached; 502: a provider's unreadable
-        # answer (verifiers that call one, like x402's facilitator).
-        out = {402, 503}
-        if all(v.needs_identity for v in self.verifiers):
-            out.add(401)
-        if any(getattr(v, "facilitator", None) is not None for v in self.verifiers):
-            out.add(502)
-        return frozenset(out)
-
-
-# Problem members an offer's extensions never replace.
-_RESERVED = frozenset({"type", "title", "status", "detail", "instance", "reason", "hints",
-                       "request_id", "schemes", "payment", "checkout", "retry_after"})
-
-_NO_PRICE = Price(Decimal(0), "USD")
-
-
-def _resource(conn: HTTPConnection) -> str:
-    return full_path(conn.scope)

@@ -5,6 +5,10 @@ a balance of credits. :class:`EntitlementVerifier` lets an identity through with
 plan (or, when the route costs credits, with enough of them — used up atomically when the
 payment settles). A lapsed plan answers ``payment_required`` with a detail that names the
 expiry and a ``checkout`` link; no identity at all answers 401 first, with no prices.
+
+:class:`PlanPurchase` sells the plan through a verifier of the ``Payment`` scheme (a plan
+purchase is a payment intent too), so that the 402 of a plan route carries a challenge a
+client can pay; paying it serves the request and grants the plan.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
 from ..reasons import Reason
-from .base import Offer, PaymentContext, PaymentRejected
+from .base import Offer, PaymentContext, PaymentRejected, PaymentVerifier, Price
 
 __all__ = [
     "Entitlement",
     "EntitlementStore",
     "EntitlementVerifier",
     "MemoryEntitlementStore",
+    "PlanPurchase",
+    "PlanStore",
 ]
 
 
@@ -51,6 +57,15 @@ class EntitlementStore(Protocol):
 
     async def use_credits(self, subject: str, amount: int) -> bool:
         """Take ``amount`` credits, atomically; ``False`` (and nothing taken) if too few."""
+        ...
+
+
+@runtime_checkable
+class PlanStore(EntitlementStore, Protocol):
+    """An :class:`EntitlementStore` that can also record a purchase."""
+
+    async def set(self, subject: str, entitlement: Entitlement) -> None:
+        """Give ``subject`` this entitlement."""
         ...
 
 
@@ -161,3 +176,82 @@ class EntitlementVerifier:
         if credits and not await self.store.use_credits(subject, credits):
             raise self._lapsed(await self.store.get(subject))
         return {}
+
+
+class PlanPurchase:
+    """Sells a plan through a ``Payment``-scheme verifier: the plan's price is offered as a
+    challenge, and paying it serves the request and grants (or extends) the plan.
+
+    ``Payment(verifiers=[EntitlementVerifier(store, plans=["pro"]), PlanPurchase(receipts,
+    store, plan="pro", price=Price(Decimal("9.00")), seconds=30 * 86_400)])``: a subscriber
+    passes on the plan; anyone else gets a 402 whose challenge buys it.
+
+    Args:
+        seller: The verifier that takes the payment (a :class:`ReceiptVerifier`).
+        store: Where the plan is recorded once paid (needs ``set``).
+        plan: The plan sold.
+        price: What the plan costs (its ``description`` is shown to the payer).
+        seconds: How long one purchase lasts, added to a plan still running.
+    """
+
+    name = "plan purchase"
+    needs_identity = True
+
+    def __init__(self, seller: PaymentVerifier, store: PlanStore, *, plan: str, price: Price,
+                 seconds: float) -> None:
+        if seller.needs_identity:
+            raise ConfigurationError("PlanPurchase.seller: a verifier that takes payments "
+                                     "(a ReceiptVerifier), not a plan")
+        if not callable(getattr(store, "set", None)):
+            raise ConfigurationError("PlanPurchase.store: needs set(subject, entitlement)")
+        if not plan or seconds <= 0:
+            raise ConfigurationError("PlanPurchase: a plan name and seconds > 0")
+        self.seller = seller
+        self.store = store
+        self.plan = plan
+        self.price = price
+        self.seconds = seconds
+
+    def _ctx(self, ctx: PaymentContext) -> PaymentContext:
+        return replace(ctx, price=self.price)
+
+    def offer(self, ctx: PaymentContext) -> Offer | None:
+        """The seller's offer at the plan's price, naming the plan."""
+        offer = self.seller.offer(self._ctx(ctx))
+        if offer is not None:
+            offer.body = {**offer.body, "plan": self.plan, "period_seconds": self.seconds}
+        return offer
+
+    def extract(self, ctx: PaymentContext) -> Any | None:
+        """The seller's credential, if any."""
+        return self.seller.extract(self._ctx(ctx))
+
+    async def verify(self, credential: Any, ctx: PaymentContext) -> Any:
+        """The seller's check, at the plan's price."""
+        return await self.seller.verify(credential, self._ctx(ctx))
+
+    async def reserve(self, verified: Any, ctx: PaymentContext) -> Any:
+        """Hold the seller's proof (``settle="on_success"``), where it can be held."""
+        reserve = getattr(self.seller, "reserve", None)
+        return verified if reserve is None else await reserve(verified, self._ctx(ctx))
+
+    async def release(self, verified: Any, ctx: PaymentContext) -> None:
+        """Give the held proof back."""
+        release = getattr(self.seller, "release", None)
+        if release is not None:
+            await release(verified, self._ctx(ctx))
+
+    async def settle(self, verified: Any, ctx: PaymentContext) -> Mapping[str, str]:
+        """Settle the payment, then record the plan: from now, or from the end of the
+        same plan when it is still running."""
+        settle = getattr(self.seller, "settle", None)
+        headers = {} if settle is None else await settle(verified, self._ctx(ctx))
+        assert ctx.identity is not None  # noqa: S101 - needs_identity
+        subject = ctx.identity.subject
+        current = await self.store.get(subject) or Entitlement()
+        start = ctx.now
+        if current.plan == self.plan and current.expires_at is not None:
+            start = max(start, current.expires_at)
+        await self.store.set(subject, replace(current, plan=self.plan,
+                                              expires_at=start + self.seconds))
+        return headers

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from ..errors import AuthUnavailable, ConfigurationError
+from ..reasons import Reason
 from .base import Offer, PaymentContext, PaymentProviderError, PaymentRejected, b64json
 
 __all__ = ["FacilitatorClient", "X402Verifier"]
@@ -196,18 +197,23 @@ class X402Verifier:
             if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
                 raise ValueError("no payload")
             version = data.get("x402Version", 1)
-            if type(version) is not int or version not in ((1, 2) if self.accept_v1 else (2,)):
-                raise ValueError("unsupported x402Version")
+            if type(version) is not int:
+                raise ValueError("no x402Version")
             if version == 2 and not isinstance(data.get("accepted"), dict):
                 raise ValueError("no accepted requirement")
             if version == 1 and not (isinstance(data.get("scheme"), str)
                                      and isinstance(data.get("network"), str)):
                 raise ValueError("no scheme and network")
         except (ValueError, binascii.Error, RecursionError):
+            # x402 v2 HTTP transport: a malformed payment payload is 400, not 402.
             # RecursionError: JSON nested too deeply for the decoder (never a 500).
             raise PaymentRejected("The x402 payment header could not be parsed: it must be "
                                   "base64 JSON with x402Version 2, 'payload' and "
-                                  "'accepted'.") from None
+                                  "'accepted'.", reason=Reason.INVALID_REQUEST) from None
+        if version not in ((1, 2) if self.accept_v1 else (2,)):
+            # Well formed, but a version this route does not take: a payment that failed.
+            raise PaymentRejected(f"x402Version {version} is not accepted here; pay the "
+                                  "offer in PAYMENT-REQUIRED (x402Version 2).")
         return data
 
     async def verify(self, credential: dict[str, Any],
