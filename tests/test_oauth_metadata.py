@@ -13,12 +13,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from authguard import (
+    Authenticated,
     AuthGuard,
     AuthGuardMiddleware,
     BearerAuthenticator,
     ConfigurationError,
+    DPoPAuthenticator,
     HasScopes,
     JWTKey,
+    Reason,
     parse_www_authenticate,
     protect,
 )
@@ -200,3 +203,25 @@ def test_loopback_http_is_allowed_for_development() -> None:
     pr = resource(resource="http://127.0.0.1:8001/mcp",
                   authorization_servers=["http://localhost:9000"])
     assert pr.metadata_url == "http://127.0.0.1:8001/.well-known/oauth-protected-resource/mcp"
+
+
+async def test_dpop_challenges_carry_resource_metadata_too() -> None:
+    """Every Bearer *and DPoP* challenge names the metadata document."""
+    pr = resource()
+    bearer = BearerAuthenticator(key=JWTKey.hs256(SECRET), audience=pr.resource, resource=pr)
+    dpop = DPoPAuthenticator(tokens=bearer, resource=pr)
+    assert dpop.challenge().params["resource_metadata"] == METADATA_URL
+    refused = dpop.challenge(Reason.CREDENTIALS_INVALID, {"resource_metadata": "https://x"})
+    assert refused.params["resource_metadata"] == METADATA_URL  # never replaced per refusal
+    app = Starlette(routes=[Route("/data", protect(Authenticated())(_ok))])
+    app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(authenticators=[bearer, dpop]))
+    async with asgi_client(app) as client:
+        response = await client.get("/data")
+    assert response.status_code == 401
+    challenges = parse_www_authenticate(response.headers["www-authenticate"])
+    assert {c.scheme: c.params["resource_metadata"] for c in challenges} == {
+        "Bearer": METADATA_URL, "DPoP": METADATA_URL}
+
+
+async def _ok(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})

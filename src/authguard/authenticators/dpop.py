@@ -23,7 +23,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from hashlib import sha256
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from starlette.requests import HTTPConnection
 
@@ -35,6 +35,9 @@ from ..stores.base import NonceStore
 from ..stores.memory import MemoryNonceStore
 from .dpop_nonce import DPoPNonces
 from .dpop_proof import DEFAULT_ALGORITHMS, ProofError, ProofReader, check_claims, normalize_htu
+
+if TYPE_CHECKING:
+    from ..oauth.metadata import ProtectedResource
 
 __all__ = ["DPoPAuthenticator", "TokenVerifier", "refuse_bound_bearer"]
 
@@ -113,6 +116,9 @@ class DPoPAuthenticator:
         max_token_bytes: Longer tokens are refused before any decoding.
         max_proof_bytes: Longer proofs are refused before any decoding.
         clock: Current time, in seconds.
+        resource: This API as an OAuth protected resource (RFC 9728): every DPoP challenge
+            then carries ``resource_metadata``, as the Bearer challenges do (give both
+            authenticators the same :class:`~authguard.ProtectedResource`).
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class DPoPAuthenticator:
         max_token_bytes: int = 8192,
         max_proof_bytes: int = 8192,
         clock: Callable[[], float] | None = None,
+        resource: ProtectedResource | None = None,
     ) -> None:
         if not isinstance(tokens, TokenVerifier):
             raise ConfigurationError("tokens: needs an async verify_token(token) method "
@@ -157,7 +164,9 @@ class DPoPAuthenticator:
         self.realm = realm
         self.max_token_bytes = max_token_bytes
         self._clock = clock or time.time
-        self._params = {"realm": realm, "algs": " ".join(self.algorithms)}
+        self.resource = resource
+        self._params = {"realm": realm, "algs": " ".join(self.algorithms),
+                        **(resource.challenge_params() if resource is not None else {})}
         self._plain = Challenge(_SCHEME, self._params)
         self._by_reason: dict[Reason, Challenge] = {}
 
@@ -206,7 +215,7 @@ class DPoPAuthenticator:
         if description is not None:
             out["error_description"] = description
         for name, value in (params or {}).items():
-            if name.lower() not in ("realm", "algs", "error"):
+            if name.lower() not in ("realm", "algs", "error", "resource_metadata"):
                 out[name] = value
         return Challenge(_SCHEME, out)
 
