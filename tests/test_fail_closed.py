@@ -22,7 +22,6 @@ from starlette.types import Receive, Scope, Send
 
 from authguard import (
     APIKeyAuthenticator,
-    Authenticated,
     AuthGuard,
     AuthGuardMiddleware,
     HasRoles,

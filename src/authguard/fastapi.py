@@ -36,6 +36,8 @@ from .policy import (
     Policy,
     Public,
     Requirement,
+    attach_policy,
+    decided_under,
     policy_of,
     protect,
 )
@@ -137,13 +139,15 @@ def require(
 
     dependency.__name__ = f"require({policy.describe()})"
     dependency.__qualname__ = dependency.__name__
-    return protect(policy)(dependency)
+    # no fail-closed wrapper: this dependency takes the decision itself
+    return attach_policy(dependency, policy)
 
 
 def _remember(conn: HTTPConnection, guard: AuthGuard, policy: Policy,
               identity: Identity | None) -> None:
     scope = conn.scope
     scope["authguard"] = AuthState(guard, policy, identity, None)
+    decided_under(policy)  # protected endpoints of this request see the decision
     if identity is not None:
         scope["user"] = identity
         scope["auth"] = AuthContext(identity)

@@ -20,7 +20,7 @@ import logging
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Host, Match, Mount
@@ -33,10 +33,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RouteInfo",
+    "RouteMatch",
     "combine",
     "effective_policy",
     "find_routes",
+    "get_route_path",
+    "has_enforcer",
+    "inherited_policy",
     "iter_routes",
+    "lookup",
     "match_route",
     "method_allowed",
     "route_policy",
@@ -143,6 +148,28 @@ def _container_policy(route: BaseRoute) -> Policy | None:
     return policy_of(route) or policy_of(getattr(route, "app", None))
 
 
+def get_route_path(scope: Scope) -> str:
+    """The path within the app that ``scope`` reached (its ``root_path`` taken off), as
+    Starlette's router reads it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path):] if path[len(root_path)] == "/" else path
+
+
+class RouteMatch(NamedTuple):
+    """What a request matched: the innermost explicit policy, the path parameters, and
+    whether a route serves it (a leaf route matched its path and method; ``False`` when the
+    router will answer 404 or 405)."""
+
+    policy: Policy | None
+    params: dict[str, Any]
+    serves: bool
+
+
 def route_policy(routes: Sequence[BaseRoute], scope: Scope) -> tuple[bool, Policy | None]:
     """Match ``scope`` against ``routes``; return (matched, innermost explicit policy)."""
     matched, policy, _ = match_route(routes, scope)
@@ -157,14 +184,20 @@ def match_route(routes: Sequence[BaseRoute], scope: Scope
     router runs. A partial match (the path matches, the method does not) counts only when
     no route matches fully, as in Starlette's router.
     """
-    partial: tuple[bool, Policy | None, dict[str, Any]] | None = None
+    found = lookup(routes, scope)
+    return (False, None, {}) if found is None else (True, found.policy, found.params)
+
+
+def lookup(routes: Sequence[BaseRoute], scope: Scope) -> RouteMatch | None:
+    """Match ``scope`` against ``routes`` as the router will (``None``: nothing matched)."""
+    partial: RouteMatch | None = None
     for route in routes:
         if _is_included_router(route):
             m, found, found_params = _match_included(route, scope)
             if m is Match.FULL:
-                return True, found, found_params
+                return RouteMatch(found, found_params, True)
             if m is Match.PARTIAL and partial is None:
-                partial = (True, found, found_params)
+                partial = RouteMatch(found, found_params, False)
             continue
         match, child = route.matches(scope)
         if match is Match.NONE:
@@ -172,17 +205,55 @@ def match_route(routes: Sequence[BaseRoute], scope: Scope
         params: dict[str, Any] = dict(child.get("path_params", {}))
         if isinstance(route, Mount | Host):
             inherited = _container_policy(route)
-            inner = getattr(route, "routes", None)
-            if inner:
-                matched, policy, inner_params = match_route(inner, {**scope, **child})
-                if matched:
-                    return True, policy or inherited, {**params, **inner_params}
-            return True, inherited, params
+            inner = find_routes(route.app)  # a router, even an empty one, may grow
+            if inner is not None:
+                below = lookup(inner, {**scope, **child})
+                if below is not None:
+                    return RouteMatch(below.policy or inherited, {**params, **below.params},
+                                      below.serves)
+                return RouteMatch(inherited, params, False)
+            return RouteMatch(inherited, params, True)  # a mounted app: serves any method
         if match is Match.FULL:
-            return True, _endpoint_policy(route), params
+            return RouteMatch(_endpoint_policy(route), params, _endpoint_serves(route, scope))
         if partial is None:
-            partial = (True, _endpoint_policy(route), params)
-    return partial or (False, None, {})
+            partial = RouteMatch(_endpoint_policy(route), params, False)
+    return partial
+
+
+def inherited_policy(outer: Any, inner: Any) -> Policy | None:
+    """The policy of the ``Mount``/``Host`` routes of ``outer`` that enclose ``inner`` (an
+    app or middleware somewhere below them), innermost first; ``None`` when there is none
+    or ``inner`` is not below a mount of ``outer``."""
+    routes = find_routes(outer) if outer is not None else None
+    if not routes:
+        return None
+    return _enclosing(routes, inner, None, 0)
+
+
+def _enclosing(routes: Sequence[BaseRoute], inner: Any, around: Policy | None,
+               depth: int) -> Policy | None:
+    for route in routes:
+        if not isinstance(route, Mount | Host) or depth > 16:
+            continue
+        policy = _container_policy(route) or around
+        if _wraps(route.app, inner):
+            return policy
+        found = _enclosing(getattr(route, "routes", None) or [], inner, policy, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _wraps(app: Any, inner: Any) -> bool:
+    """Whether ``inner`` is ``app`` or one of the apps it wraps (middleware, the stack of
+    a Starlette app)."""
+    for _ in range(32):
+        if app is None:
+            return False
+        if app is inner:
+            return True
+        app = getattr(app, "app", None) or getattr(app, "middleware_stack", None)
+    return False
 
 
 def method_allowed(routes: Sequence[BaseRoute], scope: Scope) -> bool:
@@ -274,8 +345,9 @@ def find_routes(app: Any) -> Sequence[BaseRoute] | None:
         if isinstance(routes, list):
             return routes
         router = getattr(app, "router", None)
-        if router is not None and isinstance(getattr(router, "routes", None), list):
-            return list(router.routes)
+        router_routes = getattr(router, "routes", None)
+        if isinstance(router_routes, list):
+            return router_routes
         app = getattr(app, "app", None)
         seen += 1
     return None
@@ -283,12 +355,17 @@ def find_routes(app: Any) -> Sequence[BaseRoute] | None:
 
 @dataclass(frozen=True, slots=True)
 class RouteInfo:
-    """One leaf route, as the audit and the OpenAPI integration see it."""
+    """One leaf route, as the audit and the OpenAPI integration see it.
+
+    ``under_enforcer`` is ``True`` when an ``AuthGuardMiddleware`` sits on a ``Mount`` (or
+    mounted sub-app) around the route.
+    """
 
     path: str
     route: BaseRoute
     explicit: Policy | None
     host: str | None = None
+    under_enforcer: bool = False
 
     @property
     def methods(self) -> list[str]:
@@ -299,31 +376,68 @@ class RouteInfo:
         name = type(self.route).__name__
         return ["WS"] if "WebSocket" in name else ["*"]
 
+    @property
+    def decided_by_dependencies(self) -> bool:
+        """Whether every policy of the route comes from dependencies that take the decision
+        themselves (FastAPI ``require()``), none from :func:`~authguard.protect`."""
+        dependant = getattr(self.route, "dependant", None)
+        if self.explicit is None or dependant is None:
+            return False
+        if any(policy_of(t) is not None
+               for t in (self.route, getattr(self.route, "endpoint", None))):
+            return False
+        found: list[Policy] = []
+        for d in dependant.dependencies:
+            found.extend(p for p in _dependant_policies(d) if p not in found)
+        return bool(found) and self.explicit == combine(found)
+
+
+def has_enforcer(app: Any) -> bool:
+    """Whether an ``AuthGuardMiddleware`` is among ``app`` and the apps it wraps (or in a
+    Starlette app's declared middleware)."""
+    declared = getattr(app, "user_middleware", None) or []
+    if any(getattr(getattr(m, "cls", None), ENFORCER, False) for m in declared):
+        return True
+    for _ in range(32):
+        if app is None or (isinstance(getattr(app, "routes", None), list) and not hasattr(
+                app, "user_middleware")):
+            return False
+        if getattr(type(app), ENFORCER, False):
+            return True
+        app = getattr(app, "app", None) or getattr(app, "middleware_stack", None)
+    return False
+
+
+ENFORCER = "enforces_policies"
+"""Class attribute marking the middleware that enforces route policies."""
+
 
 def iter_routes(routes: Iterable[BaseRoute], prefix: str = "", inherited: Policy | None = None,
-                host: str | None = None) -> Iterable[RouteInfo]:
+                host: str | None = None, enforced: bool = False) -> Iterable[RouteInfo]:
     """Every leaf route with its full path and explicit policy (inherited ones included)."""
     for route in routes:
         if _is_included_router(route):
             for leaf, own in _included_leaves(route):
                 if isinstance(leaf, Mount | Host):
-                    yield from iter_routes([leaf], prefix, inherited, host)
+                    yield from iter_routes([leaf], prefix, inherited, host, enforced)
                 else:
                     yield RouteInfo(prefix + getattr(leaf, "path", ""), leaf, own or inherited,
-                                    host)
+                                    host, enforced)
             continue
         if isinstance(route, Mount | Host):
             p = _container_policy(route) or inherited
+            below = enforced or has_enforcer(route.app)
             inner = getattr(route, "routes", None)
             if isinstance(route, Host):
-                yield from iter_routes(inner or [], prefix, p, route.host)
+                yield from iter_routes(inner or [], prefix, p, route.host, below)
             elif inner:
-                yield from iter_routes(inner, prefix + route.path, p, host)
+                yield from iter_routes(inner, prefix + route.path, p, host, below)
             else:  # a mounted app without routes (static files, another ASGI app)
-                yield RouteInfo(prefix + route.path, route, p, host)
+                yield RouteInfo(prefix + route.path, route, p, host, below)
             continue
         path = getattr(route, "path", "")
-        yield RouteInfo(prefix + path, route, _endpoint_policy(route) or inherited, host)
+        yield RouteInfo(prefix + path, route, _endpoint_policy(route) or inherited, host,
+                        enforced)
 
 
 def effective_policy(info: RouteInfo, guard: AuthGuard) -> tuple[Policy, str]:
