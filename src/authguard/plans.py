@@ -81,6 +81,9 @@ def make_plan(policy: Policy, guard: AuthGuard) -> Plan:
     accepted = tuple(guard.accepted(policy))
     traits = [capabilities(a) for a in accepted]
     fields = ["Authorization", "Cookie"]
+    for t in traits:
+        fields.extend(h for h in t.credential_headers
+                      if h.lower() not in (f.lower() for f in fields))
     requirement = policy.requirement
     return Plan(
         policy=policy,

@@ -148,6 +148,7 @@ def refusal_headers(
         (b"www-authenticate", _challenge_line(c)) for c in challenges
     ]
     headers.append((b"cache-control", b"no-store"))
+    headers.append((b"x-content-type-options", b"nosniff"))  # a body is never sniffed
     headers.append((b"access-control-expose-headers", _EXPOSE_HEADERS))
     if _STATUS[refusal.reason] in (401, 402):
         headers.append((b"vary", vary))
@@ -163,7 +164,8 @@ def redirect_headers(refusal: Refusal, location: str, *, secure: bool,
                      vary: bytes = _VARY) -> list[tuple[bytes, bytes]]:
     """Headers of a refusal answered with a redirect to a login page (303): no challenge,
     the refusal's own headers and cookie deletions kept."""
-    headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store")]
+    headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store"),
+               (b"x-content-type-options", b"nosniff")]
     if _STATUS[refusal.reason] in (401, 402):
         headers.append((b"vary", vary))
     headers.extend(_own_headers(refusal, secure))

@@ -32,7 +32,6 @@ _SPECS: dict[Reason, ReasonSpec] = {r: r.spec for r in Reason}
 # checked apart: it must start a valid escape).
 _PATH_SAFE = "/!$&'()*+,;=:@-._~%"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
 
 
 class Responder:
@@ -60,7 +59,7 @@ class Responder:
             return
         challenges = self.challenges(refusal, spec, plan)
         body = render_problem(
-            refusal, instance=full_path(scope), request_id=request_id,
+            refusal, instance=instance_of(scope), request_id=request_id,
             type_base=guard.type_base,
             schemes=[c.scheme for c in challenges] if status == 401 else ())
         headers = refusal_headers(refusal, challenges, request_id=request_id,
@@ -83,10 +82,7 @@ class Responder:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
                 out = [_challenge_of(authenticator, refusal)]
-                if spec.bearer_error in _ASK_ANOTHER_SCHEME and "error" not in out[0].params:
-                    out = [c for c in (_challenge_of(a, refusal) for a in plan.accepted)
-                           if "error" in c.params][:1]
-                if status != 401 and out and "error" not in out[0].params:
+                if status != 401 and "error" not in out[0].params:
                     # A 400/403 names a challenge only when it says what to change (RFC
                     # 6750 insufficient_scope); a plain "send credentials" would not help.
                     out = []
