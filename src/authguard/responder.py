@@ -32,6 +32,9 @@ _SPECS: dict[Reason, ReasonSpec] = {r: r.spec for r in Reason}
 # checked apart: it must start a valid escape).
 _PATH_SAFE = "/!$&'()*+,;=:@-._~%"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Refusals of an identity that another scheme can fix: a token with the scope, a token
+# from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
+_ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
 
 
 class Responder:
@@ -81,8 +84,17 @@ class Responder:
         elif spec.challenge == "scheme" and refusal.scheme is not None:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
-                out = [_challenge_of(authenticator, refusal)]
-                if status != 401 and "error" not in out[0].params:
+                own = _challenge_of(authenticator, refusal)
+                out = [own]
+                if spec.bearer_error in _ASK_ANOTHER_SCHEME and "error" not in own.params:
+                    # The identity's scheme cannot say what to change (Basic, an API key):
+                    # a scheme that can (a token with the scope, from a stronger sign-in)
+                    # is offered, without the error code, which is about a token the
+                    # client presented (RFC 6750 §3.1, RFC 9470 §3).
+                    out = [_without_error(c) for c in (
+                        _challenge_of(a, refusal) for a in plan.accepted
+                        if a is not authenticator) if "error" in c.params][:1]
+                elif status != 401 and "error" not in own.params:
                     # A 400/403 names a challenge only when it says what to change (RFC
                     # 6750 insufficient_scope); a plain "send credentials" would not help.
                     out = []
@@ -148,6 +160,11 @@ def _challenge_of(authenticator: Authenticator, refusal: Refusal) -> Challenge:
         log.warning("authguard: %s challenge parameters cannot be sent; sending the plain "
                     "challenge", authenticator.scheme)
         return authenticator.challenge(None, None)
+
+
+def _without_error(challenge: Challenge) -> Challenge:
+    return Challenge(challenge.scheme, {k: v for k, v in challenge.params.items()
+                                        if k not in ("error", "error_description")})
 
 
 def instance_of(scope: Scope) -> str:
