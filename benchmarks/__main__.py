@@ -81,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     progress("making keys, tokens and an argon2 hash")
     material = apps.Material.make(apps.quick_argon2() if args.smoke else None)
 
-    rows = targets.build_rows(material)
+    rows: list[targets.Row] = []
 
     async def target_cases() -> list[inproc.Case]:
+        rows.extend(await targets.build_rows(material))
         return targets.as_cases(rows)
 
     inproc.run(target_cases, settings, progress)

@@ -20,12 +20,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authguard import AuthGuardMiddleware, Authenticated, AuthGuard, protect
+from authguard import Authenticated, AuthGuard, AuthGuardMiddleware, protect
 from authguard.fastapi import require
 
 from . import apps
-from .inproc import Case, Cell, _hdr
-
+from .inproc import Case, Cell, _hdr, _starlette_session_cookie
 
 # -- floors: hand-written pure ASGI middleware ------------------------------------------
 
@@ -69,7 +68,7 @@ class HandWrittenJWT:
         await PlainTextResponse("Unauthorized", 401)(scope, receive, send)
 
 
-def _floor(middleware: type, **kwargs: Any) -> Any:
+def _floor(middleware: Any, **kwargs: Any) -> Any:
     from starlette.middleware import Middleware
 
     return apps._starlette(
@@ -127,7 +126,7 @@ class Row:
         return (ag.median - self.bare.median) / max(ref.median - self.bare.median, 1e-9)
 
 
-def build_rows(m: apps.Material) -> list[Row]:
+async def build_rows(m: apps.Material) -> list[Row]:
     """One row per target of the speed table (rows needing a missing authenticator have
     no authguard cell and are reported as skipped)."""
     ak = [_hdr("x-api-key", apps.API_KEY)]
@@ -166,6 +165,16 @@ def build_rows(m: apps.Material) -> list[Row]:
         rows.append(Row(f"first-sight JWT {alg}", ag,
                         Cell(apps.starlette_app(apps.JWTBackend(m.public[alg], alg)),
                              "/private", token, expect=200), 1.05, "Starlette AuthMW + pyjwt"))
+    if apps.HAS_SESSION:
+        authenticator = apps.session_authenticator()
+        cookie = await apps.session_login(authenticator)
+        rows.append(Row(
+            "session cookie",
+            Cell(apps.authguard_app(authenticator), "/private",
+                 [_hdr("cookie", f"{authenticator.cookie_name}={cookie}")], expect=200),
+            Cell(apps.starlette_app(apps.SessionBackend(), sessions=True), "/private",
+                 [_hdr("cookie", f"session={_starlette_session_cookie()}")], expect=200),
+            1.00, "Starlette AuthMW + itsdangerous"))
     rows += [
         Row("401 (no credentials)", Cell(ag_key, "/private", expect=401),
             Cell(st_key, "/private"), 1.00, "Starlette AuthMW's refusal"),
