@@ -33,7 +33,7 @@ from .reasons import Reason
 from .responder import Responder, full_path, local_path
 from .routing import find_routes, warn_unprotected
 
-__all__ = ["AuthGuardMiddleware", "AuthState", "full_path", "local_path"]
+__all__ = ["AuthGuardMiddleware", "AuthState", "full_path", "local_path", "unavailable"]
 
 
 log = logging.getLogger("authguard")
@@ -122,6 +122,7 @@ class AuthGuardMiddleware:
         # A CORS layer between this middleware and the app answers preflights itself.
         self._cors_inside = any(isinstance(a, CORSMiddleware) for a in _wrapped(app))
         self._started = False
+        self._app_renders = False  # the app's exception handlers render refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:  # once, at lifespan start-up or the first request
@@ -174,6 +175,8 @@ class AuthGuardMiddleware:
 
     def _start(self, scope: Scope) -> None:
         self._started = True
+        handlers = getattr(scope.get("app"), "exception_handlers", None) or {}
+        self._app_renders = Refusal in handlers and AuthUnavailable in handlers
         if self.guard.deny_by_default:
             warn_unprotected(self.app if find_routes(self.app) is not None
                              else scope.get("app"), self.guard)
@@ -189,7 +192,7 @@ class AuthGuardMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send, exc: Refusal | AuthUnavailable,
                       plan: Plan, request_id: str) -> None:
-        refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
+        refusal = exc if isinstance(exc, Refusal) else unavailable(exc)
         await self.responder.refuse(scope, send, refusal, plan, request_id)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, plan: Plan) -> None:
@@ -200,6 +203,10 @@ class AuthGuardMiddleware:
         if hook is not None:
             await self._run_hooked(scope, receive, send, plan, hook)
             return
+        if self._app_renders:  # exception handlers (``install()``): nothing to watch
+            await self.app(scope, receive, send)
+            return
+        # Otherwise a refusal raised before the response starts is rendered here.
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -273,7 +280,8 @@ def _wrapped(app: Any) -> list[Any]:
     return chain
 
 
-def _unavailable(exc: AuthUnavailable) -> Refusal:
+def unavailable(exc: AuthUnavailable) -> Refusal:
+    """The 503 ``auth_unavailable`` refusal for ``exc`` (logged; its message is not sent)."""
     log.warning("authguard: %s", exc)
     return Refusal(Reason.AUTH_UNAVAILABLE, headers={"Retry-After": str(exc.retry_after)})
 
