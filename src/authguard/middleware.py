@@ -28,7 +28,7 @@ from .formbody import is_form_post, read_form_tokens
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .plans import Plan, RouteEntry, RouteTable
-from .policy import Policy, enforcing
+from .policy import DECIDED, Policy
 from .reasons import Reason
 from .responder import Responder, full_path, local_path
 from .routing import find_routes, warn_unprotected
@@ -151,8 +151,11 @@ class AuthGuardMiddleware:
         # the request id is made only if someone asks (a refusal, the app, an integration)
         scope["auth"] = scope["authguard"] = AuthState(
             self.guard, plan.policy, identity, None, scope["headers"])
-        with enforcing(plan.policy):  # the protected endpoints' own check (fail closed)
+        token = DECIDED.set(plan.policy)  # what protected endpoints check (fail closed)
+        try:
             await self._run(scope, receive, send, plan)
+        finally:
+            DECIDED.reset(token)
 
     # -- for integrations ----------------------------------------------------------------
 

@@ -46,6 +46,7 @@ __all__ = [
     "Policy",
     "Public",
     "Requirement",
+    "DECIDED",
     "StepUp",
     "attach_policy",
     "decided_under",
@@ -200,7 +201,8 @@ def policy_of(target: object) -> Policy | None:
 
 # -- fail closed: a protected endpoint runs only after a decision that covers it ---------
 
-_DECIDED: ContextVar[Policy | None] = ContextVar("authguard_decided", default=None)
+DECIDED: ContextVar[Policy | None] = ContextVar("authguard_decided", default=None)
+"""The policy this request was decided under (set around the app by the middleware)."""
 _GUARDED = "__authguard_guarded__"
 
 
@@ -208,16 +210,16 @@ _GUARDED = "__authguard_guarded__"
 def enforcing(policy: Policy) -> Iterator[None]:
     """Within this block, the request was decided under ``policy`` (set by the middleware
     around the app, and by the dependencies that decide without it)."""
-    token = _DECIDED.set(policy)
+    token = DECIDED.set(policy)
     try:
         yield
     finally:
-        _DECIDED.reset(token)
+        DECIDED.reset(token)
 
 
 def decided_under(policy: Policy) -> None:
     """Record that this request was decided under ``policy`` (for the rest of the task)."""
-    _DECIDED.set(policy)
+    DECIDED.set(policy)
 
 
 def _covers(decided: Policy, wanted: Policy) -> bool:
@@ -235,7 +237,7 @@ def _check_enforced(target: Any) -> None:
     policy = policy_of(target)
     if policy is None or policy.requirement is None:
         return
-    decided = _DECIDED.get()
+    decided = DECIDED.get()
     if decided is not None and _covers(decided, policy):
         return
     name = getattr(target, "__qualname__", None) or getattr(target, "path", None) or "route"
