@@ -223,6 +223,8 @@ def decided_under(policy: Policy) -> None:
 
 
 def _covers(decided: Policy, wanted: Policy) -> bool:
+    if decided is wanted:  # the usual case: the route's only declaration
+        return True
     if wanted.requirement is None:
         return True
     if decided.requirement is None:
