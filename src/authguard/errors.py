@@ -80,16 +80,16 @@ class Refusal(Exception):
         account: str | None = None,
     ) -> None:
         super().__init__(reason.value)
-        fields = {
-            "reason": reason, "detail": detail, "scheme": scheme,
-            "challenge_params": MappingProxyType(dict(challenge_params or {})),
-            "challenges": tuple(challenges),
-            "headers": MappingProxyType(dict(headers or {})),
-            "extensions": MappingProxyType(dict(extensions or {})),
-            "delete_cookies": tuple(delete_cookies), "account": account,
-        }
-        for name, value in fields.items():
-            object.__setattr__(self, name, value)
+        put = object.__setattr__
+        put(self, "reason", reason)
+        put(self, "detail", detail)
+        put(self, "scheme", scheme)
+        put(self, "challenge_params", _frozen(challenge_params))
+        put(self, "challenges", tuple(challenges))
+        put(self, "headers", _frozen(headers))
+        put(self, "extensions", _frozen(extensions))
+        put(self, "delete_cookies", tuple(delete_cookies))
+        put(self, "account", account)
 
     # The fields, read-only: one Refusal may be raised for many requests (a shared
     # constant), so a copy is made to vary it (:meth:`with_scheme`, :meth:`replace`).
@@ -125,6 +125,13 @@ class Refusal(Exception):
 
     def __repr__(self) -> str:
         return f"Refusal({self.reason.value!r}, scheme={self.scheme!r})"
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value)) if value else _EMPTY
 
 
 _FIELDS = ("reason", "detail", "scheme", "challenge_params", "challenges", "headers",

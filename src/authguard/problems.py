@@ -105,11 +105,52 @@ def render_problem(
     schemes: Sequence[str] = (),
     encoder: json.JSONEncoder = _ENCODER,
 ) -> bytes:
-    """``problem_body(...)`` encoded as UTF-8 JSON (``encoder`` by default: compact,
-    non-ASCII kept)."""
-    body = problem_body(refusal, instance=instance, request_id=request_id,
-                        type_base=type_base, schemes=schemes)
-    return encoder.encode(body).encode("utf-8")
+    """``encoder.encode(problem_body(...))`` as UTF-8, byte for byte: the members that are
+    the same for every refusal of a reason and detail are encoded once (by the same
+    encoder), the rest per refusal."""
+    detail = refusal.detail
+    if (type(detail) not in (str, type(None)) or type(type_base) is not str
+            or any(type(k) is not str for k in refusal.extensions)):
+        body = problem_body(refusal, instance=instance, request_id=request_id,
+                            type_base=type_base, schemes=schemes)
+        return encoder.encode(body).encode("utf-8")
+    key = (id(encoder), refusal.reason, detail, type_base)
+    hit = _PREFIXES.get(key)
+    if hit is None or hit[0] is not encoder:
+        fixed = problem_body(refusal.replace(headers={}, extensions={}),
+                             type_base=type_base)
+        hit = (encoder, encoder.encode(fixed)[:-1])
+        if len(_PREFIXES) >= 256:
+            _PREFIXES.clear()
+        _PREFIXES[key] = hit
+    parts = [hit[1]]
+    used = set(_FIXED)
+    if instance is not None:
+        parts.append(',"instance":' + encoder.encode(instance))
+        used.add("instance")
+    if request_id is not None:
+        parts.append(',"request_id":' + encoder.encode(request_id))
+        used.add("request_id")
+    if schemes and _STATUS[refusal.reason] == 401:
+        parts.append(',"schemes":' + encoder.encode(list(schemes)))
+        used.add("schemes")
+    retry_after = refusal.headers.get("Retry-After")
+    if retry_after is not None and retry_after.isdigit():
+        parts.append(',"retry_after":' + encoder.encode(int(retry_after)))
+        used.add("retry_after")
+    for name, value in refusal.extensions.items():
+        if name not in used:
+            parts.append("," + encoder.encode(name) + ":" + encoder.encode(value))
+            used.add(name)
+    parts.append("}")
+    return "".join(parts).encode("utf-8")
+
+
+# (id of the encoder, reason, detail, type base) → (the encoder, the fixed members encoded,
+# without the closing brace). Bounded: details are few (the table's, and the fixed texts
+# of authenticators and requirements).
+_PREFIXES: dict[tuple[int, Reason, str | None, str], tuple[json.JSONEncoder, str]] = {}
+_FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
 
 
 _EXPOSE_HEADERS = EXPOSE_HEADERS.encode()

@@ -32,6 +32,7 @@ _SPECS: dict[Reason, ReasonSpec] = {r: r.spec for r in Reason}
 # checked apart: it must start a valid escape).
 _PATH_SAFE = "/!$&'()*+,;=:@-._~%"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PATH_REFERENCE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
 # Refusals of an identity that another scheme can fix: a token with the scope, a token
 # from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
 _ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
@@ -180,6 +181,8 @@ def instance_of(scope: Scope) -> str:
             text = root + text
     else:
         text = full_path(scope)
+    if _PATH_REFERENCE.fullmatch(text):  # the usual case: nothing to encode
+        return text
     # What is left outside RFC 3986 (spaces, quotes, non-ASCII, a stray "%") is encoded.
     return _BAD_ESCAPE.sub("%25", urlquote(text, safe=_PATH_SAFE, encoding="latin-1"))
 
