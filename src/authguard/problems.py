@@ -132,7 +132,15 @@ def render_problem(
         parts.append(',"request_id":' + encoder.encode(request_id))
         used.add("request_id")
     if schemes and _STATUS[refusal.reason] == 401:
-        parts.append(',"schemes":' + encoder.encode(list(schemes)))
+        names = tuple(schemes)
+        listing = _LISTINGS.get((hit[1], names))  # a route accepts a fixed set
+        if listing is None:
+            listing = ',"schemes":' + encoder.encode(list(names))
+            if all(type(n) is str for n in names):  # (1 == True would share a key)
+                if len(_LISTINGS) >= 256:
+                    _LISTINGS.clear()
+                _LISTINGS[(hit[1], names)] = listing
+        parts.append(listing)
         used.add("schemes")
     retry_after = refusal.headers.get("Retry-After")
     if retry_after is not None and retry_after.isdigit():
@@ -151,6 +159,8 @@ def render_problem(
 # of authenticators and requirements).
 _PREFIXES: dict[tuple[int, Reason, str | None, str], tuple[json.JSONEncoder, str]] = {}
 _FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
+# (the fixed members, the schemes) → the schemes member, encoded
+_LISTINGS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 _EXPOSE_HEADERS = EXPOSE_HEADERS.encode()
