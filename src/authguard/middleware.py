@@ -133,7 +133,7 @@ class AuthGuardMiddleware:
         entry = self.routes.lookup(scope)
         plan = entry.plan
         if "path_params" not in scope:  # permission callables see the resource
-            scope["path_params"] = dict(entry.params)
+            scope["path_params"] = dict(entry.params) if entry.params else {}
         if plan.public or self._preflight_passes(scope, entry):
             scope.setdefault("user", _ANON)
             if "auth" not in scope:  # a new one: an app may change its scope list
