@@ -10,6 +10,8 @@ preflights never get here (see :mod:`authguard.middleware`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
@@ -22,7 +24,16 @@ from .net import client_address, request_scheme
 from .plans import Plan, passes
 from .reasons import Reason
 
-__all__ = ["Decider"]
+__all__ = ["Decider", "Outcome"]
+
+
+class Outcome(NamedTuple):
+    """The decision: the identity (``None``: anonymous, where the route allows it), or the
+    refusal of the route's requirement. (Authenticators and the checks before them raise
+    theirs.)"""
+
+    identity: Identity | None
+    refusal: Refusal | None
 
 class Decider:
     """Takes the decision for a guard; what the configuration settles is read once here."""
@@ -33,8 +44,8 @@ class Decider:
         self._network = network if network is not None and network.active else None
         self._max_bytes = guard.max_credentials_bytes
 
-    async def decide(self, conn: HTTPConnection, plan: Plan) -> Identity | None:
-        """The identity for ``conn`` under ``plan``, or raise the refusal."""
+    async def decide(self, conn: HTTPConnection, plan: Plan) -> Outcome:
+        """The decision for ``conn`` under ``plan``."""
         guard = self.guard
         scope = conn.scope
         client: str | None = None  # worked out only when a policy needs it
@@ -58,16 +69,15 @@ class Decider:
                     break
         if plan.checks is not None:  # the built-in requirements: no context, no await
             if passes(plan.checks, identity):
-                return identity
+                return Outcome(identity, None)
             if identity is None:  # what each of them answers without an identity
-                raise Refusal(Reason.CREDENTIALS_MISSING)
+                return Outcome(None, Refusal(Reason.CREDENTIALS_MISSING))
         requirement = plan.policy.requirement
-        if requirement is not None:
-            refusal = await requirement.check(
-                Context(conn=conn, identity=identity, now=guard.clock()))
-            if refusal is not None:
-                raise refusal
-        return identity
+        if requirement is None:
+            return Outcome(identity, None)
+        refusal = await requirement.check(
+            Context(conn=conn, identity=identity, now=guard.clock()))
+        return Outcome(None if refusal is not None else identity, refusal)
 
     async def authenticate(self, conn: HTTPConnection, authenticator: Authenticator,
                            client: str | None) -> Identity | None:

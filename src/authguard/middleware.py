@@ -143,9 +143,11 @@ class AuthGuardMiddleware:
         if plan.form_limit and is_form_post(scope):  # RFC 6750 §2.2 form-body tokens
             receive = await read_form_tokens(scope, receive, plan.form_limit)
         try:
-            identity = await self.decider.decide(HTTPConnection(scope), plan)
+            identity, refusal = await self.decider.decide(HTTPConnection(scope), plan)
         except (Refusal, AuthUnavailable) as exc:
-            await self._refuse(scope, send, exc, plan, self._request_id(scope))
+            refusal = exc if isinstance(exc, Refusal) else unavailable(exc)
+        if refusal is not None:
+            await self.responder.refuse(scope, send, refusal, plan, self._request_id(scope))
             return
         scope["user"] = _ANON if identity is None else identity
         # the request id is made only if someone asks (a refusal, the app, an integration)
@@ -166,7 +168,10 @@ class AuthGuardMiddleware:
     async def decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
         """Take the decision for ``conn`` under ``policy``: the identity, or raise a
         :class:`~authguard.Refusal` (used by integrations that run without the middleware)."""
-        return await self.decider.decide(conn, self.routes.plan(policy))
+        identity, refusal = await self.decider.decide(conn, self.routes.plan(policy))
+        if refusal is not None:
+            raise refusal
+        return identity
 
     async def refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal,
                      policy: Policy, request_id: str | None = None) -> None:
