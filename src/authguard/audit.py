@@ -21,7 +21,8 @@ import sys
 from typing import Any
 
 from .guard import AuthGuard
-from .routing import RouteInfo, effective_policy, find_routes, has_enforcer, iter_routes
+from .route_tree import RouteInfo, effective_policy, has_enforcer, iter_routes
+from .routing import find_routes
 
 __all__ = ["add_arguments", "audit", "find_guard", "load_app", "run"]
 

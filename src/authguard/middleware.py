@@ -31,7 +31,8 @@ from .plans import Plan, RouteEntry, RouteTable
 from .policy import DECIDED, Policy
 from .reasons import Reason
 from .responder import Responder, full_path, local_path
-from .routing import find_routes, warn_unprotected
+from .route_tree import warn_unprotected
+from .routing import find_routes
 
 __all__ = ["AuthGuardMiddleware", "AuthState", "full_path", "local_path", "unavailable"]
 
