@@ -32,7 +32,7 @@ from .policy import DECIDED, Policy
 from .reasons import Reason
 from .responder import Responder, full_path, local_path
 from .route_tree import warn_unprotected
-from .routing import find_routes
+from .routing import ROUTE_ENTRY, find_routes
 
 __all__ = ["AuthGuardMiddleware", "AuthState", "full_path", "local_path", "unavailable"]
 
@@ -141,6 +141,7 @@ class AuthGuardMiddleware:
                 scope["auth"] = AuthContext(None)
             await self._run(scope, receive, send, plan)
             return
+        scope[ROUTE_ENTRY] = entry  # what requirements may ask of the route (payments)
         if plan.form_limit and is_form_post(scope):  # RFC 6750 §2.2 form-body tokens
             receive = await read_form_tokens(scope, receive, plan.form_limit)
         try:

@@ -17,7 +17,6 @@ Where a policy comes from, innermost first:
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -291,32 +290,19 @@ def request_key(scope: Scope) -> RequestKey:
             scope["path"])
 
 
-_ALLOWED_MAX = 4096
-# Per app (held weakly: an app that goes away takes its table with it): request key →
-# whether a route serves it.
-_allowed: weakref.WeakKeyDictionary[Any, dict[RequestKey, bool]] = weakref.WeakKeyDictionary()
+ROUTE_ENTRY = "authguard.route"
+"""Scope key: the middleware's answer for this request's route (a
+:class:`~authguard.plans.RouteEntry`), so that what it found is not looked up again."""
 
 
 def serves_method(app: Any, scope: Scope) -> bool:
     """:func:`method_allowed` for the routes of ``app`` (``True`` when it has none to
-    read), worked out once per app, type, method, Host, root path and path — a bounded
-    table per app, cleared when full, as the middleware keeps its policies."""
-    try:
-        table = _allowed.get(app)
-        if table is None:
-            table = _allowed[app] = {}
-    except TypeError:  # not weakly referenceable (None, or an unusual app): no table
-        routes = find_routes(app)
-        return routes is None or method_allowed(routes, scope)
-    key = request_key(scope)
-    allowed = table.get(key)
-    if allowed is None:
-        routes = find_routes(app)
-        allowed = routes is None or method_allowed(routes, scope)
-        if len(table) >= _ALLOWED_MAX:
-            table.clear()
-        table[key] = allowed
-    return allowed
+    read). Where the middleware already found a route serving the request, that answer."""
+    entry = scope.get(ROUTE_ENTRY)
+    if entry is not None and entry.serves:
+        return True
+    routes = find_routes(app)
+    return routes is None or method_allowed(routes, scope)
 
 
 def _endpoint_serves(route: Any, scope: Scope) -> bool:
