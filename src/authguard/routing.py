@@ -24,6 +24,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Host, Match, Mount
 from starlette.types import Scope
 
+from .fastapi_routes import included_contexts, is_included_router, match_included
 from .policy import AllOf, HasScopes, Policy, Requirement, policy_of
 
 if TYPE_CHECKING:
@@ -82,24 +83,21 @@ def _endpoint_policy(*routes: Any) -> Policy | None:
     return combine(found)
 
 
-# FastAPI (≥ 0.140) includes routers lazily: ``app.include_router`` adds one
-# ``_IncludedRouter`` whose effective routes (prefix and include-level dependencies merged)
-# are built on demand. These helpers read them through its ``effective_route_contexts`` and
-# ``_match``; apps on older FastAPI have plain routes and never reach this code.
+# FastAPI's lazily included routers, read through the one adapter that knows its
+# internals (authguard.fastapi_routes).
 
 def _is_included_router(route: Any) -> bool:
-    return hasattr(route, "effective_route_contexts") and hasattr(route, "_match")
+    return is_included_router(route)
 
 
 def _included_leaves(route: Any) -> Iterable[tuple[Any, Policy | None]]:
     """(effective route, its explicit policy) for each route of an included router."""
-    for ctx in route.effective_route_contexts():
-        leaf = ctx.starlette_route or ctx
-        yield leaf, _endpoint_policy(ctx, ctx.starlette_route)
+    for ctx, starlette_route in included_contexts(route):
+        yield starlette_route or ctx, _endpoint_policy(ctx, starlette_route)
 
 
 def _match_included(route: Any, scope: Scope) -> tuple[Match, Policy | None, dict[str, Any]]:
-    match, child, inner, ctx = route._match(scope)
+    match, child, inner, ctx = match_included(route, scope)
     if match is Match.NONE:
         return match, None, {}
     params = dict(child.get("path_params", {}))
