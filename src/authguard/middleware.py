@@ -111,7 +111,7 @@ class AuthGuardMiddleware:
     app, a ``Mount``, a mounted sub-app).
     """
 
-    enforces_policies = True  # what the route audit looks for (see authguard.routing)
+    enforces_policies = True  # what the route audit looks for (see authguard.route_tree)
 
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
