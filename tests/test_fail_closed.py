@@ -293,3 +293,26 @@ def test_the_audit_says_when_the_middleware_enforces_a_policy() -> None:
     app.add_middleware(AuthGuardMiddleware, guard=_guard())
     rows = {r["path"]: r for r in audit(app, _guard())}
     assert rows["/x"]["enforced"] is True
+
+
+def test_audit_strict_fails_on_a_policy_nothing_enforces(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from authguard.audit import run
+
+    (tmp_path / "unenforced_app.py").write_text(
+        "from starlette.applications import Starlette\n"
+        "from starlette.responses import PlainTextResponse\n"
+        "from starlette.routing import Route\n"
+        "from authguard import (APIKeyAuthenticator, AuthGuard, HasRoles, StaticAPIKeys,\n"
+        "                       protect)\n"
+        "guard = AuthGuard(authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))])\n"
+        "@protect(HasRoles('admin'))\n"
+        "async def admin(request):\n"
+        "    return PlainTextResponse('secret')\n"
+        "app = Starlette(routes=[Route('/admin', admin)])\n", encoding="utf-8")
+    args = argparse.Namespace(app="unenforced_app:app", app_dir=str(tmp_path),
+                              guard="guard", json=False, strict=True)
+    assert run(args) == 1
+    assert "policy NOT ENFORCED" in capsys.readouterr().err
