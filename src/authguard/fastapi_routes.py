@@ -1,4 +1,5 @@
-"""The one place authguard reads FastAPI internals: lazily included routers.
+"""The one place authguard reads FastAPI internals: lazily included routers, and the
+``Security`` scopes of a dependency.
 
 FastAPI (≥ 0.140) includes routers lazily: ``app.include_router`` adds one router object
 whose effective routes (prefix and include-level dependencies merged) are built on
@@ -18,7 +19,7 @@ from typing import Any
 from starlette.routing import Match
 from starlette.types import Scope
 
-__all__ = ["included_contexts", "is_included_router", "match_included"]
+__all__ = ["included_contexts", "is_included_router", "match_included", "oauth_scopes"]
 
 
 def is_included_router(route: Any) -> bool:
@@ -36,3 +37,12 @@ def match_included(route: Any, scope: Scope) -> tuple[Match, dict[str, Any], Any
     """(match, child scope, the inner router or route, its context) for ``scope``."""
     match, child, inner, ctx = route._match(scope)
     return match, child, inner, ctx
+
+
+def oauth_scopes(dependant: Any) -> list[str]:
+    """The ``Security(..., scopes=[...])`` scopes that apply to a dependency: its parents'
+    and its own (newer FastAPI keeps them apart; FastAPI 0.115 keeps them together in
+    ``security_scopes``)."""
+    if hasattr(dependant, "parent_oauth_scopes"):
+        return [*(dependant.parent_oauth_scopes or []), *(dependant.own_oauth_scopes or [])]
+    return list(getattr(dependant, "security_scopes", None) or [])

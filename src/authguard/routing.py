@@ -24,7 +24,12 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Host, Match, Mount
 from starlette.types import Scope
 
-from .fastapi_routes import included_contexts, is_included_router, match_included
+from .fastapi_routes import (
+    included_contexts,
+    is_included_router,
+    match_included,
+    oauth_scopes,
+)
 from .policy import AllOf, HasScopes, Policy, Requirement, policy_of
 
 if TYPE_CHECKING:
@@ -122,7 +127,7 @@ def _dependant_policies(dependant: Any) -> list[Policy]:
         if p is not None:
             scopes: list[str] = []
             if getattr(d, "security_scopes_param_name", None):
-                for s in [*(d.parent_oauth_scopes or []), *(d.own_oauth_scopes or [])]:
+                for s in oauth_scopes(d):
                     if s not in scopes:
                         scopes.append(s)
             if scopes:
