@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import apps, inproc, load, report
+from . import apps, inproc, load, report, targets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +40,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="where to save the plot (default docs/img/benchmark.png)")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--json", type=Path, help="also write every sample as JSON")
+    p.add_argument("--targets-only", action="store_true",
+                   help="only the speed targets table (no other case, no load run)")
     return p.parse_args(argv)
 
 
@@ -78,6 +80,20 @@ def main(argv: list[str] | None = None) -> int:
 
     progress("making keys, tokens and an argon2 hash")
     material = apps.Material.make(apps.quick_argon2() if args.smoke else None)
+
+    rows: list[targets.Row] = []
+
+    async def target_cases() -> list[inproc.Case]:
+        rows.extend(await targets.build_rows(material))
+        return targets.as_cases(rows)
+
+    inproc.run(target_cases, settings, progress)
+    say(f"## Speed targets: ratio of medians over {settings.rounds} interleaved rounds")
+    say("")
+    say(targets.table(rows))
+    say("")
+    if args.targets_only:
+        return 0
 
     async def cases() -> list[inproc.Case]:
         return await inproc.build_cases(material)

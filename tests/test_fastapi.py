@@ -311,3 +311,53 @@ async def test_refusal_raised_by_the_endpoint_is_rendered() -> None:
         assert body["reason"] == "forbidden"
         assert body["detail"] == "This document is not shared with you."
         assert body["request_id"] == "req-42" and body["instance"] == "/documents/2"
+
+
+async def test_with_install_the_apps_exception_handlers_render_raised_refusals() -> None:
+    """``install()`` registers handlers for Refusal and AuthUnavailable: the app renders
+    what it raises (the middleware does not watch its responses), byte for byte as the
+    middleware would."""
+    from authguard import AuthUnavailable, Reason, Refusal
+    from authguard.middleware import AuthGuardMiddleware
+
+    app = build(middleware=True)
+
+    @app.get("/documents/{doc_id}")
+    async def document(doc_id: int, who: CurrentIdentity) -> dict[str, int]:
+        if doc_id == 3:
+            raise AuthUnavailable("the document store is down", retry_after=9)
+        raise Refusal(Reason.FORBIDDEN, "This document is not shared with you.")
+
+    async with asgi_client(app) as c:
+        r = await c.get("/documents/2", headers={**ALICE, "X-Request-ID": "req-7"})
+        down = await c.get("/documents/3", headers=ALICE)
+    assert r.status_code == 403 and r.json()["reason"] == "forbidden"
+    assert r.json()["request_id"] == r.headers["x-request-id"] == "req-7"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert down.status_code == 503 and down.json()["reason"] == "auth_unavailable"
+    assert down.headers["retry-after"] == "9"
+    engines = [m for m in _middlewares(app) if isinstance(m, AuthGuardMiddleware)]
+    assert engines and all(m._app_renders for m in engines)
+
+
+def _middlewares(app: Any) -> list[Any]:
+    found, node = [], app.middleware_stack
+    while node is not None:
+        found.append(node)
+        node = getattr(node, "app", None)
+    return found
+
+
+async def test_without_the_middleware_install_renders_an_unavailable_backend() -> None:
+    from authguard import AuthUnavailable
+
+    app = build(middleware=False)
+
+    @app.get("/store")
+    async def store() -> dict[str, int]:
+        raise AuthUnavailable("the user store is down", retry_after=4)
+
+    async with asgi_client(app) as c:
+        down = await c.get("/store")
+    assert down.status_code == 503 and down.json()["reason"] == "auth_unavailable"
+    assert down.headers["retry-after"] == "4"

@@ -35,7 +35,8 @@ from authguard import (
     SessionAuthenticator,
     protect,
 )
-from authguard.middleware import _fast_checks, _passes
+from authguard.plans import _plain_checks as _fast_checks
+from authguard.plans import passes as _passes
 from authguard.policy import Context
 from authguard.problems import problem_body, render_problem
 from helpers import asgi_client

@@ -4,9 +4,12 @@ Reads the app the way uvicorn does (``--app-dir`` is put first on ``sys.path``),
 :class:`~authguard.AuthGuard` from the app's ``AuthGuardMiddleware`` (or from
 :func:`authguard.fastapi.install`), and prints each route's methods, path and policy:
 schemes, scopes, roles, payment, public — and where the policy comes from (``route``, a
-path ``rule``, or the guard's ``default``). ``--json`` prints the same for programs;
-``--strict`` exits 1 when a route has no explicit policy (neither on the route nor by a
-path rule), so a forgotten declaration fails a CI job.
+path ``rule``, or the guard's ``default``) — and whether anything enforces it: a protected
+route that no ``AuthGuardMiddleware`` covers (and whose policy is not taken by FastAPI
+``require()`` dependencies with :func:`authguard.fastapi.install`) is marked
+``NOT ENFORCED``; its endpoint refuses every request with 403. ``--json`` prints the same
+for programs; ``--strict`` exits 1 when a route has no explicit policy (neither on the
+route nor by a path rule) or a policy that nothing enforces, so either fails a CI job.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import sys
 from typing import Any
 
 from .guard import AuthGuard
-from .routing import RouteInfo, effective_policy, find_routes, iter_routes
+from .route_tree import RouteInfo, effective_policy, has_enforcer, iter_routes
+from .routing import find_routes
 
 __all__ = ["add_arguments", "audit", "find_guard", "load_app", "run", "warnings_for"]
 
@@ -62,7 +66,16 @@ def find_guard(app: Any) -> AuthGuard | None:
     return guard if isinstance(guard, AuthGuard) else None
 
 
-def _row(info: RouteInfo, guard: AuthGuard | None) -> dict[str, Any]:
+def _row(info: RouteInfo, guard: AuthGuard | None, app: Any) -> dict[str, Any]:
+    row = _policy_row(info, guard)
+    installed = getattr(getattr(app, "state", None), "authguard_engine", None) is not None
+    row["enforced"] = bool(
+        row["public"] or info.under_enforcer or has_enforcer(app)
+        or (installed and info.decided_by_dependencies))
+    return row
+
+
+def _policy_row(info: RouteInfo, guard: AuthGuard | None) -> dict[str, Any]:
     if guard is not None:
         policy, source = effective_policy(info, guard)
     elif info.explicit is not None:
@@ -80,7 +93,7 @@ def _row(info: RouteInfo, guard: AuthGuard | None) -> dict[str, Any]:
 def audit(app: Any, guard: AuthGuard | None) -> list[dict[str, Any]]:
     """One row per leaf route of ``app`` with its effective policy."""
     routes = find_routes(app) or []
-    return [_row(info, guard) for info in iter_routes(routes)]
+    return [_row(info, guard, app) for info in iter_routes(routes)]
 
 
 def warnings_for(guard: AuthGuard | None) -> list[str]:
@@ -148,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_plain(rows)
     missing = [r for r in rows if r["source"] in ("default", "none")]
-    if args.strict and missing:
+    open_ = [r for r in rows if not r["enforced"]]
+    for r in open_:
+        print(f"policy NOT ENFORCED (no AuthGuardMiddleware covers it; the endpoint refuses "
+              f"with 403): {','.join(r['methods'])} {r['path']}", file=sys.stderr)
+    if args.strict and (missing or open_):
         for r in missing:
             print(f"no explicit policy: {','.join(r['methods'])} {r['path']}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from .challenges import Challenge, HeaderValueError
@@ -79,15 +80,43 @@ class Refusal(Exception):
         account: str | None = None,
     ) -> None:
         super().__init__(reason.value)
-        self.reason = reason
-        self.detail = detail
-        self.scheme = scheme
-        self.challenge_params = dict(challenge_params or {})
-        self.challenges = list(challenges)
-        self.headers = dict(headers or {})
-        self.extensions = dict(extensions or {})
-        self.delete_cookies = list(delete_cookies)
-        self.account = account
+        put = object.__setattr__
+        put(self, "reason", reason)
+        put(self, "detail", detail)
+        put(self, "scheme", scheme)
+        put(self, "challenge_params", _frozen(challenge_params))
+        put(self, "challenges", tuple(challenges))
+        put(self, "headers", _frozen(headers))
+        put(self, "extensions", _frozen(extensions))
+        put(self, "delete_cookies", tuple(delete_cookies))
+        put(self, "account", account)
+
+    # The fields, read-only: one Refusal may be raised for many requests (a shared
+    # constant), so a copy is made to vary it (:meth:`with_scheme`, :meth:`replace`).
+    reason: Reason
+    detail: str | None
+    scheme: str | None
+    challenge_params: Mapping[str, str]
+    challenges: tuple[Challenge, ...]
+    headers: Mapping[str, str]
+    extensions: Mapping[str, Any]
+    delete_cookies: tuple[str, ...]
+    account: str | None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FIELDS:
+            raise AttributeError(f"Refusal.{name} is read-only; use Refusal.replace()")
+        super().__setattr__(name, value)
+
+    def replace(self, **changes: Any) -> Refusal:
+        """A copy of this refusal with ``changes`` (the constructor's keyword arguments)."""
+        fields: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS}
+        fields.update(changes)
+        return Refusal(fields.pop("reason"), fields.pop("detail"), **fields)
+
+    def with_scheme(self, scheme: str) -> Refusal:
+        """This refusal naming ``scheme`` (itself when it already names a scheme)."""
+        return self if self.scheme is not None else self.replace(scheme=scheme)
 
     @property
     def status(self) -> int:
@@ -96,3 +125,14 @@ class Refusal(Exception):
 
     def __repr__(self) -> str:
         return f"Refusal({self.reason.value!r}, scheme={self.scheme!r})"
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value)) if value else _EMPTY
+
+
+_FIELDS = ("reason", "detail", "scheme", "challenge_params", "challenges", "headers",
+           "extensions", "delete_cookies", "account")

@@ -23,10 +23,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .composition import RESPONSE_HOOK
-from .errors import ConfigurationError, Refusal
+from .errors import AuthUnavailable, ConfigurationError, Refusal
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
-from .middleware import AuthGuardMiddleware, AuthState
+from .middleware import AuthGuardMiddleware, AuthState, unavailable
 from .openapi import NEEDS_IDENTITY, add_security
 from .policy import (
     AllOf,
@@ -36,6 +36,8 @@ from .policy import (
     Policy,
     Public,
     Requirement,
+    attach_policy,
+    decided_under,
     policy_of,
     protect,
 )
@@ -137,13 +139,15 @@ def require(
 
     dependency.__name__ = f"require({policy.describe()})"
     dependency.__qualname__ = dependency.__name__
-    return protect(policy)(dependency)
+    # no fail-closed wrapper: this dependency takes the decision itself
+    return attach_policy(dependency, policy)
 
 
 def _remember(conn: HTTPConnection, guard: AuthGuard, policy: Policy,
               identity: Identity | None) -> None:
     scope = conn.scope
     scope["authguard"] = AuthState(guard, policy, identity, None)
+    decided_under(policy)  # protected endpoints of this request see the decision
     if identity is not None:
         scope["user"] = identity
         scope["auth"] = AuthContext(identity)
@@ -217,8 +221,10 @@ def install(app: FastAPI, guard: AuthGuard, *, openapi: bool = True,
             public_docs: bool = True) -> None:
     """Wire authguard into a FastAPI app, next to (or instead of) the middleware.
 
-    * Refusals raised by dependencies are rendered by authguard's renderer even where the
-      middleware does not run (an exception handler for :class:`~authguard.Refusal`).
+    * Refusals raised by dependencies and endpoints are rendered by authguard's renderer
+      through the app's exception handlers (for :class:`~authguard.Refusal` and
+      :class:`~authguard.AuthUnavailable`), with or without the middleware; the
+      middleware then leaves the app's response alone.
     * Dependencies made by :func:`require` can decide on their own when the middleware is
       absent, using ``guard``.
     * With ``openapi=True``, ``app.openapi()`` declares one security scheme per
@@ -236,10 +242,15 @@ def install(app: FastAPI, guard: AuthGuard, *, openapi: bool = True,
                 protect(Public)(route)
 
     async def handle(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Refusal)  # noqa: S101 - registered for Refusal only
+        if isinstance(exc, AuthUnavailable):
+            return _RefusalResponse(engine, unavailable(exc))
+        assert isinstance(exc, Refusal)  # noqa: S101 - registered for these two only
         return _RefusalResponse(engine, exc)
 
+    # With these handlers the app renders its own refusals, and the middleware runs it
+    # without watching its response.
     app.add_exception_handler(Refusal, handle)
+    app.add_exception_handler(AuthUnavailable, handle)
     if not openapi:
         return
     original = app.openapi

@@ -1,61 +1,55 @@
-"""The pure ASGI middleware: decide, attach the identity, or render the refusal.
+"""The pure ASGI middleware: it only dispatches.
 
-DESIGN §1, in order: CORS preflight and public routes pass; network policy; transport
-policy; authentication (first authenticator that finds its credentials decides); the
-brute-force guard; the route's requirements; then the app runs with the identity in
-``scope["user"]``/``scope["auth"]``. Refusals raised by the app before it starts its
+Public routes (and CORS preflights a CORS layer will answer) run the app; protected routes
+are decided by :class:`~authguard.decision.Decider` over the route's plan (see
+:mod:`authguard.plans`), then either run the app with the identity in
+``scope["user"]``/``scope["auth"]``, or get the refusal from
+:class:`~authguard.responder.Responder`. Refusals raised by the app before it starts its
 response (e.g. from a FastAPI dependency) are rendered here too.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import re
 from time import perf_counter
 from typing import Any
-from urllib.parse import quote as urlquote
 
-from starlette._utils import get_route_path
 from starlette.authentication import UnauthenticatedUser
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .authenticators.base import Authenticator
-from .challenges import Challenge, HeaderValueError, quote
 from .composition import RESPONSE_HOOK
+from .decision import Decider
 from .errors import AuthUnavailable, Refusal
 from .formbody import is_form_post, read_form_tokens
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
-from .net import client_address, request_scheme
-from .observability.observer import record_allowed, record_refusal
-from .policy import AllOf, Context, Policy
-from .problems import refusal_headers, render_problem, send_problem
-from .reasons import Reason, ReasonSpec
-from .requirements import Anyone, Authenticated, HasRoles, HasScopes
-from .routing import RequestKey, find_routes, match_route, request_key, warn_unprotected
+from .observability.observer import record_allowed
+from .observability.safety import safe_text
+from .plans import Plan, RouteEntry, RouteTable
+from .policy import DECIDED, Policy
+from .reasons import Reason
+from .responder import Responder, full_path, local_path
+from .route_tree import warn_unprotected
+from .routing import ROUTE_ENTRY, find_routes
 
-__all__ = ["AuthGuardMiddleware", "AuthState"]
+__all__ = ["AuthGuardMiddleware", "AuthState", "full_path", "local_path", "unavailable"]
 
 
 log = logging.getLogger("authguard")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
-_CACHE_MAX = 4096
 _ANON = UnauthenticatedUser()
 # Request ids: a random per-process prefix and a counter (32 hex digits, unique, no syscall
 # per request, unlike uuid4).
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
-# One encoder for every body (json.dumps with options builds a new one on each call).
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 # The messages that start a response (after one, a refusal can no longer be sent).
 _START_TYPES = frozenset({"http.response.start", "websocket.accept",
                           "websocket.http.response.start", "websocket.close"})
-# Reason → its row, without the enum property on every refusal.
-_SPECS: dict[Reason, ReasonSpec] = {r: r.spec for r in Reason}
 
 
 def _new_request_id() -> str:
@@ -116,152 +110,120 @@ class AuthGuardMiddleware:
 
     ``app.add_middleware(AuthGuardMiddleware, guard=AuthGuard(authenticators=[...]))``.
     Add ``CORSMiddleware`` *after* it (so that it wraps it) for refusals to carry CORS headers.
+    It enforces the policies of the routes of the app it wraps, wherever it sits (the whole
+    app, a ``Mount``, a mounted sub-app).
     """
+
+    enforces_policies = True  # what the route audit looks for (see authguard.route_tree)
 
     def __init__(self, app: ASGIApp, guard: AuthGuard) -> None:
         self.app = app
         self.guard = guard
-        self._cache: dict[RequestKey, tuple[_Plan, dict[str, Any]]] = {}
-        self._checked_routes = not guard.deny_by_default
-        self._accepted: dict[int, _Plan] = {}
+        self.routes = RouteTable(app, guard, owner=self)
+        self.decider = Decider(guard)
+        self.responder = Responder(guard)
         self._id_header = guard.request_id_header.encode("latin-1")
-        # RFC 6750 §2.2 form-body tokens: the largest body any opted-in authenticator reads.
-        self._form_limit = max((getattr(a, "max_form_bytes", 0) for a in guard.authenticators
-                                if getattr(a, "reads_form_body", False)), default=0)
-        # No address policy, no https rule, no brute-force guard: the decision is only the
-        # authenticators and the route's checks (see ``__call__``). The guard is frozen.
-        self._max_bytes = guard.max_credentials_bytes
-        self._plain = (not guard.require_https and guard.brute_force is None
-                       and (guard.network is None or not guard.network.active))
-
-    # -- policy resolution -------------------------------------------------------------
-
-    def policy_for(self, scope: Scope) -> Policy:
-        """The effective policy of the route ``scope`` is for (cached per method and path)."""
-        return self._route(scope)[0]
-
-    def _route(self, scope: Scope) -> _Plan:
-        """The plan of the route ``scope`` is for: found once per request key (type, method,
-        Host, root path, path; see :func:`~authguard.routing.request_key`), then one
-        dictionary read."""
-        key = request_key(scope)
-        cached = self._cache.get(key)
-        if cached is None:
-            routes = find_routes(scope.get("app") or self.app)
-            explicit: Policy | None = None
-            params: dict[str, Any] = {}
-            if routes is not None:
-                _, explicit, params = match_route(routes, scope)
-            policy = explicit or self.guard.rule_for(get_route_path(scope)) or self.guard.default
-            hit = self._accepted.get(id(policy))
-            plan = hit if hit is not None and hit[0] is policy else self._plan(policy)
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            cached = self._cache[key] = (plan, params)
-        # Path params, so that permission callables see the resource before routing.
-        if "path_params" not in scope:
-            scope["path_params"] = dict(cached[1]) if cached[1] else {}
-        return cached[0]
-
-    def _accepted_by(self, policy: Policy) -> list[Authenticator]:
-        """``guard.accepted(policy)``, worked out once per policy."""
-        hit = self._accepted.get(id(policy))
-        if hit is not None and hit[0] is policy:
-            return hit[1]
-        return self._plan(policy)[1]
-
-    def _plan(self, policy: Policy) -> _Plan:
-        """What a policy needs on every request, worked out once: the authenticators it
-        accepts, and its requirement as plain checks when it is made only of the built-in
-        identity, scheme, role and scope requirements (``None`` otherwise)."""
-        entry = (policy, self.guard.accepted(policy), _fast_checks(policy.requirement))
-        if len(self._accepted) >= _CACHE_MAX:
-            self._accepted.clear()
-        self._accepted[id(policy)] = entry
-        return entry
-
-    # -- ASGI ----------------------------------------------------------------------------
+        # A CORS layer between this middleware and the app answers preflights itself.
+        self._cors_inside = any(isinstance(a, CORSMiddleware) for a in _wrapped(app))
+        self._started = False
+        self._app_renders = False  # the app's exception handlers render refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if not self._checked_routes:  # once, at lifespan start-up or the first request
-            self._checked_routes = True
-            warn_unprotected(scope.get("app") or self.app, self.guard)
-        if kind == "http":
-            if scope["method"] == "OPTIONS" and _is_preflight(scope):
-                await self._anonymous(scope, receive, send)
-                return
-        elif kind != "websocket":
+        if not self._started:  # once, at lifespan start-up or the first request
+            self._start(scope)
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        policy, accepted, checks = self._route(scope)
-        if policy.requirement is None:
-            # Public: no authenticator runs, but a Refusal raised by the app is still
-            # rendered (never a 500).
-            if "user" not in scope:
-                scope["user"] = _ANON
+        entry = self.routes.lookup(scope)
+        plan = entry.plan
+        if "path_params" not in scope:  # permission callables see the resource
+            scope["path_params"] = dict(entry.params) if entry.params else {}
+        if plan.public or self._preflight_passes(scope, entry):
+            scope.setdefault("user", _ANON)
             if "auth" not in scope:  # a new one: an app may change its scope list
                 scope["auth"] = AuthContext(None)
-        else:
-            if self._form_limit and is_form_post(scope):
-                # Only where an authenticator this route accepts reads form-body tokens.
-                limit = max((getattr(a, "max_form_bytes", 0) for a in accepted
-                             if getattr(a, "reads_form_body", False)), default=0)
-                if limit:
-                    receive = await read_form_tokens(scope, receive, limit)
-            started = perf_counter()
-            conn = HTTPConnection(scope)
-            identity: Identity | None = None
-            refusal: Refusal | None = None
-            try:
-                if self._plain and checks is not None:
-                    # The usual case, decided here rather than in ``_decide`` (one
-                    # coroutine less per request); the same steps, none of them skipped.
-                    limit = self._max_bytes
-                    for _, value in scope["headers"]:
-                        if len(value) > limit:  # before any authenticator parses or decodes
-                            _check_sizes(self.guard, scope)
-                            break
-                    for authenticator in accepted:
-                        if authenticator.has_credentials(conn):
-                            try:
-                                identity = await authenticator.authenticate(conn)
-                            except Refusal as exc:
-                                if exc.scheme is None:
-                                    exc.scheme = authenticator.scheme
-                                raise
-                            if identity is not None:
-                                break
-                    if not _passes(checks, identity):
-                        # what each plain check answers without an identity, else the
-                        # requirement's own check says why not
-                        refusal = (Refusal(Reason.CREDENTIALS_MISSING) if identity is None
-                                   else await self._check(conn, policy, identity))
-                        if refusal is not None:
-                            identity = None
-                else:
-                    identity, refusal = await self._decide(conn, policy)
-            except Refusal as exc:
-                refusal = exc
-            except AuthUnavailable as exc:
-                refusal = _unavailable(exc)
-            if refusal is not None:
-                await self._refuse(scope, send, refusal, policy, self._request_id(scope),
-                                   started)
-                return
-            if self.guard.observability is not None:
-                record_allowed(self.guard, scope, identity, perf_counter() - started)
-            scope["user"] = _ANON if identity is None else identity
-            # the request id is made only if someone asks (a refusal, the app, an integration)
-            scope["auth"] = scope["authguard"] = AuthState(
-                self.guard, policy, identity, None, scope["headers"])
+            await self._run(scope, receive, send, plan)
+            return
+        scope[ROUTE_ENTRY] = entry  # what requirements may ask of the route (payments)
+        if plan.form_limit and is_form_post(scope):  # RFC 6750 §2.2 form-body tokens
+            receive = await read_form_tokens(scope, receive, plan.form_limit)
+        started = perf_counter()
+        try:
+            identity, refusal = await self.decider.decide(HTTPConnection(scope), plan)
+        except (Refusal, AuthUnavailable) as exc:
+            refusal = exc if isinstance(exc, Refusal) else unavailable(exc)
+        if refusal is not None:
+            await self.responder.refuse(scope, send, refusal, plan, self._request_id(scope),
+                                        started)
+            return
+        if self.guard.observability is not None:
+            record_allowed(self.guard, scope, identity, perf_counter() - started)
+        scope["user"] = _ANON if identity is None else identity
+        # the request id is made only if someone asks (a refusal, the app, an integration)
+        scope["auth"] = scope["authguard"] = AuthState(
+            self.guard, plan.policy, identity, None, scope["headers"])
+        token = DECIDED.set(plan.policy)  # what protected endpoints check (fail closed)
+        try:
+            await self._run(scope, receive, send, plan)
+        finally:
+            DECIDED.reset(token)
+
+    # -- for integrations ----------------------------------------------------------------
+
+    def policy_for(self, scope: Scope) -> Policy:
+        """The effective policy of the route ``scope`` is for."""
+        return self.routes.lookup(scope).plan.policy
+
+    async def decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
+        """Take the decision for ``conn`` under ``policy``: the identity, or raise a
+        :class:`~authguard.Refusal` (used by integrations that run without the middleware)."""
+        identity, refusal = await self.decider.decide(conn, self.routes.plan(policy))
+        if refusal is not None:
+            raise refusal
+        return identity
+
+    async def refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal,
+                     policy: Policy, request_id: str | None = None) -> None:
+        """Render ``refusal`` on ``send`` exactly as the middleware does."""
+        await self.responder.refuse(conn.scope, send, refusal, self.routes.plan(policy),
+                                    request_id or self._request_id(conn.scope))
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def _start(self, scope: Scope) -> None:
+        self._started = True
+        handlers = getattr(scope.get("app"), "exception_handlers", None) or {}
+        self._app_renders = Refusal in handlers and AuthUnavailable in handlers
+        if self.guard.deny_by_default:
+            warn_unprotected(self.app if find_routes(self.app) is not None
+                             else scope.get("app"), self.guard)
+
+    def _preflight_passes(self, scope: Scope, entry: RouteEntry) -> bool:
+        """A CORS preflight skips authentication only where it cannot run a protected
+        handler: a CORS layer inside answers it, or no route serves ``OPTIONS`` there."""
+        return (scope["type"] == "http" and scope["method"] == "OPTIONS"
+                and (self._cors_inside or not entry.serves) and _is_preflight(scope))
+
+    def _request_id(self, scope: Scope) -> str:
+        return request_id_of(scope["headers"], self._id_header)
+
+    async def _refuse(self, scope: Scope, send: Send, exc: Refusal | AuthUnavailable,
+                      plan: Plan, request_id: str) -> None:
+        refusal = exc if isinstance(exc, Refusal) else unavailable(exc)
+        await self.responder.refuse(scope, send, refusal, plan, request_id)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, plan: Plan) -> None:
+        """Run the app; a refusal it raises before its response starts is rendered."""
         # Set by a requirement that must act once the decision is taken (payment
-        # settlement): see ``_run_hooked``. Taken out of the scope, so that nothing further
-        # in (a dependency, a nested app) runs it a second time.
+        # settlement): taken out of the scope, so that nothing further in runs it again.
         hook = scope.pop(RESPONSE_HOOK, None)
         if hook is not None:
-            await self._run_hooked(scope, receive, send, policy, hook)
+            await self._run_hooked(scope, receive, send, plan, hook)
             return
+        if self._app_renders:  # exception handlers (``install()``): nothing to watch
+            await self.app(scope, receive, send)
+            return
+        # Otherwise a refusal raised before the response starts is rendered here.
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -275,15 +237,9 @@ class AuthGuardMiddleware:
         except (Refusal, AuthUnavailable) as exc:
             if started:
                 raise
-            await self._refuse_raised(scope, send, exc, policy)
+            await self._refuse_raised(scope, send, exc, plan)
 
-    async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope.setdefault("user", _ANON)
-        if "auth" not in scope:
-            scope["auth"] = AuthContext(None)
-        await self.app(scope, receive, send)
-
-    async def _run_hooked(self, scope: Scope, receive: Receive, send: Send, policy: Policy,
+    async def _run_hooked(self, scope: Scope, receive: Receive, send: Send, plan: Plan,
                           hook: Any) -> None:
         """The app run with a response hook: ``before_app()`` runs first,
         ``on_start(message)`` may add headers to the response start. Either may raise a
@@ -302,7 +258,7 @@ class AuthGuardMiddleware:
                         await hook.on_start(message)
                     except (Refusal, AuthUnavailable) as exc:
                         started = replaced = True
-                        await self._refuse_raised(scope, send, exc, policy)
+                        await self._refuse_raised(scope, send, exc, plan)
                         return
                 started = True
             await send(message)
@@ -314,298 +270,36 @@ class AuthGuardMiddleware:
             if started:
                 raise
             await _on_failure(hook)  # nothing served: a held payment is given back
-            await self._refuse_raised(scope, send, exc, policy)
+            await self._refuse_raised(scope, send, exc, plan)
         except BaseException:
             if not started:
                 await _on_failure(hook)
             raise
 
     async def _refuse_raised(self, scope: Scope, send: Send, exc: Refusal | AuthUnavailable,
-                             policy: Policy) -> None:
+                             plan: Plan) -> None:
         """Render a refusal raised by the app (or the hook) before the response started,
         with the request id the app may have seen (else a new one)."""
-        refusal = exc if isinstance(exc, Refusal) else _unavailable(exc)
         state = scope.get("authguard")
         request_id = (state.request_id if isinstance(state, AuthState) else None
                       ) or self._request_id(scope)
-        await self._refuse(scope, send, refusal, policy, request_id)
-
-    # -- the decision --------------------------------------------------------------------
-
-    async def decide(self, conn: HTTPConnection, policy: Policy) -> Identity | None:
-        """Take the decision for ``conn`` under ``policy``: the identity, or raise a
-        :class:`~authguard.Refusal` (used by integrations that run without the middleware)."""
-        identity, refusal = await self._decide(conn, policy)
-        if refusal is not None:
-            raise refusal
-        return identity
-
-    async def refuse(self, conn: HTTPConnection, send: Send, refusal: Refusal,
-                     policy: Policy, request_id: str | None = None) -> None:
-        """Render ``refusal`` on ``send`` exactly as the middleware does."""
-        await self._refuse(conn.scope, send, refusal, policy,
-                           request_id or self._request_id(conn.scope))
-
-    async def _decide(self, conn: HTTPConnection, policy: Policy
-                      ) -> tuple[Identity | None, Refusal | None]:
-        """(identity, None), or (None, the requirement's refusal); authenticators and the
-        checks before them raise theirs."""
-        guard = self.guard
-        scope = conn.scope
-        hit = self._accepted.get(id(policy))
-        if hit is None or hit[0] is not policy:
-            hit = self._plan(policy)
-        accepted, plan = hit[1], hit[2]
-        client: str | None = None  # worked out only when a policy needs it
-        network = guard.network
-        if network is not None and network.active:
-            client = client_address(scope, network)
-            if not network.is_allowed(client):
-                raise Refusal(Reason.NETWORK_BLOCKED)
-        limit = guard.max_credentials_bytes
-        for _, value in scope["headers"]:
-            if len(value) > limit:  # before any authenticator parses or decodes
-                _check_sizes(guard, scope)
-                break
-        if guard.require_https and request_scheme(scope, network) in ("http", "ws"):
-            if any(a.has_credentials(conn) for a in guard.authenticators):
-                raise Refusal(Reason.INSECURE_TRANSPORT)
-        identity: Identity | None = None
-        guarded = guard.brute_force is not None
-        for authenticator in accepted:
-            if not authenticator.has_credentials(conn):
-                continue
-            if guarded:
-                identity = await self._authenticate(conn, authenticator)
-            else:
-                try:
-                    identity = await authenticator.authenticate(conn)
-                except Refusal as exc:
-                    if exc.scheme is None:
-                        exc.scheme = authenticator.scheme
-                    raise
-            if identity is not None:
-                break
-        if plan is not None:  # plain checks: no context, no await
-            if _passes(plan, identity):
-                return identity, None
-            if identity is None:  # what each of them answers without an identity
-                return None, Refusal(Reason.CREDENTIALS_MISSING)
-        refusal = await self._check(conn, policy, identity)
-        if refusal is not None:
-            return None, refusal
-        return identity, None
-
-    async def _check(self, conn: HTTPConnection, policy: Policy,
-                     identity: Identity | None) -> Refusal | None:
-        """The route's requirement on ``identity``: ``None`` when it passes."""
-        requirement = policy.requirement
-        assert requirement is not None  # noqa: S101 - public routes never get here
-        return await requirement.check(
-            Context(conn=conn, identity=identity, now=self.guard.clock()))
-
-    async def _authenticate(self, conn: HTTPConnection,
-                            authenticator: Authenticator) -> Identity | None:
-        """One authenticator that found its credentials, behind the brute-force guard
-        (its failures count per scheme: see :class:`~authguard.BruteForceGuard`)."""
-        guard = self.guard
-        bf = guard.brute_force
-        assert bf is not None  # noqa: S101 - called only with a guard
-        account = authenticator.account(conn)
-        attempt = await bf.allowed(conn, scheme=authenticator.scheme, account=account,
-                                   now=guard.clock(), network=guard.network)
-        if attempt.retry_after is not None:
-            raise Refusal(Reason.TOO_MANY_ATTEMPTS,
-                          headers={"Retry-After": str(attempt.retry_after)})
-        try:
-            identity = await authenticator.authenticate(conn)
-        except Refusal as refusal:
-            if refusal.reason in (Reason.CREDENTIALS_INVALID, Reason.CREDENTIALS_MALFORMED):
-                await bf.failed(attempt, guard.clock(), refusal.account)
-            if refusal.scheme is None:
-                refusal.scheme = authenticator.scheme
-            raise
-        if identity is not None:
-            await bf.succeeded(attempt)
-        return identity
-
-    # -- rendering -----------------------------------------------------------------------
-
-    def _challenges(self, refusal: Refusal, spec: ReasonSpec, policy: Policy) -> list[Challenge]:
-        rule = spec.challenge
-        status = spec.status
-        out: list[Challenge] = []
-        if rule == "all":
-            out = [a.challenge(None, None) for a in self._accepted_by(policy)]
-        elif rule == "scheme" and refusal.scheme is not None:
-            authenticator = self.guard.authenticator(refusal.scheme)
-            if authenticator is not None:
-                out = [_challenge_of(authenticator, refusal)]
-                if spec.bearer_error in _ASK_ANOTHER_SCHEME and "error" not in out[0].params:
-                    # The identity's scheme cannot say what to change (Basic, an API key):
-                    # a scheme that can (Bearer: insufficient_scope, RFC 9470 step-up)
-                    # tells the client how to get what this route needs, if it is accepted.
-                    out = [c for c in (_challenge_of(a, refusal)
-                                       for a in self._accepted_by(policy)) if "error" in c.params]
-                    out = out[:1]
-                if status != 401 and out and "error" not in out[0].params:
-                    # A 400/403 names a challenge only when it says what to change (RFC
-                    # 6750 insufficient_scope); a plain "send credentials" would not help.
-                    out = []
-            if status == 401 and not out:
-                out = [a.challenge(None, None) for a in self._accepted_by(policy)]
-        out.extend(refusal.challenges)
-        if status == 401 and not out:
-            out = [a.challenge(None, None) for a in self.guard.authenticators]
-        return out
-
-    def _request_id(self, scope: Scope) -> str:
-        return request_id_of(scope["headers"], self._id_header)
-
-    async def _refuse(self, scope: Scope, send: Send, refusal: Refusal, policy: Policy,
-                      request_id: str | None, started: float | None = None) -> None:
-        spec = _SPECS[refusal.reason]
-        status = spec.status
-        guard = self.guard
-        record_refusal(guard, scope, refusal.reason, status, refusal.scheme, request_id,
-                       started)
-        if status == 403 and policy.conceal:
-            # The framework's own default 404, byte for byte, so that nothing tells a
-            # concealed resource from a missing one (a custom 404 handler is not copied).
-            await _send_not_found(scope, send)
-            return
-        login_url = policy.login_url or guard.login_url
-        if status == 401 and login_url is not None and _wants_html(scope):
-            secure = request_scheme(scope, guard.network) in ("https", "wss")
-            await self._redirect(scope, send, login_url, refusal, secure)
-            return
-        challenges = self._challenges(refusal, spec, policy)
-        data = render_problem(
-            refusal,
-            instance=full_path(scope),
-            request_id=request_id,
-            type_base=guard.type_base,
-            schemes=[c.scheme for c in challenges] if status == 401 else (),
-            encoder=_JSON,
-        )
-        # ``secure`` only matters for the cookies a refusal deletes.
-        secure = bool(refusal.delete_cookies) and request_scheme(
-            scope, guard.network) in ("https", "wss")
-        headers = refusal_headers(refusal, challenges, request_id=request_id, secure=secure,
-                                  send_date=guard.send_date)
-        await send_problem(scope, send, status, headers, data)
-
-    async def _redirect(self, scope: Scope, send: Send, login_url: str, refusal: Refusal,
-                        secure: bool) -> None:
-        target = full_path(scope)
-        qs = scope.get("query_string", b"")
-        if qs:
-            target += "?" + qs.decode("latin-1")
-        # No open redirect: a path like "//evil.example" must not become next=//evil.example
-        target = local_path(target) or "/"
-        sep = "&" if "?" in login_url else "?"
-        # Percent-encode what cannot stand in a Location field (CR/LF, spaces, non-ASCII).
-        login_url = urlquote(login_url, safe="/?&=%#:@!$'()*+,;~-._")
-        location = f"{login_url}{sep}next={urlquote(target, safe='/')}"
-        headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store")]
-        headers += refusal_headers(refusal, [], request_id=None, secure=secure)[2:]
-        await send_problem(scope, send, 303, headers, b"", b"text/plain; charset=utf-8")
+        await self._refuse(scope, send, exc, plan, request_id)
 
 
-# A policy's per-request needs: (policy, accepted authenticators, plain checks or None).
-# A plain check is (kind, names, any): kind 0 an identity (of one of ``names``, if any),
-# 1 roles, 2 scopes.
-_Check = tuple[int, tuple[str, ...], bool]
-_Plan = tuple[Policy, list[Authenticator], tuple[_Check, ...] | None]
+def _wrapped(app: Any) -> list[Any]:
+    """``app`` and the apps it wraps, down to the first that has routes."""
+    chain: list[Any] = []
+    while app is not None and len(chain) < 32:
+        chain.append(app)
+        if isinstance(getattr(app, "routes", None), list):
+            break
+        app = getattr(app, "app", None)
+    return chain
 
 
-def _fast_checks(requirement: Any) -> tuple[_Check, ...] | None:
-    """``requirement`` as plain checks, when every part is exactly one of the built-in
-    requirements whose ``check`` only reads the identity (subclasses may override it)."""
-    parts: tuple[Any, ...] = (requirement.requirements if type(requirement) is AllOf
-                              else (requirement,))
-    checks: list[_Check] = []
-    for r in parts:
-        kind = type(r)
-        if kind is Anyone:
-            continue
-        if kind is Authenticated:
-            checks.append((0, tuple(r.accepted), False))
-        elif kind is HasRoles:
-            checks.append((1, tuple(r.roles), bool(r.any)))
-        elif kind is HasScopes:
-            checks.append((2, tuple(r.scopes), bool(r.any)))
-        else:
-            return None
-    return tuple(checks)
-
-
-def _passes(checks: tuple[_Check, ...], identity: Identity | None) -> bool:
-    """Whether the plain checks certainly pass (``False`` sends the request through the
-    requirement's own ``check``, which says why not)."""
-    for kind, names, any_ in checks:
-        if identity is None:
-            return False
-        if kind == 0:
-            if names and identity.scheme not in names:
-                return False
-            continue
-        have = identity.roles if kind == 1 else identity.scopes
-        if any_:
-            if not any(n in have for n in names):
-                return False
-        else:
-            for n in names:
-                if n not in have:
-                    return False
-    return True
-
-
-def _check_sizes(guard: AuthGuard, scope: Scope) -> None:
-    """Refuse credentials longer than ``guard.max_credentials_bytes``, undecoded."""
-    limit = guard.max_credentials_bytes
-    wanted = guard.credential_headers
-    for name, value in scope["headers"]:
-        if len(value) <= limit or name not in wanted:
-            continue
-        if name == b"cookie":
-            if all(len(pair) <= limit for pair in value.split(b";")):
-                continue
-            what, scheme = "A cookie", None
-        elif name == b"authorization":
-            if value[:8].lower() == b"payment ":
-                # Its verifier refuses it with 402 and a fresh challenge, undecoded
-                # (draft-httpauth-payment §Status Codes), never a 401 for other schemes.
-                continue
-            claimed = guard.authenticator(value.split(b" ", 1)[0].decode("latin-1"))
-            what, scheme = "The Authorization header", claimed.scheme if claimed else None
-        else:
-            what, scheme = "A credentials header", None
-        raise Refusal(Reason.CREDENTIALS_MALFORMED, f"{what} is longer than {limit} bytes.",
-                      scheme=scheme)
-
-
-def _challenge_of(authenticator: Authenticator, refusal: Refusal) -> Challenge:
-    """The authenticator's challenge for ``refusal``; parameters that cannot be sent in a
-    header (CR/LF, control characters, non-Latin-1) are dropped, never a 500."""
-    params: dict[str, str] = {}
-    for name, value in refusal.challenge_params.items():
-        try:
-            quote(value)
-            params[name] = value
-        except (HeaderValueError, TypeError):
-            log.warning("authguard: dropped challenge parameter %r: it cannot be sent in a "
-                        "header", name[:64])
-    try:
-        return authenticator.challenge(refusal.reason, params or None)
-    except HeaderValueError:
-        log.warning("authguard: %s challenge parameters cannot be sent; sending the plain "
-                    "challenge", authenticator.scheme)
-        return authenticator.challenge(None, None)
-
-
-def _unavailable(exc: AuthUnavailable) -> Refusal:
-    log.warning("authguard: %s", exc)
+def unavailable(exc: AuthUnavailable) -> Refusal:
+    """The 503 ``auth_unavailable`` refusal for ``exc`` (logged; its message is not sent)."""
+    log.warning("authguard: %s", safe_text(exc, 500))  # a store's message may quote input
     return Refusal(Reason.AUTH_UNAVAILABLE, headers={"Retry-After": str(exc.retry_after)})
 
 
@@ -619,35 +313,6 @@ def _is_preflight(scope: Scope) -> bool:
     return has_origin and has_method
 
 
-def _wants_html(scope: Scope) -> bool:
-    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
-        return False
-    for name, value in scope["headers"]:
-        if name == b"accept":
-            return _accepts_html(value)
-    return False
-
-
-# Refusals of an identity that another scheme can fix: a token with the scope, a token
-# from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
-_ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
-
-
-async def _send_not_found(scope: Scope, send: Send) -> None:
-    """The framework's default 404, headers in its order; for a websocket, what a missing
-    websocket route gets: closed before accept."""
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1000, "reason": ""})
-        return
-    if _is_fastapi(scope.get("app")):
-        body, ctype = b'{"detail":"Not Found"}', b"application/json"
-    else:
-        body, ctype = b"Not Found", b"text/plain; charset=utf-8"
-    await send({"type": "http.response.start", "status": 404, "headers": [
-        (b"content-length", str(len(body)).encode()), (b"content-type", ctype)]})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _on_failure(hook: Any) -> None:
     on_failure = getattr(hook, "on_failure", None)
     if on_failure is not None:
@@ -655,48 +320,3 @@ async def _on_failure(hook: Any) -> None:
             await on_failure()
         except Exception:  # the original error is what matters; this one is logged
             log.warning("authguard: the response hook failed to clean up", exc_info=True)
-
-
-def full_path(scope: Scope) -> str:
-    """The request's path from the server's root: Starlette keeps the full path in mounted
-    apps (with ``root_path`` already in it); other servers and frameworks may not."""
-    root, path = str(scope.get("root_path", "")), str(scope["path"])
-    return path if root and path.startswith(root) else root + path
-
-
-def _is_fastapi(app: Any) -> bool:
-    return any(cls.__module__.startswith("fastapi") for cls in type(app).__mro__)
-
-
-def _accepts_html(accept: bytes) -> bool:
-    """``text/html`` is in ``accept`` with a q-value above 0 and no lower than JSON's
-    (RFC 9110 §12.5.1): an API client that refuses HTML is never redirected."""
-    if b"text/html" not in accept:
-        return False
-    html = json_q = 0.0
-    for item in accept.decode("latin-1").lower().split(","):
-        media, _, params = item.strip().partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip() == "q":
-                try:
-                    q = float(value.strip())
-                except ValueError:
-                    q = 0.0
-        media = media.strip()
-        if media == "text/html":
-            html = max(html, q)
-        elif media in ("application/json", "application/problem+json"):
-            json_q = max(json_q, q)
-    return html > 0 and html >= json_q
-
-
-def local_path(value: Any) -> str | None:
-    """``value`` if it is a local path safe to redirect to (no scheme, host or ``//``)."""
-    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
-        return None
-    text: str = value
-    if "\\" in text or any(ord(c) < 0x20 for c in text):
-        return None
-    return text

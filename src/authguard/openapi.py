@@ -21,7 +21,8 @@ from .authenticators.session import UNSAFE_METHODS
 from .guard import AuthGuard
 from .problems import PROBLEM_CONTENT_TYPE, problem_schema
 from .reasons import Reason
-from .routing import effective_policy, find_routes, iter_routes
+from .route_tree import effective_policy, iter_routes
+from .routing import find_routes
 
 __all__ = ["add_security", "security_schemes"]
 

@@ -7,10 +7,19 @@ attaches it to an endpoint, a ``Route``, a ``Mount``, a ``Host`` or a ``Router``
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from starlette.exceptions import HTTPException
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from .composition import AllOf, AnyOf, Context, Not, Requirement
 from .requirements import (
@@ -37,10 +46,16 @@ __all__ = [
     "Policy",
     "Public",
     "Requirement",
+    "DECIDED",
     "StepUp",
+    "attach_policy",
+    "decided_under",
+    "enforcing",
     "policy_of",
     "protect",
 ]
+
+log = logging.getLogger("authguard")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +156,11 @@ def protect(
     Use it as a decorator on endpoints (``@protect(HasRoles("admin"))``) or call it on a
     route object (``protect(HasScopes("x"))(Mount("/api", routes=...))``). ``None`` (or
     :data:`Public`) marks the target public.
+
+    A protected endpoint function (or ``Route``) fails closed: when no
+    ``AuthGuardMiddleware`` (nor a dependency of :func:`authguard.fastapi.require`) took
+    the decision for the request under a policy that includes this one, it answers 403
+    and logs an ERROR naming the fix, instead of running.
     """
     if isinstance(requirement, Policy):
         policy = requirement
@@ -159,12 +179,108 @@ def protect(
                 "Route objects instead, or give each route its own function.",
                 UserWarning, stacklevel=2)
         setattr(target, _ATTR, policy)
-        return target
+        guarded = _enforced(target)
+        setattr(guarded, _ATTR, policy)
+        return guarded
 
     return attach
+
+
+def attach_policy(target: T, policy: Policy) -> T:
+    """Attach ``policy`` to ``target`` without the fail-closed check (for callables that
+    take the decision themselves, like :func:`authguard.fastapi.require`'s)."""
+    setattr(target, _ATTR, policy)
+    return target
 
 
 def policy_of(target: object) -> Policy | None:
     """The policy attached to ``target`` by :func:`protect`, if any."""
     found = getattr(target, _ATTR, None)
     return found if isinstance(found, Policy) else None
+
+
+# -- fail closed: a protected endpoint runs only after a decision that covers it ---------
+
+DECIDED: ContextVar[Policy | None] = ContextVar("authguard_decided", default=None)
+"""The policy this request was decided under (set around the app by the middleware)."""
+_GUARDED = "__authguard_guarded__"
+
+
+@contextmanager
+def enforcing(policy: Policy) -> Iterator[None]:
+    """Within this block, the request was decided under ``policy`` (set by the middleware
+    around the app, and by the dependencies that decide without it)."""
+    token = DECIDED.set(policy)
+    try:
+        yield
+    finally:
+        DECIDED.reset(token)
+
+
+def decided_under(policy: Policy) -> None:
+    """Record that this request was decided under ``policy`` (for the rest of the task)."""
+    DECIDED.set(policy)
+
+
+def _covers(decided: Policy, wanted: Policy) -> bool:
+    if decided is wanted:  # the usual case: the route's only declaration
+        return True
+    if wanted.requirement is None:
+        return True
+    if decided.requirement is None:
+        return False
+    done = list(decided.requirement.walk())
+    needed = (wanted.requirement.requirements if isinstance(wanted.requirement, AllOf)
+              else (wanted.requirement,))
+    return all(any(r == n for r in done) for n in needed)
+
+
+def _check_enforced(target: Any) -> None:
+    policy = policy_of(target)
+    if policy is None or policy.requirement is None:
+        return
+    decided = DECIDED.get()
+    if decided is not None and _covers(decided, policy):
+        return
+    name = getattr(target, "__qualname__", None) or getattr(target, "path", None) or "route"
+    log.error("authguard: %s is protected by %r, but no AuthGuardMiddleware took the "
+              "decision for this request: add AuthGuardMiddleware to the app (or to the "
+              "Mount holding the route). Refused with 403.", name, policy.describe())
+    raise HTTPException(403, "This resource's access policy is not enforced by the server.")
+
+
+def _enforced(target: T) -> T:
+    """``target`` checked before it runs: a function endpoint (or dependency) is wrapped,
+    a ``Route``'s ASGI app is wrapped; anything else is returned as it is."""
+    if getattr(target, _GUARDED, False):
+        return target
+    if isinstance(target, Route | WebSocketRoute):
+        inner = target.app
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            _check_enforced(target)
+            await inner(scope, receive, send)
+
+        target.app = app
+        setattr(target, _GUARDED, True)
+        return target
+    if not inspect.isfunction(target) or inspect.isgeneratorfunction(target) or (
+            inspect.isasyncgenfunction(target)):
+        return target
+    func: Callable[..., Any] = target
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            _check_enforced(guarded_async)
+            return await func(*args, **kwargs)
+
+        wrapper: Any = guarded_async
+    else:
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            _check_enforced(guarded)
+            return func(*args, **kwargs)
+
+        wrapper = guarded
+    setattr(wrapper, _GUARDED, True)
+    return cast(T, wrapper)

@@ -14,7 +14,6 @@ import re
 from collections.abc import Sequence
 from email.utils import formatdate
 from importlib import resources
-from json.encoder import encode_basestring
 from typing import Any
 
 from starlette.types import Scope, Send
@@ -93,75 +92,8 @@ def problem_body(
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-_FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
+"""The one encoder of every body (``json.dumps`` with options builds a new one per call)."""
 _STATUS = {reason: reason.spec.status for reason in Reason}
-# (encoder, reason, detail, type_base) → the encoded fixed members, without the closing brace.
-_PREFIXES: dict[tuple[int, Reason, str | None, str], str] = {}
-# The schemes a 401 lists, encoded (a route accepts a fixed set).
-_SCHEMES: dict[tuple[str, ...], str] = {}
-
-
-def _prefix(encoder: json.JSONEncoder, refusal: Refusal, type_base: str) -> str:
-    key = (id(encoder), refusal.reason, refusal.detail, type_base)
-    hit = _PREFIXES.get(key)
-    if hit is None:
-        spec = refusal.reason.spec
-        hit = encoder.encode({
-            "type": type_base + refusal.reason.value,
-            "title": spec.title,
-            "status": spec.status,
-            "detail": refusal.detail or spec.detail,
-            "reason": refusal.reason.value,
-            "hints": list(spec.hints),
-        })[:-1]
-        if len(_PREFIXES) >= 512:
-            _PREFIXES.clear()
-        _PREFIXES[key] = hit
-    return hit
-
-
-_LITERALS: dict[Any, str] = {None: "null", True: "true", False: "false"}
-
-
-def _plain(value: Any, depth: int = 0) -> str | None:
-    """``value`` as JSON when it is made only of str, int, bool, None, lists and dicts with
-    str keys (what the encoder would write, with its ``,``/``:`` separators); else ``None``."""
-    kind = type(value)
-    if kind is str:
-        text: str = encode_basestring(value)
-        return text
-    if value is None or kind is bool:
-        return _LITERALS[value]
-    if kind is int:
-        return int.__repr__(value)
-    if depth > 8:
-        return None
-    if kind is list:
-        items = []
-        for v in value:
-            piece = _plain(v, depth + 1)
-            if piece is None:
-                return None
-            items.append(piece)
-        return "[" + ",".join(items) + "]"
-    if kind is dict:
-        members = []
-        for k, v in value.items():
-            piece = _plain(v, depth + 1)
-            if type(k) is not str or piece is None:
-                return None
-            members.append(encode_basestring(k) + ":" + piece)
-        return "{" + ",".join(members) + "}"
-    return None
-
-
-def _piece(encoder: json.JSONEncoder, value: Any) -> str:
-    """``encoder.encode(value)``; plain values written directly."""
-    text = _plain(value)
-    if text is None:
-        encoded: str = encoder.encode(value)
-        return encoded
-    return text
 
 
 def render_problem(
@@ -173,64 +105,66 @@ def render_problem(
     schemes: Sequence[str] = (),
     encoder: json.JSONEncoder = _ENCODER,
 ) -> bytes:
-    """``encoder.encode(problem_body(...))`` as UTF-8, byte for byte, with the members that
-    are the same for every refusal of a reason encoded once."""
-    extensions = refusal.extensions
+    """``encoder.encode(problem_body(...))`` as UTF-8, byte for byte: the members that are
+    the same for every refusal of a reason and detail are encoded once (by the same
+    encoder), the rest per refusal."""
     detail = refusal.detail
-    if ((detail is not None and type(detail) is not str) or type(type_base) is not str
-            or (encoder is not _ENCODER and (
-                encoder.ensure_ascii or encoder.item_separator != ","
-                or encoder.key_separator != ":"))
-            or (extensions and not all(type(k) is str for k in extensions))):
+    if (type(detail) not in (str, type(None)) or type(type_base) is not str
+            or any(type(k) is not str for k in refusal.extensions)):
         body = problem_body(refusal, instance=instance, request_id=request_id,
                             type_base=type_base, schemes=schemes)
         return encoder.encode(body).encode("utf-8")
-    text = _PREFIXES.get((id(encoder), refusal.reason, detail, type_base))
-    if text is None:
-        text = _prefix(encoder, refusal, type_base)
+    key = (id(encoder), refusal.reason, detail, type_base)
+    hit = _PREFIXES.get(key)
+    if hit is None or hit[0] is not encoder:
+        fixed = problem_body(refusal.replace(headers={}, extensions={}),
+                             type_base=type_base)
+        hit = (encoder, encoder.encode(fixed)[:-1])
+        if len(_PREFIXES) >= 256:
+            _PREFIXES.clear()
+        _PREFIXES[key] = hit
+    parts = [hit[1]]
+    used = set(_FIXED)
     if instance is not None:
-        text += ',"instance":' + (encode_basestring(instance) if type(instance) is str
-                                  else _piece(encoder, instance))
+        parts.append(',"instance":' + encoder.encode(instance))
+        used.add("instance")
     if request_id is not None:
-        text += ',"request_id":' + (encode_basestring(request_id) if type(request_id) is str
-                                    else _piece(encoder, request_id))
-    listed = bool(schemes) and _STATUS[refusal.reason] == 401
-    if listed:
+        parts.append(',"request_id":' + encoder.encode(request_id))
+        used.add("request_id")
+    if schemes and _STATUS[refusal.reason] == 401:
         names = tuple(schemes)
-        listing = _SCHEMES.get(names)
+        listing = _LISTINGS.get((hit[1], names))  # a route accepts a fixed set
         if listing is None:
-            # strings only: written the same by any encoder allowed here (and 1 == True
-            # would share a key)
-            plain = _plain(list(names)) if all(type(n) is str for n in names) else None
-            if plain is None:
-                listing = ',"schemes":' + encoder.encode(list(names))
-            else:
-                listing = ',"schemes":' + plain
-                if len(_SCHEMES) >= 256:
-                    _SCHEMES.clear()
-                _SCHEMES[names] = listing
-        text += listing
-    retry_after = refusal.headers.get("Retry-After") if refusal.headers else None
-    retry = retry_after is not None and retry_after.isdigit()
-    if retry:
-        text += ',"retry_after":' + encoder.encode(int(retry_after))  # type: ignore[arg-type]
-    if extensions:
-        used = set(_FIXED)
-        if instance is not None:
-            used.add("instance")
-        if request_id is not None:
-            used.add("request_id")
-        if listed:
-            used.add("schemes")
-        if retry:
-            used.add("retry_after")
-        for key, value in extensions.items():
-            if key not in used:
-                text += "," + encode_basestring(key) + ":" + _piece(encoder, value)
-    return (text + "}").encode("utf-8")
+            listing = ',"schemes":' + encoder.encode(list(names))
+            if all(type(n) is str for n in names):  # (1 == True would share a key)
+                if len(_LISTINGS) >= 256:
+                    _LISTINGS.clear()
+                _LISTINGS[(hit[1], names)] = listing
+        parts.append(listing)
+        used.add("schemes")
+    retry_after = refusal.headers.get("Retry-After")
+    if retry_after is not None and retry_after.isdigit():
+        parts.append(',"retry_after":' + encoder.encode(int(retry_after)))
+        used.add("retry_after")
+    for name, value in refusal.extensions.items():
+        if name not in used:
+            parts.append("," + encoder.encode(name) + ":" + encoder.encode(value))
+            used.add(name)
+    parts.append("}")
+    return "".join(parts).encode("utf-8")
+
+
+# (id of the encoder, reason, detail, type base) → (the encoder, the fixed members encoded,
+# without the closing brace). Bounded: details are few (the table's, and the fixed texts
+# of authenticators and requirements).
+_PREFIXES: dict[tuple[int, Reason, str | None, str], tuple[json.JSONEncoder, str]] = {}
+_FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
+# (the fixed members, the schemes) → the schemes member, encoded
+_LISTINGS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 _EXPOSE_HEADERS = EXPOSE_HEADERS.encode()
+_VARY = b"Authorization, Cookie"
 # Formatted challenges by object: an authenticator's fixed challenge (the same object on
 # every refusal) is formatted once; the entry holds the object, so its id stays its own.
 _LINES: dict[int, tuple[Challenge, bytes]] = {}
@@ -254,19 +188,45 @@ def refusal_headers(
     request_id: str | None,
     secure: bool,
     send_date: bool = False,
+    vary: bytes = _VARY,
 ) -> list[tuple[bytes, bytes]]:
-    """Headers of a refusal: challenges (one field line each), caching, CORS exposure."""
+    """Headers of a refusal: challenges (one field line each), caching, CORS exposure.
+
+    ``vary`` names the request fields a 401/402 depends on (RFC 9110 §12.5.5): the
+    credential fields of the schemes the route accepts.
+    """
     headers: list[tuple[bytes, bytes]] = [
         (b"www-authenticate", _challenge_line(c)) for c in challenges
     ]
     headers.append((b"cache-control", b"no-store"))
+    headers.append((b"x-content-type-options", b"nosniff"))  # a body is never sniffed
     headers.append((b"access-control-expose-headers", _EXPOSE_HEADERS))
     if _STATUS[refusal.reason] in (401, 402):
-        headers.append((b"vary", b"Authorization, Cookie"))
+        headers.append((b"vary", vary))
     if request_id is not None:
         headers.append((b"x-request-id", request_id.encode("latin-1")))
     if send_date:
         headers.append((b"date", formatdate(usegmt=True).encode()))
+    headers.extend(_own_headers(refusal, secure))
+    return headers
+
+
+def redirect_headers(refusal: Refusal, location: str, *, secure: bool,
+                     vary: bytes = _VARY) -> list[tuple[bytes, bytes]]:
+    """Headers of a refusal answered with a redirect to a login page (303): no challenge,
+    the refusal's own headers and cookie deletions kept."""
+    headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store"),
+               (b"x-content-type-options", b"nosniff")]
+    if _STATUS[refusal.reason] in (401, 402):
+        headers.append((b"vary", vary))
+    headers.extend(_own_headers(refusal, secure))
+    return headers
+
+
+def _own_headers(refusal: Refusal, secure: bool) -> list[tuple[bytes, bytes]]:
+    """The refusal's own header fields and the ``Set-Cookie`` fields deleting its cookies;
+    a value that cannot be sent is dropped (never a split response, never a 500)."""
+    headers: list[tuple[bytes, bytes]] = []
     for name, value in refusal.headers.items():
         value = value.strip(" \t")
         if not _TOKEN_RE.fullmatch(name) or not _FIELD_VALUE_RE.fullmatch(value):

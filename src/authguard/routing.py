@@ -17,30 +17,34 @@ Where a policy comes from, innermost first:
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Host, Match, Mount
 from starlette.types import Scope
 
+from .fastapi_routes import (
+    included_contexts,
+    is_included_router,
+    match_included,
+    oauth_scopes,
+)
 from .policy import AllOf, HasScopes, Policy, Requirement, policy_of
 
 if TYPE_CHECKING:
-    from .guard import AuthGuard
+    pass
 
 __all__ = [
-    "RouteInfo",
+    "RouteMatch",
     "combine",
-    "effective_policy",
     "find_routes",
-    "iter_routes",
+    "get_route_path",
+    "inherited_policy",
+    "lookup",
     "match_route",
     "method_allowed",
     "route_policy",
-    "warn_unprotected",
 ]
 
 log = logging.getLogger("authguard")
@@ -84,24 +88,21 @@ def _endpoint_policy(*routes: Any) -> Policy | None:
     return combine(found)
 
 
-# FastAPI (≥ 0.140) includes routers lazily: ``app.include_router`` adds one
-# ``_IncludedRouter`` whose effective routes (prefix and include-level dependencies merged)
-# are built on demand. These helpers read them through its ``effective_route_contexts`` and
-# ``_match``; apps on older FastAPI have plain routes and never reach this code.
+# FastAPI's lazily included routers, read through the one adapter that knows its
+# internals (authguard.fastapi_routes).
 
 def _is_included_router(route: Any) -> bool:
-    return hasattr(route, "effective_route_contexts") and hasattr(route, "_match")
+    return is_included_router(route)
 
 
 def _included_leaves(route: Any) -> Iterable[tuple[Any, Policy | None]]:
     """(effective route, its explicit policy) for each route of an included router."""
-    for ctx in route.effective_route_contexts():
-        leaf = ctx.starlette_route or ctx
-        yield leaf, _endpoint_policy(ctx, ctx.starlette_route)
+    for ctx, starlette_route in included_contexts(route):
+        yield starlette_route or ctx, _endpoint_policy(ctx, starlette_route)
 
 
 def _match_included(route: Any, scope: Scope) -> tuple[Match, Policy | None, dict[str, Any]]:
-    match, child, inner, ctx = route._match(scope)
+    match, child, inner, ctx = match_included(route, scope)
     if match is Match.NONE:
         return match, None, {}
     params = dict(child.get("path_params", {}))
@@ -126,7 +127,7 @@ def _dependant_policies(dependant: Any) -> list[Policy]:
         if p is not None:
             scopes: list[str] = []
             if getattr(d, "security_scopes_param_name", None):
-                for s in [*(d.parent_oauth_scopes or []), *(d.own_oauth_scopes or [])]:
+                for s in oauth_scopes(d):
                     if s not in scopes:
                         scopes.append(s)
             if scopes:
@@ -143,6 +144,28 @@ def _container_policy(route: BaseRoute) -> Policy | None:
     return policy_of(route) or policy_of(getattr(route, "app", None))
 
 
+def get_route_path(scope: Scope) -> str:
+    """The path within the app that ``scope`` reached (its ``root_path`` taken off), as
+    Starlette's router reads it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path):] if path[len(root_path)] == "/" else path
+
+
+class RouteMatch(NamedTuple):
+    """What a request matched: the innermost explicit policy, the path parameters, and
+    whether a route serves it (a leaf route matched its path and method; ``False`` when the
+    router will answer 404 or 405)."""
+
+    policy: Policy | None
+    params: dict[str, Any]
+    serves: bool
+
+
 def route_policy(routes: Sequence[BaseRoute], scope: Scope) -> tuple[bool, Policy | None]:
     """Match ``scope`` against ``routes``; return (matched, innermost explicit policy)."""
     matched, policy, _ = match_route(routes, scope)
@@ -157,14 +180,20 @@ def match_route(routes: Sequence[BaseRoute], scope: Scope
     router runs. A partial match (the path matches, the method does not) counts only when
     no route matches fully, as in Starlette's router.
     """
-    partial: tuple[bool, Policy | None, dict[str, Any]] | None = None
+    found = lookup(routes, scope)
+    return (False, None, {}) if found is None else (True, found.policy, found.params)
+
+
+def lookup(routes: Sequence[BaseRoute], scope: Scope) -> RouteMatch | None:
+    """Match ``scope`` against ``routes`` as the router will (``None``: nothing matched)."""
+    partial: RouteMatch | None = None
     for route in routes:
         if _is_included_router(route):
             m, found, found_params = _match_included(route, scope)
             if m is Match.FULL:
-                return True, found, found_params
+                return RouteMatch(found, found_params, True)
             if m is Match.PARTIAL and partial is None:
-                partial = (True, found, found_params)
+                partial = RouteMatch(found, found_params, False)
             continue
         match, child = route.matches(scope)
         if match is Match.NONE:
@@ -172,17 +201,55 @@ def match_route(routes: Sequence[BaseRoute], scope: Scope
         params: dict[str, Any] = dict(child.get("path_params", {}))
         if isinstance(route, Mount | Host):
             inherited = _container_policy(route)
-            inner = getattr(route, "routes", None)
-            if inner:
-                matched, policy, inner_params = match_route(inner, {**scope, **child})
-                if matched:
-                    return True, policy or inherited, {**params, **inner_params}
-            return True, inherited, params
+            inner = find_routes(route.app)  # a router, even an empty one, may grow
+            if inner is not None:
+                below = lookup(inner, {**scope, **child})
+                if below is not None:
+                    return RouteMatch(below.policy or inherited, {**params, **below.params},
+                                      below.serves)
+                return RouteMatch(inherited, params, False)
+            return RouteMatch(inherited, params, True)  # a mounted app: serves any method
         if match is Match.FULL:
-            return True, _endpoint_policy(route), params
+            return RouteMatch(_endpoint_policy(route), params, _endpoint_serves(route, scope))
         if partial is None:
-            partial = (True, _endpoint_policy(route), params)
-    return partial or (False, None, {})
+            partial = RouteMatch(_endpoint_policy(route), params, False)
+    return partial
+
+
+def inherited_policy(outer: Any, inner: Any) -> Policy | None:
+    """The policy of the ``Mount``/``Host`` routes of ``outer`` that enclose ``inner`` (an
+    app or middleware somewhere below them), innermost first; ``None`` when there is none
+    or ``inner`` is not below a mount of ``outer``."""
+    routes = find_routes(outer) if outer is not None else None
+    if not routes:
+        return None
+    return _enclosing(routes, inner, None, 0)
+
+
+def _enclosing(routes: Sequence[BaseRoute], inner: Any, around: Policy | None,
+               depth: int) -> Policy | None:
+    for route in routes:
+        if not isinstance(route, Mount | Host) or depth > 16:
+            continue
+        policy = _container_policy(route) or around
+        if _wraps(route.app, inner):
+            return policy
+        found = _enclosing(getattr(route, "routes", None) or [], inner, policy, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _wraps(app: Any, inner: Any) -> bool:
+    """Whether ``inner`` is ``app`` or one of the apps it wraps (middleware, the stack of
+    a Starlette app)."""
+    for _ in range(32):
+        if app is None:
+            return False
+        if app is inner:
+            return True
+        app = getattr(app, "app", None) or getattr(app, "middleware_stack", None)
+    return False
 
 
 def method_allowed(routes: Sequence[BaseRoute], scope: Scope) -> bool:
@@ -226,32 +293,19 @@ def request_key(scope: Scope) -> RequestKey:
             scope["path"])
 
 
-_ALLOWED_MAX = 4096
-# Per app (held weakly: an app that goes away takes its table with it): request key →
-# whether a route serves it.
-_allowed: weakref.WeakKeyDictionary[Any, dict[RequestKey, bool]] = weakref.WeakKeyDictionary()
+ROUTE_ENTRY = "authguard.route"
+"""Scope key: the middleware's answer for this request's route (a
+:class:`~authguard.plans.RouteEntry`), so that what it found is not looked up again."""
 
 
 def serves_method(app: Any, scope: Scope) -> bool:
     """:func:`method_allowed` for the routes of ``app`` (``True`` when it has none to
-    read), worked out once per app, type, method, Host, root path and path — a bounded
-    table per app, cleared when full, as the middleware keeps its policies."""
-    try:
-        table = _allowed.get(app)
-        if table is None:
-            table = _allowed[app] = {}
-    except TypeError:  # not weakly referenceable (None, or an unusual app): no table
-        routes = find_routes(app)
-        return routes is None or method_allowed(routes, scope)
-    key = request_key(scope)
-    allowed = table.get(key)
-    if allowed is None:
-        routes = find_routes(app)
-        allowed = routes is None or method_allowed(routes, scope)
-        if len(table) >= _ALLOWED_MAX:
-            table.clear()
-        table[key] = allowed
-    return allowed
+    read). Where the middleware already found a route serving the request, that answer."""
+    entry = scope.get(ROUTE_ENTRY)
+    if entry is not None and entry.serves:
+        return True
+    routes = find_routes(app)
+    return routes is None or method_allowed(routes, scope)
 
 
 def _endpoint_serves(route: Any, scope: Scope) -> bool:
@@ -274,86 +328,23 @@ def find_routes(app: Any) -> Sequence[BaseRoute] | None:
         if isinstance(routes, list):
             return routes
         router = getattr(app, "router", None)
-        if router is not None and isinstance(getattr(router, "routes", None), list):
-            return list(router.routes)
+        router_routes = getattr(router, "routes", None)
+        if isinstance(router_routes, list):
+            return router_routes
         app = getattr(app, "app", None)
         seen += 1
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class RouteInfo:
-    """One leaf route, as the audit and the OpenAPI integration see it."""
-
-    path: str
-    route: BaseRoute
-    explicit: Policy | None
-    host: str | None = None
-
-    @property
-    def methods(self) -> list[str]:
-        """HTTP methods (``WS`` for a websocket route, ``*`` for a mounted app)."""
-        methods = getattr(self.route, "methods", None)
-        if methods:
-            return sorted(methods)
-        name = type(self.route).__name__
-        return ["WS"] if "WebSocket" in name else ["*"]
+_MOVED = frozenset({"ENFORCER", "RouteInfo", "effective_policy", "has_enforcer",
+                    "iter_routes", "warn_unprotected"})
 
 
-def iter_routes(routes: Iterable[BaseRoute], prefix: str = "", inherited: Policy | None = None,
-                host: str | None = None) -> Iterable[RouteInfo]:
-    """Every leaf route with its full path and explicit policy (inherited ones included)."""
-    for route in routes:
-        if _is_included_router(route):
-            for leaf, own in _included_leaves(route):
-                if isinstance(leaf, Mount | Host):
-                    yield from iter_routes([leaf], prefix, inherited, host)
-                else:
-                    yield RouteInfo(prefix + getattr(leaf, "path", ""), leaf, own or inherited,
-                                    host)
-            continue
-        if isinstance(route, Mount | Host):
-            p = _container_policy(route) or inherited
-            inner = getattr(route, "routes", None)
-            if isinstance(route, Host):
-                yield from iter_routes(inner or [], prefix, p, route.host)
-            elif inner:
-                yield from iter_routes(inner, prefix + route.path, p, host)
-            else:  # a mounted app without routes (static files, another ASGI app)
-                yield RouteInfo(prefix + route.path, route, p, host)
-            continue
-        path = getattr(route, "path", "")
-        yield RouteInfo(prefix + path, route, _endpoint_policy(route) or inherited, host)
+def __getattr__(name: str) -> Any:
+    """Names that moved to :mod:`authguard.route_tree` (the route tree as the audit and
+    OpenAPI read it) are still found here."""
+    if name in _MOVED:
+        from . import route_tree
 
-
-def effective_policy(info: RouteInfo, guard: AuthGuard) -> tuple[Policy, str]:
-    """The policy the middleware applies to ``info`` and where it comes from.
-
-    The source is ``"route"`` (declared on the route, its endpoint, dependencies or an
-    enclosing mount), ``"rule"`` (a path rule of the guard) or ``"default"``.
-    """
-    if info.explicit is not None:
-        return info.explicit, "route"
-    rule = guard.rule_for(info.path)
-    if rule is not None:
-        return rule, "rule"
-    return guard.default, "default"
-
-
-def warn_unprotected(app: Any, guard: AuthGuard) -> list[RouteInfo]:
-    """Log a WARNING naming every route without an explicit policy (deny-by-default mode).
-
-    Such routes are refused (401, or 403 when authenticated); the warning says which, so a
-    forgotten declaration is found at start-up rather than by users.
-    """
-    routes = find_routes(app)
-    if routes is None:
-        return []
-    missing = [i for i in iter_routes(routes) if effective_policy(i, guard)[1] == "default"]
-    if missing:
-        names = ", ".join(f"{'|'.join(i.methods)} {i.path}" for i in missing)
-        log.warning(
-            "authguard: deny_by_default refuses %d route(s) without an explicit policy: %s",
-            len(missing), names,
-        )
-    return missing
+        return getattr(route_tree, name)
+    raise AttributeError(f"module 'authguard.routing' has no attribute {name!r}")

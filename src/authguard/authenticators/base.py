@@ -9,11 +9,22 @@ An authenticator looks at one request and answers exactly one of:
 * it raises :class:`~authguard.AuthUnavailable` — it could not decide (a backend is down).
 
 It also knows its own challenge, so that every 401 carries one (RFC 9110 §11.6.1).
+
+Beyond these methods an authenticator may declare capabilities, as class (or instance)
+attributes; :class:`Capabilities` names each one and its default, and the middleware reads
+them once, when it works out a route's plan (never per request):
+
+* ``reads_form_body`` / ``max_form_bytes`` — it takes credentials from an
+  ``application/x-www-form-urlencoded`` body (RFC 6750 §2.2), read up to that many bytes;
+* ``credential_headers`` — request fields other than ``Authorization`` and ``Cookie``
+  that carry its credentials (e.g. ``("X-API-Key",)``): refusals name them in ``Vary``.
+  (``header``, a single name, is read too.)
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, fields
+from typing import Any, Protocol, runtime_checkable
 
 from starlette.requests import HTTPConnection
 
@@ -21,7 +32,7 @@ from ..challenges import Challenge
 from ..identity import Identity
 from ..reasons import Reason
 
-__all__ = ["Authenticator"]
+__all__ = ["Authenticator", "Capabilities", "capabilities"]
 
 
 @runtime_checkable
@@ -50,3 +61,38 @@ class Authenticator(Protocol):
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
         """Decide on the request's credentials (see the module docstring)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """The optional capabilities of an authenticator, with their defaults."""
+
+    reads_form_body: bool = False
+    """It reads credentials from a form body (RFC 6750 §2.2)."""
+    max_form_bytes: int = 0
+    """The most of a form body it reads."""
+    credential_headers: tuple[str, ...] = ()
+    """Request fields, besides ``Authorization`` and ``Cookie``, carrying its credentials."""
+
+
+def capabilities(authenticator: Authenticator) -> Capabilities:
+    """What ``authenticator`` declares of :class:`Capabilities` (the defaults for the rest).
+
+    Declared on the class or the instance; an authenticator written before a capability
+    existed simply has its default.
+    """
+    declared: dict[str, Any] = {}
+    for f in fields(Capabilities):
+        value = getattr(authenticator, f.name, None)
+        if value is not None:
+            declared[f.name] = value
+    headers = list(declared.get("credential_headers", ()))
+    single = getattr(authenticator, "header", None)  # APIKeyAuthenticator's X-API-Key
+    if isinstance(single, str) and single and single not in headers:
+        headers.append(single)
+    declared["credential_headers"] = tuple(h for h in headers if isinstance(h, str) and h)
+    return Capabilities(
+        reads_form_body=bool(declared.get("reads_form_body", False)),
+        max_form_bytes=int(declared.get("max_form_bytes", 0)),
+        credential_headers=declared["credential_headers"],
+    )

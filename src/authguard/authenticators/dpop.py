@@ -247,9 +247,8 @@ class DPoPAuthenticator:
                 extensions={"dpop_check": "nonce"})
         try:
             identity = await self.tokens.verify_token(token)
-        except Refusal as exc:
-            exc.scheme = _SCHEME  # the token came with the DPoP scheme
-            raise
+        except Refusal as exc:  # the token came with the DPoP scheme
+            raise exc.replace(scheme=_SCHEME) from None
         cnf = identity.claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
         if not isinstance(jkt, str):

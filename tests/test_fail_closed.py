@@ -1,0 +1,318 @@
+"""A protected route is never served to someone who does not meet its policy, wherever the
+middleware sits: on a mount, in a sub-app, under a protected mount; with routes added
+while the app runs; for preflight-shaped OPTIONS requests; and without the middleware at
+all (the endpoint refuses, and the route audit says that nothing enforces the policy).
+Each case in its Starlette and FastAPI forms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from authguard import (
+    APIKeyAuthenticator,
+    AuthGuard,
+    AuthGuardMiddleware,
+    HasRoles,
+    Identity,
+    StaticAPIKeys,
+    hash_api_key,
+    protect,
+)
+from authguard.audit import audit
+from authguard.fastapi import install
+from helpers import asgi_client
+
+ADMIN = Identity(subject="ada", scheme="ApiKey", roles=frozenset({"admin"}))
+KEY = {"X-API-Key": "k-admin"}
+RAN: list[str] = []  # endpoints that ran
+
+
+def _guard() -> AuthGuard:
+    return AuthGuard(authenticators=[
+        APIKeyAuthenticator(store=StaticAPIKeys({hash_api_key("k-admin"): ADMIN}))])
+
+
+@pytest.fixture(autouse=True)
+def _forget() -> None:
+    RAN.clear()
+
+
+def _endpoint(name: str) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> JSONResponse:
+        RAN.append(name)
+        return JSONResponse({"ran": name})
+    endpoint.__name__ = name
+    return endpoint
+
+
+async def _secret_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """A method-agnostic mounted ASGI app."""
+    RAN.append("secret_app")
+    await PlainTextResponse("secret")(scope, receive, send)
+
+
+def _fastapi_sub(*, middleware: bool) -> FastAPI:
+    sub = FastAPI()
+
+    @sub.get("/x")
+    @protect(HasRoles("admin"))
+    async def x() -> dict[str, str]:
+        RAN.append("x")
+        return {"ran": "x"}
+
+    if middleware:
+        sub.add_middleware(AuthGuardMiddleware, guard=_guard())
+    return sub
+
+
+# -- middleware on a mount --------------------------------------------------------------
+
+def _mount_with_middleware() -> Starlette:
+    return Starlette(routes=[Mount("/api", routes=[
+        protect(HasRoles("admin"))(Route("/x", _endpoint("x")))],
+        middleware=[Middleware(AuthGuardMiddleware, guard=_guard())])])
+
+
+def _mounted_middleware_app() -> Starlette:
+    sub = Starlette(routes=[protect(HasRoles("admin"))(Route("/x", _endpoint("x")))])
+    app = Starlette()
+    app.mount("/api", AuthGuardMiddleware(sub, _guard()))
+    return app
+
+
+def _fastapi_mounted_sub_app() -> FastAPI:
+    app = FastAPI()
+    app.mount("/api", _fastapi_sub(middleware=True))
+    return app
+
+
+def _protected_mount_middleware_inside() -> Starlette:
+    return Starlette(routes=[protect(HasRoles("admin"))(Mount("/api", routes=[
+        Route("/x", _endpoint("x"))],
+        middleware=[Middleware(AuthGuardMiddleware, guard=_guard())]))])
+
+
+def _fastapi_protected_mount_middleware_inside() -> FastAPI:
+    sub = FastAPI()
+
+    @sub.get("/x")
+    async def x() -> dict[str, str]:
+        RAN.append("x")
+        return {"ran": "x"}
+
+    sub.add_middleware(AuthGuardMiddleware, guard=_guard())
+    app = FastAPI()
+    app.mount("/api", sub)
+    protect(HasRoles("admin"))(app.routes[-1])
+    return app
+
+
+@pytest.mark.parametrize("make", [
+    _mount_with_middleware, _mounted_middleware_app, _fastapi_mounted_sub_app,
+    _protected_mount_middleware_inside, _fastapi_protected_mount_middleware_inside,
+])
+async def test_middleware_on_a_mount_enforces_the_routes_it_wraps(make: Callable[[], Any]
+                                                                  ) -> None:
+    async with asgi_client(make()) as client:
+        anonymous = await client.get("/api/x")
+        allowed = await client.get("/api/x", headers=KEY)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["reason"] == "credentials_missing"
+    assert allowed.status_code == 200
+    assert RAN == ["x"]
+
+
+# -- routes added while the app runs ----------------------------------------------------
+
+async def test_a_route_added_later_is_not_served_with_a_remembered_default() -> None:
+    app = Starlette(middleware=[Middleware(AuthGuardMiddleware, guard=_guard())])
+    async with asgi_client(app) as client:
+        assert (await client.get("/late")).status_code == 404
+        app.add_route("/late", protect(HasRoles("admin"))(_endpoint("late")))
+        assert (await client.get("/late")).status_code == 401
+        assert (await client.get("/late", headers=KEY)).status_code == 200
+    assert RAN == ["late"]
+
+
+async def test_a_fastapi_route_added_later_is_not_served_with_a_remembered_default() -> None:
+    app = FastAPI()
+    app.add_middleware(AuthGuardMiddleware, guard=_guard())
+    async with asgi_client(app) as client:
+        assert (await client.get("/late")).status_code == 404
+
+        @app.get("/late")
+        @protect(HasRoles("admin"))
+        async def late() -> dict[str, str]:
+            RAN.append("late")
+            return {}
+
+        assert (await client.get("/late")).status_code == 401
+        assert (await client.get("/late", headers=KEY)).status_code == 200
+    assert RAN == ["late"]
+
+
+async def test_a_mounted_router_that_grows_is_not_served_with_a_remembered_answer() -> None:
+    inner = Mount("/api", routes=[])
+    app = Starlette(routes=[inner],
+                    middleware=[Middleware(AuthGuardMiddleware, guard=_guard())])
+    async with asgi_client(app) as client:
+        assert (await client.get("/api/late")).status_code == 404
+        inner.routes.append(protect(HasRoles("admin"))(Route("/late", _endpoint("late"))))
+        assert (await client.get("/api/late")).status_code == 401
+    assert RAN == []
+
+
+# -- preflight-shaped OPTIONS -----------------------------------------------------------
+
+PREFLIGHT = {"Origin": "https://a.example", "Access-Control-Request-Method": "GET"}
+
+
+def _starlette_options(*cors: Middleware) -> Starlette:
+    return Starlette(
+        routes=[protect(HasRoles("admin"))(Route("/x", _endpoint("x"),
+                                                 methods=["GET", "OPTIONS"])),
+                protect(HasRoles("admin"))(Mount("/files", app=_secret_app))],
+        middleware=[Middleware(AuthGuardMiddleware, guard=_guard()), *cors])
+
+
+def _fastapi_options() -> FastAPI:
+    app = FastAPI()
+
+    @app.options("/x")
+    @protect(HasRoles("admin"))
+    async def x() -> dict[str, str]:
+        RAN.append("x")
+        return {}
+
+    app.mount("/files", _secret_app)
+    protect(HasRoles("admin"))(app.routes[-1])
+    app.add_middleware(AuthGuardMiddleware, guard=_guard())
+    return app
+
+
+@pytest.mark.parametrize("make", [_starlette_options, _fastapi_options])
+@pytest.mark.parametrize("path", ["/x", "/files/anything"])
+async def test_a_preflight_shaped_request_does_not_run_a_protected_handler(
+        make: Callable[[], Any], path: str) -> None:
+    async with asgi_client(make()) as client:
+        response = await client.options(path, headers=PREFLIGHT)
+    assert response.status_code == 401
+    assert RAN == []
+
+
+async def test_a_preflight_answered_by_a_cors_layer_inside_passes() -> None:
+    cors = Middleware(CORSMiddleware, allow_origins=["https://a.example"],
+                      allow_methods=["GET"])
+    async with asgi_client(_starlette_options(cors)) as client:
+        response = await client.options("/x", headers=PREFLIGHT)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://a.example"
+    assert RAN == []
+
+
+async def test_a_preflight_for_a_method_the_route_does_not_serve_passes() -> None:
+    app = Starlette(routes=[protect(HasRoles("admin"))(Route("/x", _endpoint("x")))],
+                    middleware=[Middleware(AuthGuardMiddleware, guard=_guard())])
+    async with asgi_client(app) as client:
+        response = await client.options("/x", headers=PREFLIGHT)
+    assert response.status_code == 405  # the router answers; no handler ran
+    assert RAN == []
+
+
+# -- @protect without the middleware ----------------------------------------------------
+
+def _starlette_without_middleware() -> Starlette:
+    return Starlette(routes=[Route("/x", protect(HasRoles("admin"))(_endpoint("x"))),
+                             protect(HasRoles("admin"))(Route("/y", _endpoint("y")))])
+
+
+def _fastapi_without_middleware() -> FastAPI:
+    app = _fastapi_sub(middleware=False)
+
+    @app.get("/y")
+    @protect(HasRoles("admin"))
+    def y() -> dict[str, str]:  # a sync endpoint (run in a thread)
+        RAN.append("y")
+        return {}
+
+    return app
+
+
+def _fastapi_install_only() -> FastAPI:
+    app = _fastapi_without_middleware()
+    install(app, _guard())
+    return app
+
+
+@pytest.mark.parametrize("make", [_starlette_without_middleware, _fastapi_without_middleware,
+                                  _fastapi_install_only])
+async def test_a_protected_endpoint_without_the_middleware_refuses(
+        make: Callable[[], Any], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="authguard"):
+        async with asgi_client(make()) as client:
+            for path in ("/x", "/y"):
+                response = await client.get(path, headers=KEY)
+                assert response.status_code == 403, path
+    assert RAN == []
+    assert "AuthGuardMiddleware" in caplog.text
+
+
+async def test_the_middleware_still_serves_protected_endpoints() -> None:
+    app = _fastapi_without_middleware()
+    app.add_middleware(AuthGuardMiddleware, guard=_guard())
+    install(app, _guard())
+    async with asgi_client(app) as client:
+        assert (await client.get("/x")).status_code == 401
+        assert (await client.get("/x", headers=KEY)).status_code == 200
+        assert (await client.get("/y", headers=KEY)).status_code == 200
+    assert RAN == ["x", "y"]
+
+
+@pytest.mark.parametrize("make", [_starlette_without_middleware, _fastapi_install_only])
+def test_the_audit_says_when_nothing_enforces_a_policy(make: Callable[[], Any]) -> None:
+    app = make()
+    rows = {r["path"]: r for r in audit(app, _guard())}
+    assert rows["/x"]["enforced"] is False
+    assert rows["/y"]["enforced"] is False
+
+
+def test_the_audit_says_when_the_middleware_enforces_a_policy() -> None:
+    app = _fastapi_without_middleware()
+    app.add_middleware(AuthGuardMiddleware, guard=_guard())
+    rows = {r["path"]: r for r in audit(app, _guard())}
+    assert rows["/x"]["enforced"] is True
+
+
+def test_audit_strict_fails_on_a_policy_nothing_enforces(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from authguard.audit import run
+
+    (tmp_path / "unenforced_app.py").write_text(
+        "from starlette.applications import Starlette\n"
+        "from starlette.responses import PlainTextResponse\n"
+        "from starlette.routing import Route\n"
+        "from authguard import (APIKeyAuthenticator, AuthGuard, HasRoles, StaticAPIKeys,\n"
+        "                       protect)\n"
+        "guard = AuthGuard(authenticators=[APIKeyAuthenticator(store=StaticAPIKeys({}))])\n"
+        "@protect(HasRoles('admin'))\n"
+        "async def admin(request):\n"
+        "    return PlainTextResponse('secret')\n"
+        "app = Starlette(routes=[Route('/admin', admin)])\n", encoding="utf-8")
+    args = argparse.Namespace(app="unenforced_app:app", app_dir=str(tmp_path),
+                              guard="guard", json=False, strict=True)
+    assert run(args) == 1
+    assert "policy NOT ENFORCED" in capsys.readouterr().err
