@@ -145,7 +145,9 @@ async def test_every_bearer_challenge_carries_resource_metadata() -> None:
             (challenge,) = parse_www_authenticate(response.headers["www-authenticate"])
             assert challenge.params["resource_metadata"] == METADATA_URL
             assert challenge.params.get("error") == error
-            if status == 401:  # what to ask for to use the resource
+            if status == 401 and error is None:  # no token: the scope this route needs
+                assert challenge.params["scope"] == "write"
+            elif status == 401:  # a bad token: what to ask for to use the resource
                 assert challenge.params["scope"] == "read"
             else:  # RFC 6750 §3.1: the scope this route needs
                 assert challenge.params["scope"] == "write"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from starlette.types import Scope
 
 from .authenticators.base import Authenticator, capabilities
+from .challenges import Challenge
 from .composition import AllOf, Requirement
 from .identity import Identity
 from .policy import Policy
@@ -62,6 +63,9 @@ class Plan:
         form_limit: The most of a form body read for tokens (RFC 6750 §2.2), 0 for none.
         vary: The ``Vary`` field of this route's 401/402 refusals: the request fields the
             answer depends on (RFC 9110 §12.5.5).
+        missing: The challenges of a 401 without credentials: one per accepted scheme,
+            with the route's ``scope`` where a scheme can name it (a Bearer authenticator
+            of an OAuth protected resource: RFC 9728 §5.1, RFC 6750 §3).
     """
 
     policy: Policy
@@ -69,6 +73,7 @@ class Plan:
     checks: tuple[Check, ...] | None
     form_limit: int
     vary: bytes
+    missing: tuple[Challenge, ...]
 
     @property
     def public(self) -> bool:
@@ -85,12 +90,15 @@ def make_plan(policy: Policy, guard: AuthGuard) -> Plan:
         fields.extend(h for h in t.credential_headers
                       if h.lower() not in (f.lower() for f in fields))
     requirement = policy.requirement
+    scopes = " ".join(policy.scopes())
+    asked = {"scope": scopes} if scopes else None
     return Plan(
         policy=policy,
         accepted=accepted,
         checks=None if requirement is None else _plain_checks(requirement),
         form_limit=max((t.max_form_bytes for t in traits if t.reads_form_body), default=0),
         vary=", ".join(fields).encode("latin-1"),
+        missing=tuple(a.challenge(None, asked) for a in accepted),
     )
 
 

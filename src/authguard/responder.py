@@ -84,7 +84,7 @@ class Responder:
         status = spec.status
         out: list[Challenge] = []
         if spec.challenge == "all":
-            out = [a.challenge(None, None) for a in plan.accepted]
+            out = list(plan.missing)
         elif spec.challenge == "scheme" and refusal.scheme is not None:
             authenticator = self.guard.authenticator(refusal.scheme)
             if authenticator is not None:
@@ -103,7 +103,7 @@ class Responder:
                     # 6750 insufficient_scope); a plain "send credentials" would not help.
                     out = []
             if status == 401 and not out:
-                out = [a.challenge(None, None) for a in plan.accepted]
+                out = list(plan.missing)
         out.extend(refusal.challenges)
         if status == 401 and not out:
             out = [a.challenge(None, None) for a in self.guard.authenticators]
