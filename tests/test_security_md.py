@@ -34,7 +34,7 @@ def test_the_threats_the_project_promises_are_all_there() -> None:
     for word in ("guessing", "enumeration", "timing", "forgery", "algorithm confusion",
                  "replay", "paying twice", "double-spend", "session fixation", "csrf",
                  "header injection", "big or slow input", "secrets in logs",
-                 "misconfiguration", "proxies", "spoofed"):
+                 "misconfiguration", "proxies", "spoofed", "policy bypass", "log forging"):
         assert word in titles, word
     assert "lockout of legitimate users" in titles  # the brute-force guard's trade-off
     assert "## Reporting a vulnerability" in TEXT
