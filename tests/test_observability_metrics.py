@@ -160,3 +160,22 @@ async def test_the_hook_gets_events_and_its_errors_never_break_a_response(
     assert event.decision_ms is not None and event.decision_ms >= 0
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert record.getMessage() == "authguard: the on_event hook failed: RuntimeError"
+
+
+async def test_cache_hit_ratio_and_lookups(reader: InMemoryMetricReader) -> None:
+    """The verified-credential caches report their hits and misses: a token sent three
+    times is verified once (1 miss, 2 hits); so is a password (Basic)."""
+    app = _app(reader)
+    token = _token()
+    for _ in range(3):
+        assert (await http(app, "GET", "/items/1", [(b"authorization", token)])).status == 200
+        assert (await http(app, "GET", "/items/1",
+                           [(b"authorization", _basic(PASSWORD))])).status == 200
+    points = _points(reader)
+    ratios = _by_attrs(points["authguard.cache.hit_ratio"])
+    assert ratios[(("scheme", "Bearer"),)].value == pytest.approx(2 / 3)
+    assert ratios[(("scheme", "Basic"),)].value == pytest.approx(2 / 3)
+    lookups = _by_attrs(points["authguard.cache.lookups"])
+    assert lookups[(("result", "hit"), ("scheme", "Bearer"))].value == 2
+    assert lookups[(("result", "miss"), ("scheme", "Bearer"))].value == 1
+    assert lookups[(("result", "hit"), ("scheme", "Basic"))].value == 2

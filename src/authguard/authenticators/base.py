@@ -24,7 +24,7 @@ them once, when it works out a route's plan (never per request):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from starlette.requests import HTTPConnection
 
@@ -32,7 +32,7 @@ from ..challenges import Challenge
 from ..identity import Identity
 from ..reasons import Reason
 
-__all__ = ["Authenticator", "Capabilities", "capabilities"]
+__all__ = ["Authenticator", "CacheStats", "Capabilities", "ReportsCache", "capabilities"]
 
 
 @runtime_checkable
@@ -96,3 +96,24 @@ def capabilities(authenticator: Authenticator) -> Capabilities:
         max_form_bytes=int(declared.get("max_form_bytes", 0)),
         credential_headers=declared["credential_headers"],
     )
+
+
+class CacheStats(NamedTuple):
+    """What a verified-credential cache has done since start-up."""
+
+    size: int
+    """Entries held now."""
+    hits: int
+    """Lookups answered from the cache."""
+    misses: int
+    """Lookups that verified the credentials anew."""
+
+
+@runtime_checkable
+class ReportsCache(Protocol):
+    """An authenticator with a verified-credential cache (Basic, Bearer) reports it; the
+    metrics read it (``authguard.cache.*``)."""
+
+    def cache_stats(self) -> CacheStats:
+        """The cache's size and its hits and misses so far."""
+        ...

@@ -37,6 +37,7 @@ from ..passwords import PasswordHasher, default_hasher
 from ..reasons import Reason
 from ..stores.base import RevocationStore
 from ._util import authorization
+from .base import CacheStats
 
 __all__ = ["BasicAuthenticator", "PasswordVerifier", "StaticPasswords", "User"]
 
@@ -156,6 +157,7 @@ class _VerifiedCache:
         # digest → (verified at, expires at, identity, user-id)
         self._entries: OrderedDict[bytes, tuple[float, float, Identity, str]] = OrderedDict()
         self._by_user: dict[str, set[bytes]] = {}
+        self.hits = self.misses = 0
 
     def digest(self, credentials: bytes) -> bytes:
         """HMAC-SHA256 of ``credentials`` under the process key."""
@@ -168,11 +170,14 @@ class _VerifiedCache:
     def get(self, digest: bytes) -> tuple[float, Identity] | None:
         entry = self._entries.get(digest)
         if entry is None:
+            self.misses += 1
             return None
         if entry[1] <= self._clock():
             self.drop(digest)
+            self.misses += 1
             return None
         self._entries.move_to_end(digest)
+        self.hits += 1
         return entry[0], entry[2]
 
     def put(self, digest: bytes, username: str, identity: Identity) -> None:
@@ -248,6 +253,14 @@ class BasicAuthenticator:
             if callable(subscribe):
                 subscribe(cache.forget)
         object.__setattr__(self, "_cache", cache)
+
+    def cache_stats(self) -> CacheStats:
+        """The verified-credential cache: its size, and its hits and misses so far (all 0
+        without a cache)."""
+        cache = self._cache
+        if cache is None:
+            return CacheStats(0, 0, 0)
+        return CacheStats(len(cache), cache.hits, cache.misses)
 
     def forget(self, username: str) -> None:
         """Drop remembered verifications of ``username``: call it after changing or

@@ -33,6 +33,7 @@ from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
 from ..stores.base import RevocationStore
+from .base import CacheStats
 from .bearer_token import TokenPlaces, bearer_token, has_bearer_token
 from .dpop import refuse_bound_bearer
 from .jwt_checks import (
@@ -183,6 +184,7 @@ class BearerAuthenticator:
         self.cache_size = cache_size
         self._clock = clock or time.time
         self._cache: OrderedDict[bytes, _Verified] = OrderedDict()
+        self._hits = self._misses = 0
         self._jwt = TypedClaimsJWT(options={
             "verify_signature": True, "verify_exp": True, "verify_nbf": True,
             "verify_iat": True, "verify_aud": self.audience is not None,
@@ -238,6 +240,10 @@ class BearerAuthenticator:
             out.update(self._resource_params)
         return Challenge(_SCHEME, out)
 
+    def cache_stats(self) -> CacheStats:
+        """The verified-token cache: its size, and its hits and misses so far."""
+        return CacheStats(len(self._cache), self._hits, self._misses)
+
     def token(self, conn: HTTPConnection) -> bytes | None:
         """The request's Bearer token, from the places this authenticator reads (the
         ``Authorization`` header, and as configured a subprotocol, the query or the form
@@ -283,7 +289,9 @@ class BearerAuthenticator:
         if hit is not None and self._clock() < hit.valid_until:
             # The same bytes passed every check before, and have not expired since.
             identity = hit.identity
+            self._hits += 1
         else:
+            self._misses += 1
             if hit is not None:
                 del self._cache[digest]
             verified = await self._verify(raw)

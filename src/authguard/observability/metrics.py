@@ -12,6 +12,10 @@ Instruments, on the meter ``authguard`` (Prometheus names in brackets):
   findings, attribute ``finding``.
 - ``authguard.cache.size`` [``authguard_cache_size``]: gauge of the entries in each
   authenticator's verified-credential cache, attribute ``scheme``.
+- ``authguard.cache.hit_ratio`` [``authguard_cache_hit_ratio``]: gauge of the share of
+  that cache's lookups answered from it since start-up, attribute ``scheme``; with
+  ``authguard.cache.lookups`` [``authguard_cache_lookups_total``], a counter of lookups
+  by ``scheme`` and ``result`` (``hit`` / ``miss``), for a rate over any window.
 - ``authguard.bruteforce.blocked`` [``authguard_bruteforce_blocked``]: gauge of the
   client addresses the brute-force guard refused within its window.
 
@@ -24,7 +28,9 @@ SDK configured, the API's own no-op meter is used.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..authenticators.base import CacheStats, ReportsCache
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -86,6 +92,12 @@ class AuthMetrics:
             "authguard.cache.size", callbacks=[self._cache_sizes], unit="{entry}",
             description="Entries in the verified-credential caches, by scheme.")
         meter.create_observable_gauge(
+            "authguard.cache.hit_ratio", callbacks=[self._cache_hit_ratios], unit="1",
+            description="Share of verified-credential cache lookups answered from it.")
+        meter.create_observable_counter(
+            "authguard.cache.lookups", callbacks=[self._cache_lookups], unit="{lookup}",
+            description="Verified-credential cache lookups, by scheme and result.")
+        meter.create_observable_gauge(
             "authguard.bruteforce.blocked", callbacks=[self._blocked_keys], unit="{client}",
             description="Client addresses refused by the brute-force guard in its window.")
 
@@ -135,14 +147,26 @@ class AuthMetrics:
         return [_otel.Observation(n, {"scheme": scheme})
                 for scheme, n in list(self._allowed_n.items())]
 
+    def _caches(self) -> list[tuple[str, CacheStats]]:
+        return [(a.scheme, a.cache_stats()) for guard in self._guards
+                for a in guard.authenticators if isinstance(a, ReportsCache)]
+
     def _cache_sizes(self, options: CallbackOptions) -> Iterable[Observation]:
         assert _otel is not None  # noqa: S101 - only registered with the API present
+        return [_otel.Observation(stats.size, {"scheme": scheme})
+                for scheme, stats in self._caches()]
+
+    def _cache_hit_ratios(self, options: CallbackOptions) -> Iterable[Observation]:
+        assert _otel is not None  # noqa: S101 - only registered with the API present
+        return [_otel.Observation(stats.hits / (stats.hits + stats.misses), {"scheme": scheme})
+                for scheme, stats in self._caches() if stats.hits + stats.misses]
+
+    def _cache_lookups(self, options: CallbackOptions) -> Iterable[Observation]:
+        assert _otel is not None  # noqa: S101 - only registered with the API present
         out: list[Observation] = []
-        for guard in self._guards:
-            for authenticator in guard.authenticators:
-                size = _cache_size(authenticator)
-                if size is not None:
-                    out.append(_otel.Observation(size, {"scheme": authenticator.scheme}))
+        for scheme, stats in self._caches():
+            out.append(_otel.Observation(stats.hits, {"scheme": scheme, "result": "hit"}))
+            out.append(_otel.Observation(stats.misses, {"scheme": scheme, "result": "miss"}))
         return out
 
     def _blocked_keys(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -161,12 +185,3 @@ class AuthMetrics:
 
 
 _OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}
-
-
-def _cache_size(authenticator: Any) -> int | None:
-    """Entries in the authenticator's verified-credential cache (Basic, Bearer), if any."""
-    cache = getattr(authenticator, "_cache", None)
-    try:
-        return None if cache is None else len(cache)
-    except TypeError:
-        return None
