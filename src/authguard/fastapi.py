@@ -28,6 +28,7 @@ from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState
 from .openapi import NEEDS_IDENTITY, add_security
+from .overrides import IDENTITY_DEPENDENCY
 from .policy import (
     AllOf,
     Anyone,
@@ -177,6 +178,7 @@ async def current_identity(conn: HTTPConnection) -> Identity:
 
 
 setattr(current_identity, NEEDS_IDENTITY, True)  # documented with a 401 in OpenAPI
+setattr(current_identity, IDENTITY_DEPENDENCY, True)  # dependency_overrides force an identity
 
 
 async def optional_identity(conn: HTTPConnection) -> Identity | None:
@@ -186,6 +188,9 @@ async def optional_identity(conn: HTTPConnection) -> Identity | None:
     answer there is ``None``.
     """
     return await _identity(conn, optional=True)
+
+
+setattr(optional_identity, IDENTITY_DEPENDENCY, True)
 
 
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]

@@ -30,6 +30,7 @@ from .formbody import is_form_post, read_form_tokens
 from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .net import client_address, request_scheme
+from .overrides import has_overrides, overridden
 from .policy import AllOf, Context, Policy
 from .problems import refusal_headers, render_problem, send_problem
 from .reasons import Reason, ReasonSpec
@@ -211,7 +212,12 @@ class AuthGuardMiddleware:
             identity: Identity | None = None
             refusal: Refusal | None = None
             try:
-                if self._plain and checks is not None:
+                # tests: FastAPI's dependency_overrides on authguard's dependencies
+                decided = (await overridden(conn, policy, self.guard.clock)
+                           if has_overrides(scope) else None)
+                if decided is not None:
+                    identity, refusal = decided
+                elif self._plain and checks is not None:
                     # The usual case, decided here rather than in ``_decide`` (one
                     # coroutine less per request); the same steps, none of them skipped.
                     limit = self._max_bytes
