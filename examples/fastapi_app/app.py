@@ -210,6 +210,21 @@ async def login_form(next: str = "/account") -> HTMLResponse:
     return HTMLResponse(_LOGIN_FORM.format(next=escape(target, quote=True)))
 
 
+async def check_password(request: Request, username: str, password: str, *,
+                         scheme: str | None) -> Identity:
+    """The user's identity, behind the brute-force guard (``POST /login``, ``/token``)."""
+    client = client_address(request.scope, guard.network)
+    now = guard.clock()
+    wait = await brute_force.retry_after(client, username, now)
+    if wait is not None:
+        raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
+    identity = await passwords.verify(username, password)
+    if identity is None:
+        await brute_force.failed(client, username, now)
+        raise Refusal(Reason.CREDENTIALS_INVALID, scheme=scheme)
+    return identity
+
+
 # The refusals this public route raises itself are documented like the middleware's.
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _NOT_JSON = {400: {"description": "The body is not UTF-8, or nested too deeply (FastAPI "
@@ -230,15 +245,7 @@ async def login(
     password: str = Body(max_length=1024),
 ) -> JSONResponse:
     """Check the password and start a session (a new session id every time)."""
-    client = client_address(request.scope, guard.network)
-    now = guard.clock()
-    wait = await brute_force.retry_after(client, username, now)
-    if wait is not None:
-        raise Refusal(Reason.TOO_MANY_ATTEMPTS, headers={"Retry-After": str(wait)})
-    identity = await passwords.verify(username, password)
-    if identity is None:
-        await brute_force.failed(client, username, now)
-        raise Refusal(Reason.CREDENTIALS_INVALID, scheme="Cookie")
+    identity = await check_password(request, username, password, scheme="Cookie")
     response = JSONResponse({"subject": identity.subject})
     await session.login(request, response, identity.subject, roles=sorted(identity.roles))
     return response
@@ -287,6 +294,11 @@ async def revoke(body: RevokeToken | RevokeSubject) -> dict[str, Any]:
 import demo_integration  # noqa: E402
 
 demo_integration.setup(app, guard)
+
+# -- POST /token: the OAuth2 password flow (Swagger UI's Authorize runs it) ---------------
+import demo_token  # noqa: E402
+
+demo_token.setup(app, settings, check_password, guard.clock)
 
 # -- 402: /premium (plans), /paid/quote (pay per request), /billing/pay -----------------
 import demo_payments  # noqa: E402

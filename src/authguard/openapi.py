@@ -23,7 +23,7 @@ from .problems import PROBLEM_CONTENT_TYPE, problem_schema
 from .reasons import Reason
 from .routing import effective_policy, find_routes, iter_routes
 
-__all__ = ["add_security", "security_schemes"]
+__all__ = ["add_password_flow", "add_security", "security_schemes"]
 
 _DESCRIPTIONS = {
     401: "Not authenticated, or not strongly enough: see `reason` and `WWW-Authenticate`.",
@@ -156,6 +156,30 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
                 op.setdefault("x-authguard-policy", policy.describe())
     return schema
 
+
+def add_password_flow(schema: dict[str, Any], *, token_url: str, scopes: dict[str, str],
+                      bearer: str = "Bearer", name: str = "OAuth2") -> dict[str, Any]:
+    """Declare a token endpoint as an OAuth2 password flow (OpenAPI 3.1 §4.8.29), in place.
+
+    Wherever an operation accepts the Bearer scheme ``bearer``, the flow ``name`` is added
+    as an alternative with the same scopes: Swagger UI's *Authorize* then asks for a user
+    name and password, posts them to ``token_url`` (RFC 6749 §4.3) and sends the token.
+    """
+    sec = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    sec[name] = {"type": "oauth2", "description": "A Bearer token from the token endpoint",
+                 "flows": {"password": {"tokenUrl": token_url, "scopes": dict(scopes)}}}
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            alternatives = op.get("security") if isinstance(op, dict) else None
+            if not alternatives or any(name in alt for alt in alternatives):
+                continue
+            out: list[dict[str, list[str]]] = []
+            for alt in alternatives:
+                out.append(alt)
+                if bearer in alt:
+                    out.append({name: alt[bearer]})
+            op["security"] = out
+    return schema
 
 
 NEEDS_IDENTITY = "__authguard_needs_identity__"
