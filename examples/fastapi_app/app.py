@@ -194,7 +194,12 @@ document.getElementById("login").addEventListener("submit", async (event) => {{
     window.location.assign(form.dataset.next);
   }} else {{
     const problem = await response.json();
-    document.getElementById("error").textContent = problem.title + ": " + problem.reason;
+    const sentences = {{
+      credentials_invalid: "The user name or password is wrong. Please try again.",
+      too_many_attempts: "Too many failed attempts. Please wait a few minutes and try again.",
+    }};
+    document.getElementById("error").textContent =
+      sentences[problem.reason] || problem.detail || "Signing in failed. Please try again.";
   }}
 }});
 </script>
@@ -299,6 +304,11 @@ demo_integration.setup(app, guard)
 import demo_token  # noqa: E402
 
 demo_token.setup(app, settings, check_password, guard.clock)
+
+# -- GET /: the routes and what to try --------------------------------------------------
+import demo_index  # noqa: E402
+
+demo_index.setup(app)
 
 # -- 402: /premium (plans), /paid/quote (pay per request), /billing/pay -----------------
 import demo_payments  # noqa: E402
