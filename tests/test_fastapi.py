@@ -311,3 +311,18 @@ async def test_refusal_raised_by_the_endpoint_is_rendered() -> None:
         assert body["reason"] == "forbidden"
         assert body["detail"] == "This document is not shared with you."
         assert body["request_id"] == "req-42" and body["instance"] == "/documents/2"
+
+
+def test_require_is_typed_to_return_an_identity_when_one_is_needed() -> None:
+    from typing import get_overloads
+
+    from authguard import Authenticated, HasRoles, HasScopes, StepUp
+    from authguard.fastapi import require
+
+    strict, loose = get_overloads(require)
+    hints = strict.__annotations__
+    assert hints["return"] == "Callable[..., Awaitable[Identity]]"
+    assert hints["requirement"] == "Authenticated | HasRoles | HasScopes | StepUp"
+    assert loose.__annotations__["return"] == "Callable[..., Awaitable[Identity | None]]"
+    assert all(callable(require(r)) for r in (Authenticated(), HasRoles("a"),
+                                             HasScopes("s"), StepUp("mfa")))
