@@ -8,7 +8,8 @@ Needs the ``client`` extra (``pip install 'authguard[client]'``: httpx and rich)
 * :class:`Problem` — a refusal read from status, headers and body, from authguard or not.
 * :class:`AuthError` and its subclasses — one exception per fix (see
   :mod:`authguard.client.errors` for the tree).
-* :func:`raise_for_auth`, :func:`araise_for_auth`, :class:`BearerAuth` — httpx integration.
+* :func:`raise_for_auth`, :func:`araise_for_auth`, :class:`BearerAuth`, :class:`BasicAuth`,
+  :class:`APIKeyAuth` — httpx integration.
 * :func:`pay_and_retry`, :func:`apay_and_retry` — on a 402, pay through a callback and
   retry once (:mod:`authguard.client.payments`).
 * ``authguard explain URL`` — :mod:`authguard.client.explain`.
@@ -35,6 +36,7 @@ from .errors import (
     error_for,
 )
 from .httpx_auth import BearerAuth, araise_for_auth, raise_for_auth
+from .httpx_credentials import APIKeyAuth, BasicAuth
 from .payments import PayCallback, apay_and_retry, pay_and_retry
 from .problem import Problem, ReasonSource, parse_retry_after
 
@@ -42,6 +44,8 @@ __all__ = [
     "AuthError",
     "AuthUnavailable",
     "AuthenticationRequired",
+    "APIKeyAuth",
+    "BasicAuth",
     "BearerAuth",
     "Challenge",
     "ChallengeParseError",
