@@ -15,7 +15,8 @@ def test_index_answers_json_and_html(example_server: str) -> None:
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"
         routes = {e["route"]: e for e in r.json()["routes"]}
         assert {"GET /me", "POST /token", "GET /reports"} <= set(routes)
-        assert routes["GET /me"]["try"] == f"curl -i -u alice:wonderland {example_server}/me"
+        assert routes["GET /me"]["try"] == f"curl -i -u alice:PASSWORD {example_server}/me"
+        assert "wonderland" not in r.text and "README" in r.json()["credentials"]
         r = c.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
         assert r.headers["content-type"].startswith("text/html")
         assert "<table>" in r.text and "POST /token" in r.text

@@ -13,24 +13,28 @@ from authguard import Public, protect
 ROUTES: list[dict[str, str]] = [
     {"route": "GET /public", "needs": "nothing", "try": "curl -i {base}/public"},
     {"route": "GET /me", "needs": "any identity",
-     "try": "curl -i -u alice:wonderland {base}/me"},
+     "try": "curl -i -u alice:PASSWORD {base}/me"},
     {"route": "GET /admin", "needs": "role admin",
-     "try": "curl -i -H 'X-API-Key: demo-key-bob-0123456789' {base}/admin"},
+     "try": "curl -i -H 'X-API-Key: BOBS_KEY' {base}/admin"},
     {"route": "POST /token", "needs": "a user name and password",
-     "try": "curl -s {base}/token -d username=alice -d password=wonderland "
+     "try": "curl -s {base}/token -d username=alice -d password=PASSWORD "
             "-d scope=reports:read"},
     {"route": "GET /reports", "needs": "a Bearer token with scope reports:read",
      "try": "curl -i -H 'Authorization: Bearer <access_token>' {base}/reports"},
     {"route": "GET /step-up", "needs": "acr=mfa, signed in within 300 s",
-     "try": "curl -i -u alice:wonderland {base}/step-up"},
+     "try": "curl -i -u alice:PASSWORD {base}/step-up"},
     {"route": "GET /premium", "needs": "an active pro plan",
-     "try": "curl -i -u carol:rainbow {base}/premium"},
+     "try": "curl -i -u carol:PASSWORD {base}/premium"},
     {"route": "GET /paid/quote", "needs": "a payment of 0.01 USD",
      "try": "curl -i {base}/paid/quote"},
     {"route": "GET /login", "needs": "nothing (a browser page)", "try": "open {base}/login"},
     {"route": "GET /docs", "needs": "nothing: Swagger UI, Authorize runs POST /token",
      "try": "open {base}/docs"},
 ]
+
+# The page never shows a password or key itself (nothing secret in a response).
+_WHERE = ("PASSWORD and BOBS_KEY: the demo identities' credentials, listed in "
+          "examples/fastapi_app/README.md.")
 
 
 def _wants_html(request: Request) -> bool:
@@ -49,13 +53,15 @@ def setup(app: FastAPI) -> None:
         base = str(request.base_url).rstrip("/")
         routes = [{**r, "try": r["try"].format(base=base)} for r in ROUTES]
         if not _wants_html(request):
-            return JSONResponse({"app": "authguard example app", "routes": routes})
+            return JSONResponse({"app": "authguard example app", "credentials": _WHERE,
+                                 "routes": routes})
         rows = "".join(f"<tr><td><code>{escape(r['route'])}</code></td>"
                        f"<td>{escape(r['needs'])}</td><td><code>{escape(r['try'])}</code>"
                        "</td></tr>" for r in routes)
         return HTMLResponse(
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
             "<title>authguard example app</title></head><body>"
-            "<h1>authguard example app</h1><p>Each route and a command to try it.</p>"
+            "<h1>authguard example app</h1><p>Each route and a command to try it. "
+            f"{escape(_WHERE)}</p>"
             f"<table><tr><th>route</th><th>needs</th><th>try</th></tr>{rows}</table>"
             "</body></html>")
