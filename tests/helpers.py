@@ -25,6 +25,9 @@ EXAMPLE_DIR = ROOT / "examples" / "fastapi_app"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _VALIDATOR = jsonschema.Draft202012Validator(problem_schema())
+DECLARED_MEMBERS = frozenset(problem_schema()["properties"])
+# Extensions that test apps add to their own refusals (RFC 9457 §3.2), not authguard's.
+APP_EXTENSIONS = frozenset({"when", "note"})
 CHECKED: list[int] = []  # statuses of every refusal checked, for a sanity test
 
 
@@ -49,6 +52,8 @@ def check_refusal(response: httpx.Response) -> None:
     else:
         body = response.json()
         _VALIDATOR.validate(body)
+        undeclared = set(body) - DECLARED_MEMBERS - APP_EXTENSIONS
+        assert not undeclared, f"members missing from the problem schema: {undeclared}"
         assert body["status"] == response.status_code
     assert response.headers.get("cache-control") == "no-store"
     if response.status_code == 401:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers import EXAMPLE_DIR, ROOT
 
 AUTHGUARD = [sys.executable, "-m", "authguard.cli"]
@@ -139,3 +141,18 @@ def test_rich_table_on_a_terminal(monkeypatch: Any, capsys: Any) -> None:
     assert "authguard routes" in out  # the table's title
     assert "/me" in out and "authenticated" in out and "roles admin" in out
     assert "METHODS  " not in out  # not the plain layout
+
+
+def test_audit_is_the_command_and_routes_its_alias() -> None:
+    from authguard.cli import main
+
+    for name in ("audit", "routes"):
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+    help_text = subprocess.run([*AUTHGUARD, "audit", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "example:" in help_text and "authguard audit main:app" in help_text
+    explain = subprocess.run([*AUTHGUARD, "explain", "--help"], capture_output=True,
+                             text=True, check=True).stdout
+    assert "example:" in explain

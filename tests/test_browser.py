@@ -209,7 +209,8 @@ def test_sign_in_through_the_login_form_and_out_again(browser: Any, app_url: str
         page.fill("input[name=username]", "alice")
         page.fill("input[name=password]", "wrong")
         page.click("button[type=submit]")
-        page.wait_for_selector("#error:has-text('credentials_invalid')")
+        page.wait_for_selector("#error:has-text('The user name or password is wrong')")
+        assert "credentials_invalid" not in page.inner_text("#error")
         page.fill("input[name=password]", "wonderland")
         page.click("button[type=submit]")
         page.wait_for_url(app_url + "/account")
@@ -231,10 +232,46 @@ def test_sign_in_through_the_login_form_and_out_again(browser: Any, app_url: str
         page.wait_for_url(app_url + "/logout")
         page.goto(app_url + "/account")
         assert "Signed in as alice" in page.inner_text("body")
-        # Same-origin fetch POST /logout carries Origin: accepted, and the session ends.
-        status = page.evaluate("fetch('/logout', {method: 'POST'}).then(r => r.status)")
-        assert status == 200
+        # The page's own "Sign out" button posts /logout (same origin): the session ends.
+        with page.expect_response(app_url + "/logout") as out:
+            page.click("button#logout")
+        assert out.value.status == 200
+        page.wait_for_url(app_url + "/login")
         page.goto(app_url + "/account")
         assert page.url.startswith(app_url + "/login")
     finally:
         context.close()
+
+
+def test_swagger_ui_authorize_runs_the_password_flow(browser: Any, app_url: str) -> None:
+    """Authorize → OAuth2 (password): Swagger UI posts to POST /token, then calls
+    GET /reports with the token it got."""
+    page = browser.new_page()
+    try:
+        _serve_swagger_assets(page)
+        page.goto(app_url + "/docs")
+        page.get_by_role("button", name="Authorize").first.click()
+        dialog = page.locator(".modal-ux")
+        dialog.wait_for()
+        flow = dialog.locator(".auth-container").filter(has_text="OAuth2")
+        flow.locator("input#oauth_username").fill("alice")
+        flow.locator("input#oauth_password").fill("wonderland")
+        # the scope's checkbox is drawn by its label
+        flow.locator("label[for='reports:read-password-checkbox-OAuth2']").click()
+        with page.expect_response(lambda r: r.url.endswith("/token")) as token_response:
+            flow.locator("button.authorize").click()
+        assert token_response.value.status == 200
+        dialog.get_by_text("Authorized").first.wait_for()
+        dialog.locator("button.close-modal").first.click()
+
+        op = page.locator("#operations-default-reports_reports_get")
+        op.locator(".opblock-summary").click()
+        op.get_by_role("button", name="Try it out").click()
+        op.get_by_role("button", name="Execute").click()
+        status = op.locator(".live-responses-table .response .response-col_status").first
+        status.wait_for()
+        assert status.inner_text().strip() == "200"
+        body = op.locator(".live-responses-table .response-col_description pre").first
+        assert '"subject": "alice"' in body.inner_text()
+    finally:
+        page.close()

@@ -393,3 +393,26 @@ def test_a_body_reason_is_trusted_only_from_problem_json_or_when_known(
 ) -> None:
     p = Problem.parse(401, {"content-type": ctype}, json.dumps(raw), sent_credentials=True)
     assert (p.reason, p.reason_source) == (reason, source)
+
+
+def test_required_roles_reach_the_client_and_explain() -> None:
+    import io
+
+    import httpx
+    from rich.console import Console
+
+    from authguard.client import Problem
+    from authguard.client.explain import _render, explain_response
+
+    body = {"type": "https://authguard.dev/reasons/forbidden", "title": "Forbidden",
+            "status": 403, "detail": "No.", "reason": "forbidden",
+            "required_roles": ["admin"]}
+    request = httpx.Request("GET", "http://api.test/admin")
+    response = httpx.Response(403, json=body, request=request,
+                              headers={"Content-Type": "application/problem+json"})
+    assert Problem.from_response(response).required_roles == ("admin",)
+    data = explain_response(response)
+    assert data["required_roles"] == ["admin"]
+    out = io.StringIO()
+    _render(data, Console(file=out, width=120))
+    assert "required roles: admin" in out.getvalue()

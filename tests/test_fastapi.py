@@ -361,3 +361,18 @@ async def test_without_the_middleware_install_renders_an_unavailable_backend() -
         down = await c.get("/store")
     assert down.status_code == 503 and down.json()["reason"] == "auth_unavailable"
     assert down.headers["retry-after"] == "4"
+
+
+def test_require_is_typed_to_return_an_identity_when_one_is_needed() -> None:
+    from typing import get_overloads
+
+    from authguard import Authenticated, HasRoles, HasScopes, StepUp
+    from authguard.fastapi import require
+
+    strict, loose = get_overloads(require)
+    hints = strict.__annotations__
+    assert hints["return"] == "Callable[..., Awaitable[Identity]]"
+    assert hints["requirement"] == "Authenticated | HasRoles | HasScopes | StepUp"
+    assert loose.__annotations__["return"] == "Callable[..., Awaitable[Identity | None]]"
+    assert all(callable(require(r)) for r in (Authenticated(), HasRoles("a"),
+                                             HasScopes("s"), StepUp("mfa")))

@@ -148,7 +148,8 @@ def test_optional_credentials(doc: dict[str, Any]) -> None:
 def test_authenticated_operations(doc: dict[str, Any]) -> None:
     o = op(doc, "/bearer-only")
     assert o["security"] == [{"Bearer": []}]
-    assert set(o["responses"]) == {"200", "401"}
+    # 400: RFC 6750 §3.1 invalid_request (a token sent by more than one method)
+    assert set(o["responses"]) == {"200", "400", "401"}
     r401 = o["responses"]["401"]
     assert r401["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
     assert "WWW-Authenticate" in r401["headers"]
@@ -157,8 +158,17 @@ def test_authenticated_operations(doc: dict[str, Any]) -> None:
 def test_scopes_on_bearer(doc: dict[str, Any]) -> None:
     o = op(doc, "/reports")
     assert {"Bearer": ["reports:read"]} in o["security"]
-    assert {"Basic": []} in o["security"]
+    # static passwords grant no scopes: Basic alone can never pass (OpenAPI 3.1 §4.8.30)
+    assert {"Basic": []} not in o["security"]
     assert set(o["responses"]) >= {"401", "403"}
+    examples = o["responses"]["403"]["content"][PROBLEM]["examples"]
+    assert {e["value"]["status"] for e in examples.values()} == {403}
+    assert "insufficient_scope" in examples
+    r401 = o["responses"]["401"]["content"][PROBLEM]["examples"]
+    assert {e["value"]["status"] for e in r401.values()} == {401}
+    assert {"token_expired", "credentials_missing"} <= set(r401)
+    assert doc["components"]["schemas"]["Problem"]["title"] == "Problem"
+    assert "allOf" not in doc["components"]["schemas"]["Problem"]
     assert "insufficient_scope" in o["responses"]["403"]["description"]
 
 

@@ -224,7 +224,12 @@ document.getElementById("login").addEventListener("submit", async (event) => {{
     window.location.assign(form.dataset.next);
   }} else {{
     const problem = await response.json();
-    document.getElementById("error").textContent = problem.title + ": " + problem.reason;
+    const sentences = {{
+      credentials_invalid: "The user name or password is wrong. Please try again.",
+      too_many_attempts: "Too many failed attempts. Please wait a few minutes and try again.",
+    }};
+    document.getElementById("error").textContent =
+      sentences[problem.reason] || problem.detail || "Signing in failed. Please try again.";
   }}
 }});
 </script>
@@ -238,6 +243,25 @@ async def login_form(next: str = "/account") -> HTMLResponse:
     """The HTML login form; it posts JSON to ``POST /login`` and then goes to ``next``."""
     target = local_path(next) or "/account"
     return HTMLResponse(_LOGIN_FORM.format(next=escape(target, quote=True)))
+
+
+async def check_password(request: Request, username: str, password: str, *,
+                         scheme: str | None) -> Identity:
+    """The user's identity, behind the brute-force guard (``POST /login``, ``/token``).
+
+    These are the passwords of Basic: guesses here and there count together (scheme
+    ``Basic``); ``scheme`` names the refusal's challenge."""
+    attempt = await brute_force.allowed(request, scheme="Basic", account=username,
+                                        now=guard.clock(), network=guard.network)
+    if attempt.retry_after is not None:
+        raise Refusal(Reason.TOO_MANY_ATTEMPTS,
+                      headers={"Retry-After": str(attempt.retry_after)})
+    identity = await passwords.verify(username, password)
+    if identity is None:
+        await brute_force.failed(attempt, guard.clock())
+        raise Refusal(Reason.CREDENTIALS_INVALID, scheme=scheme)
+    await brute_force.succeeded(attempt)
+    return identity
 
 
 # The refusals this public route raises itself are documented like the middleware's.
@@ -260,17 +284,7 @@ async def login(
     password: str = Body(max_length=1024),
 ) -> JSONResponse:
     """Check the password and start a session (a new session id every time)."""
-    # The passwords of Basic: guesses here and there count together (scheme "Basic").
-    attempt = await brute_force.allowed(request, scheme="Basic", account=username,
-                                        now=guard.clock(), network=guard.network)
-    if attempt.retry_after is not None:
-        raise Refusal(Reason.TOO_MANY_ATTEMPTS,
-                      headers={"Retry-After": str(attempt.retry_after)})
-    identity = await passwords.verify(username, password)
-    if identity is None:
-        await brute_force.failed(attempt, guard.clock())
-        raise Refusal(Reason.CREDENTIALS_INVALID, scheme="Cookie")
-    await brute_force.succeeded(attempt)
+    identity = await check_password(request, username, password, scheme="Cookie")
     response = JSONResponse({"subject": identity.subject})
     await session.login(request, response, identity.subject, roles=sorted(identity.roles))
     return response
@@ -319,6 +333,16 @@ async def revoke(body: RevokeToken | RevokeSubject) -> dict[str, Any]:
 import demo_integration  # noqa: E402
 
 demo_integration.setup(app, guard)
+
+# -- POST /token: the OAuth2 password flow (Swagger UI's Authorize runs it) ---------------
+import demo_token  # noqa: E402
+
+demo_token.setup(app, settings, check_password, guard.clock)
+
+# -- GET /: the routes and what to try --------------------------------------------------
+import demo_index  # noqa: E402
+
+demo_index.setup(app)
 
 # -- 402: /premium (plans), /paid/quote (pay per request), /billing/pay -----------------
 import demo_payments  # noqa: E402

@@ -48,8 +48,14 @@ async def account(request: Request) -> HTMLResponse:
     user = request.user
     assert isinstance(user, Identity)  # noqa: S101 - the middleware guarantees it
     name = escape(user.subject)
-    return HTMLResponse(f"<!doctype html><title>Account</title><h1>Account</h1>"
-                        f"<p>Signed in as <strong>{name}</strong>.</p>")
+    # The logout button posts from this page (same origin: allowed for the cookie).
+    return HTMLResponse(
+        f"<!doctype html><title>Account</title><h1>Account</h1>"
+        f"<p>Signed in as <strong>{name}</strong>.</p>"
+        "<button id=logout type=button>Sign out</button>"
+        "<script>document.getElementById('logout').addEventListener('click', async () => {"
+        "await fetch('/logout', {method: 'POST'}); window.location.assign('/login');"
+        "});</script>")
 
 
 def setup(app: FastAPI, guard: AuthGuard) -> None:

@@ -1,5 +1,5 @@
-"""The ``authguard`` command: ``authguard routes MODULE:APP``, ``authguard explain URL``,
-``authguard report EVENTS.jsonl``.
+"""The ``authguard`` command: ``authguard audit MODULE:APP`` (alias ``routes``),
+``authguard explain URL``, ``authguard report EVENTS.jsonl``.
 
 Each subcommand lives in its own module, imported only when it runs, and provides
 ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -16,10 +16,16 @@ from types import ModuleType
 __all__ = ["main"]
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "routes": ("authguard.audit", "list every route of an app with its effective policy"),
+    "audit": ("authguard.audit", "list every route of an app with its effective policy"),
     "explain": ("authguard.client.explain", "perform a request and explain a refusal"),
     "report": ("authguard.observability.report",
                "summarise a JSON event log: refusals by reason, route, client; findings"),
+}
+# Other names a subcommand answers to (``routes``: the audit's first name).
+ALIASES: dict[str, list[str]] = {"audit": ["routes"]}
+EXAMPLES: dict[str, str] = {
+    "audit": "example:\n  authguard audit main:app --app-dir src --strict",
+    "explain": "example:\n  authguard explain https://api.example.com/me -H 'X-API-Key: …'",
 }
 
 
@@ -32,12 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            p = sub.add_parser(name, help=f"{help_text} (unavailable: {exc})")
-            modules[name] = None
+            sub.add_parser(name, aliases=ALIASES.get(name, []),
+                           help=f"{help_text} (unavailable: {exc})")
+            for alias in [name, *ALIASES.get(name, [])]:
+                modules[alias] = None
             continue
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, aliases=ALIASES.get(name, []), help=help_text,
+                           description=help_text, epilog=EXAMPLES.get(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
-        modules[name] = module
+        for alias in [name, *ALIASES.get(name, [])]:
+            modules[alias] = module
     args = parser.parse_args(argv)
     chosen = modules[args.command]
     if chosen is None:

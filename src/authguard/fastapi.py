@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 from fastapi import Depends, FastAPI
 from fastapi.security import SecurityScopes
@@ -28,6 +28,7 @@ from .guard import AuthGuard
 from .identity import AuthContext, Identity
 from .middleware import AuthGuardMiddleware, AuthState, unavailable
 from .openapi import NEEDS_IDENTITY, add_security
+from .overrides import IDENTITY_DEPENDENCY
 from .policy import (
     AllOf,
     Anyone,
@@ -42,6 +43,7 @@ from .policy import (
     protect,
 )
 from .reasons import Reason
+from .requirements import Authenticated, HasRoles, StepUp
 
 __all__ = [
     "CurrentIdentity",
@@ -81,6 +83,28 @@ def _covered(state: AuthState, requirement: Requirement) -> bool:
     return done is not None and any(r == requirement for r in done.walk())
 
 
+# Requirements that refuse without an identity: their dependency returns ``Identity``.
+_NEEDS_IDENTITY = (Authenticated, HasRoles, HasScopes, StepUp)
+
+
+@overload
+def require(
+    requirement: Authenticated | HasRoles | HasScopes | StepUp,
+    *,
+    conceal: bool = False,
+    login_url: str | None = None,
+) -> Callable[..., Awaitable[Identity]]: ...
+
+
+@overload
+def require(
+    requirement: Requirement | Policy | None,
+    *,
+    conceal: bool = False,
+    login_url: str | None = None,
+) -> Callable[..., Awaitable[Identity | None]]: ...
+
+
 def require(
     requirement: Requirement | Policy | None,
     *,
@@ -91,13 +115,18 @@ def require(
 
     Use ``Depends(require(...))`` or ``Security(require(...), scopes=[...])``. The returned
     callable carries the policy, so :mod:`authguard.routing` sees it before the app runs.
+    With ``Authenticated``, ``HasRoles``, ``HasScopes`` or ``StepUp`` it is typed to return
+    an :class:`~authguard.Identity` (never ``None``).
     """
     policy = (requirement if isinstance(requirement, Policy)
               else Policy(requirement, conceal=conceal, login_url=login_url))
+    needs_identity = isinstance(requirement, _NEEDS_IDENTITY)
 
     async def dependency(conn: HTTPConnection, security_scopes: SecurityScopes,
                          response: Response) -> Identity | None:
         identity = await check(conn, security_scopes)
+        if identity is None and needs_identity:  # what the requirement answers anonymously
+            raise Refusal(Reason.CREDENTIALS_MISSING)
         # A payment verified here (not by the middleware, which settles its own before the
         # app runs) is settled here, before the endpoint; the receipt goes on the response.
         # (Without the middleware, settle="on_success" cannot wait for the answer: it is
@@ -181,6 +210,7 @@ async def current_identity(conn: HTTPConnection) -> Identity:
 
 
 setattr(current_identity, NEEDS_IDENTITY, True)  # documented with a 401 in OpenAPI
+setattr(current_identity, IDENTITY_DEPENDENCY, True)  # dependency_overrides force an identity
 
 
 async def optional_identity(conn: HTTPConnection) -> Identity | None:
@@ -190,6 +220,9 @@ async def optional_identity(conn: HTTPConnection) -> Identity | None:
     answer there is ``None``.
     """
     return await _identity(conn, optional=True)
+
+
+setattr(optional_identity, IDENTITY_DEPENDENCY, True)
 
 
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]

@@ -16,27 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from .authenticators.apikey import StaticAPIKeys
 from .authenticators.base import Authenticator
+from .authenticators.basic import StaticPasswords
 from .authenticators.session import UNSAFE_METHODS
 from .guard import AuthGuard
-from .problems import PROBLEM_CONTENT_TYPE, problem_schema
-from .reasons import Reason
+from .openapi_responses import possible_reasons, problem_component, refusal_response
+from .policy import Policy
+from .requirements import HasScopes, StepUp
 from .route_tree import effective_policy, iter_routes
 from .routing import find_routes
 
-__all__ = ["add_security", "security_schemes"]
+__all__ = ["add_password_flow", "add_security", "security_schemes"]
 
-_DESCRIPTIONS = {
-    401: "Not authenticated, or not strongly enough: see `reason` and `WWW-Authenticate`.",
-    402: "Payment required: see `reason` and `payment`.",
-    403: "Authenticated, but not allowed: see `reason`.",
-    404: "Not found (a refusal is concealed as 404 on this route).",
-    502: "The payment provider's answer could not be read; nothing was served: retry "
-         "with the same proof, do not pay again.",
-    503: "A payment or authentication backend is unavailable: retry after `Retry-After`; "
-         "do not pay again.",
-}
-_REASONS = {status: [r.value for r in Reason if r.status == status] for status in _DESCRIPTIONS}
 
 
 def _schemes_of(a: Authenticator) -> list[tuple[str, dict[str, Any]]]:
@@ -80,44 +72,6 @@ def security_schemes(guard: AuthGuard) -> dict[str, list[tuple[str, dict[str, An
     return {a.scheme.lower(): _schemes_of(a) for a in guard.authenticators}
 
 
-def _problem_component() -> dict[str, Any]:
-    schema = problem_schema()
-    schema.pop("$schema", None)
-    schema.pop("$id", None)
-    return schema
-
-
-def _response(status: int) -> dict[str, Any]:
-    description = _DESCRIPTIONS[status]
-    if status == 404:
-        return {"description": description,
-                "content": {"text/plain": {"schema": {"type": "string"}}}}
-    if _REASONS.get(status):
-        description += " Possible reasons: " + ", ".join(_REASONS[status]) + "."
-    out: dict[str, Any] = {
-        "description": description,
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-    if status == 401:
-        out["headers"] = {"WWW-Authenticate": {
-            "description": "One challenge per accepted scheme (RFC 9110 §11.6.1)",
-            "schema": {"type": "string"},
-        }}
-    elif status == 402:
-        out["headers"] = {
-            "WWW-Authenticate": {"description": "A `Payment` challenge, when the route takes "
-                                                "the IETF Payment scheme",
-                                 "schema": {"type": "string"}},
-            "PAYMENT-REQUIRED": {"description": "x402 v2 payment requirements (base64 JSON), "
-                                                "when the route takes x402",
-                                 "schema": {"type": "string"}},
-        }
-    elif status == 503:
-        out["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying",
-                                          "schema": {"type": "integer"}}}
-    return out
-
-
 def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str, Any]:
     """Complete ``schema`` (an OpenAPI document generated for ``app``) in place."""
     by_scheme = security_schemes(guard)
@@ -126,7 +80,7 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
     for entries in by_scheme.values():
         for name, obj in entries:
             sec.setdefault(name, obj)
-    components.setdefault("schemas", {}).setdefault("Problem", _problem_component())
+    components.setdefault("schemas", {}).setdefault("Problem", problem_component())
     paths = schema.get("paths", {})
     for info in iter_routes(find_routes(app) or []):
         path_format = getattr(info.route, "path_format", None)
@@ -139,32 +93,88 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
         if policy.public:
             continue
         scopes = policy.scopes()
-        alternatives: list[dict[str, list[str]]] = []
-        statuses = policy.statuses()
+        statuses = set(policy.statuses())
         if _needs_identity(info.route):  # e.g. ``who: CurrentIdentity``
-            statuses = statuses | {401}
-        if 401 not in statuses:
-            alternatives.append({})  # credentials are optional
-        for a in guard.accepted(policy):
+            statuses.add(401)
+        alternatives: list[dict[str, list[str]]] = [] if 401 in statuses else [{}]
+        # OpenAPI 3.1 §4.8.30: each alternative must be enough on its own, so schemes
+        # whose identities cannot meet the policy (no scopes, no acr) are not listed.
+        accepted = [a for a in guard.accepted(policy) if _can_satisfy(a, policy)]
+        for a in accepted:
             for name, _obj in by_scheme[a.scheme.lower()]:
                 alternatives.append({name: scopes if a.scheme.lower() in ("bearer", "dpop")
                                      else []})
-        cookie = any(a.scheme.lower() == "cookie" for a in guard.accepted(policy))
+        kinds = {a.scheme.lower() for a in guard.accepted(policy)}
+        # Credentials that are sent are checked even where none are required: 401.
+        statuses.add(401)
+        if kinds & {"bearer", "dpop"}:
+            statuses.add(400)  # RFC 6750 §3.1 invalid_request
+        if guard.brute_force is not None:
+            statuses.add(429)
+        if guard.require_https or (guard.network is not None and guard.network.active):
+            statuses.add(403)
         for method in info.methods:
             op = ops.get(method.lower())
             if not isinstance(op, dict):
                 continue
             op.setdefault("security", alternatives)
             responses = op.setdefault("responses", {})
-            here = statuses
-            if cookie and method.upper() in UNSAFE_METHODS and not policy.conceal:
-                here = here | {403}  # origin_rejected: a cookie sent from another site
+            unsafe_cookie = ("cookie" in kinds and method.upper() in UNSAFE_METHODS
+                             and not policy.conceal)
+            here = statuses | {403} if unsafe_cookie else statuses
             for status in sorted(here):
-                responses.setdefault(str(status), _response(status))
+                reasons = possible_reasons(status, policy, kinds, guard, unsafe_cookie)
+                responses.setdefault(str(status), refusal_response(
+                    status, reasons, guard.type_base, [a.scheme for a in guard.accepted(policy)]))
             if policy.describe():
                 op.setdefault("x-authguard-policy", policy.describe())
     return schema
 
+
+def add_password_flow(schema: dict[str, Any], *, token_url: str, scopes: dict[str, str],
+                      bearer: str = "Bearer", name: str = "OAuth2") -> dict[str, Any]:
+    """Declare a token endpoint as an OAuth2 password flow (OpenAPI 3.1 §4.8.29), in place.
+
+    Wherever an operation accepts the Bearer scheme ``bearer``, the flow ``name`` is added
+    as an alternative with the same scopes: Swagger UI's *Authorize* then asks for a user
+    name and password, posts them to ``token_url`` (RFC 6749 §4.3) and sends the token.
+    """
+    sec = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    sec[name] = {"type": "oauth2", "description": "A Bearer token from the token endpoint",
+                 "flows": {"password": {"tokenUrl": token_url, "scopes": dict(scopes)}}}
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            alternatives = op.get("security") if isinstance(op, dict) else None
+            if not alternatives or any(name in alt for alt in alternatives):
+                continue
+            out: list[dict[str, list[str]]] = []
+            for alt in alternatives:
+                out.append(alt)
+                if bearer in alt:
+                    out.append({name: alt[bearer]})
+            op["security"] = out
+    return schema
+
+
+def _can_satisfy(authenticator: Authenticator, policy: Policy) -> bool:
+    """Whether identities from ``authenticator`` can meet the policy's scopes and step-up.
+
+    Bearer (and DPoP) tokens carry ``scope`` and ``acr``; a static store answers from its
+    identities (a password list has none); anything else is assumed able to.
+    """
+    needs = policy.requirements()
+    wants_scopes = any(isinstance(r, HasScopes) for r in needs)
+    wants_acr = any(isinstance(r, StepUp) for r in needs)
+    if not (wants_scopes or wants_acr) or authenticator.scheme.lower() in ("bearer", "dpop"):
+        return True
+    source = getattr(authenticator, "store", None) or getattr(authenticator, "verifier", None)
+    if isinstance(source, StaticPasswords):
+        return False  # users have a password hash and roles: no scopes, no acr
+    if isinstance(source, StaticAPIKeys):
+        identities = source.identities()
+        return any((not wants_scopes or i.scopes) and (not wants_acr or i.acr)
+                   for i in identities)
+    return True
 
 
 NEEDS_IDENTITY = "__authguard_needs_identity__"

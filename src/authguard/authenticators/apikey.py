@@ -51,6 +51,10 @@ class StaticAPIKeys:
         """Dictionary lookup by hash."""
         return self._keys.get(key_hash)
 
+    def identities(self) -> list[Identity]:
+        """Every identity of the table (what the keys can grant, e.g. for OpenAPI)."""
+        return list(self._keys.values())
+
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class APIKeyAuthenticator:

@@ -8,7 +8,8 @@ Needs the ``client`` extra (``pip install 'authguard[client]'``: httpx and rich)
 * :class:`Problem` — a refusal read from status, headers and body, from authguard or not.
 * :class:`AuthError` and its subclasses — one exception per fix (see
   :mod:`authguard.client.errors` for the tree).
-* :func:`raise_for_auth`, :func:`araise_for_auth`, :class:`BearerAuth` — httpx integration.
+* :func:`raise_for_auth`, :func:`araise_for_auth`, :class:`BearerAuth`, :class:`BasicAuth`,
+  :class:`APIKeyAuth` — httpx integration.
 * :class:`DPoPAuth`, :class:`DPoPKey` — DPoP proofs (RFC 9449) with one retry on
   ``use_dpop_nonce`` (:mod:`authguard.client.dpop`).
 * :func:`pay_and_retry`, :func:`apay_and_retry` — on a 402, pay through a callback and
@@ -44,6 +45,7 @@ from .errors import (
     error_for,
 )
 from .httpx_auth import BearerAuth, araise_for_auth, raise_for_auth
+from .httpx_credentials import APIKeyAuth, BasicAuth
 from .payments import (
     ChallengeNotPayable,
     PayCallback,
@@ -59,6 +61,8 @@ __all__ = [
     "AuthError",
     "AuthUnavailable",
     "AuthenticationRequired",
+    "APIKeyAuth",
+    "BasicAuth",
     "BearerAuth",
     "Challenge",
     "ChallengeNotPayable",

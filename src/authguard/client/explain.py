@@ -193,6 +193,7 @@ def explain_response(
         "challenge_errors": list(problem.challenge_errors),
         "retry_after": problem.retry_after,
         "required_scopes": list(problem.required_scopes),
+        "required_roles": list(problem.required_roles),
         "acr_values": problem.acr_values,
         "max_age": problem.max_age,
         "payment": dict(problem.payment) if problem.payment is not None else None,
@@ -356,6 +357,8 @@ def _render(data: dict[str, Any], console: Console) -> None:
     facts = []
     if data["required_scopes"]:
         facts.append(f"required scopes: {' '.join(data['required_scopes'])}")
+    if data["required_roles"]:
+        facts.append(f"required roles: {' '.join(data['required_roles'])}")
     if data["acr_values"]:
         facts.append(f"acr_values: {data['acr_values']}")
     if data["max_age"] is not None:

@@ -222,6 +222,7 @@ class Problem:
         retry_after: Seconds to wait, from the body's ``retry_after`` or ``Retry-After``.
         schemes: The schemes the server accepts (body ``schemes``, else the challenges').
         required_scopes: Scopes the server asks for (body, else a Bearer ``scope`` param).
+        required_roles: Roles the route needs, from a 403 ``forbidden`` body.
         acr_values: The authentication context asked for by a step-up refusal.
         max_age: Seconds since sign-in the server accepts, for a step-up refusal.
         payment: What to pay, how and where: the body's ``payment`` member.
@@ -245,6 +246,7 @@ class Problem:
     retry_after: float | None = None
     schemes: tuple[str, ...] = ()
     required_scopes: tuple[str, ...] = ()
+    required_roles: tuple[str, ...] = ()
     acr_values: str | None = None
     max_age: int | None = None
     payment: Mapping[str, Any] | None = None
@@ -387,6 +389,7 @@ class Problem:
             retry_after=retry_after,
             schemes=schemes,
             required_scopes=scopes,
+            required_roles=strings(d.get("required_roles")),
             acr_values=acr,
             max_age=max_age,
             payment=payment if isinstance(payment, dict) else None,
