@@ -1,6 +1,7 @@
 """Fuzzing the whole middleware stack of the example app with hypothesis.
 
-Arbitrary ``Authorization``, ``Cookie``, ``X-API-Key``, ``Origin``, ``Forwarded`` and
+Arbitrary ``Authorization`` (``DPoP`` included, with ``DPoP`` proofs signed by a real key
+over arbitrary claims), ``Cookie``, ``X-API-Key``, ``Origin``, ``Forwarded`` and
 ``X-Forwarded-*`` values, and payment proofs (``Authorization: Payment …``,
 ``Payment-Authorization``, x402 ``PAYMENT-SIGNATURE`` and ``X-PAYMENT``) — raw bytes as an
 ASGI server delivers them, non-ASCII, huge, repeated, near-misses of real credentials,
@@ -34,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.routing import BaseRoute
@@ -146,13 +148,40 @@ jwt_like = st.builds(
 payloads = st.one_of(field_bytes, any_bytes, token68, basic_payload, jwt_like, near_basic,
                      near_token, huge)
 auth_schemes = st.sampled_from([b"Basic", b"basic", b"BASIC", b"Bearer", b"bearer", b"ApiKey",
-                                b"Payment", b"Digest", b"Negotiate", b"Cookie", b"", b"B\xe4sic"])
+                                b"Payment", b"Digest", b"Negotiate", b"Cookie", b"", b"B\xe4sic",
+                                b"DPoP", b"dpop"])
 separators = st.sampled_from([b" ", b"  ", b"\t", b"", b" \t "])
 authorization = st.one_of(
     st.builds(lambda s, sep, p: s + sep + p, auth_schemes, separators, payloads),
     st.one_of(jwt_like, near_token, token68).map(lambda t: b"Bearer " + t),
     st.one_of(basic_payload, near_basic, token68).map(lambda t: b"Basic " + t),
+    st.one_of(jwt_like, near_token, token68,
+              st.sampled_from(VALID_TOKENS).map(str.encode)).map(lambda t: b"DPoP " + t),
     any_bytes, huge)
+
+# DPoP proofs (RFC 9449): signed by a real key with arbitrary claims and header members
+# over a valid proof's, or not JWTs at all
+_DPOP_KEY = ec.generate_private_key(ec.SECP256R1())
+_DPOP_JWK = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(_DPOP_KEY.public_key()))
+proof_claims = st.fixed_dictionaries(
+    {}, optional={"htm": st.sampled_from(["GET", "POST", "get", ""]) | text,
+                  "htu": st.sampled_from(["http://t/me", "http://testserver/me",
+                                          "http://testserver/me?x#y"]) | text,
+                  "iat": st.integers(0, 2**40) | json_values,
+                  "jti": text | json_values, "ath": text | json_values,
+                  "nonce": text | json_values}).flatmap(
+    lambda c: claims.map(lambda extra: {**extra, **c}))
+proof_header = st.fixed_dictionaries(
+    {}, optional={"typ": st.sampled_from(["dpop+jwt", "JWT", "at+jwt"]) | text,
+                  "jwk": st.one_of(st.just(_DPOP_JWK), st.just({**_DPOP_JWK, "d": "AAAA"}),
+                                   json_values),
+                  "kid": text})
+signed_proof = st.builds(
+    # signed as a JWS, so that pyjwt's own claim checks on encoding do not apply
+    lambda c, h: jwt.api_jws.PyJWS().encode(json.dumps(c).encode(), _DPOP_KEY,
+                                            algorithm="ES256", headers=h).encode(),
+    proof_claims, proof_header)
+dpop_proof = st.one_of(signed_proof, jwt_like, field_bytes, any_bytes, huge)
 
 cookie_names = st.sampled_from([b"authguard_session", b"session", b"X-API-Key", b"", b"a b"])
 cookie_pair = st.builds(lambda n, v: n + b"=" + v, cookie_names,
@@ -231,6 +260,7 @@ payment_header = st.one_of(
 
 header = st.one_of(
     payment_header,
+    st.tuples(st.just(b"dpop"), dpop_proof),
     st.tuples(st.just(b"authorization"), authorization),
     st.tuples(st.just(b"cookie"), cookie),
     st.tuples(st.just(b"x-api-key"), api_key),
