@@ -23,6 +23,7 @@ from .authenticators.base import Authenticator, capabilities
 from .challenges import Challenge
 from .composition import AllOf, Requirement
 from .identity import Identity
+from .observability.safety import route_template
 from .policy import Policy
 from .requirements import Anyone, Authenticated, HasRoles, HasScopes
 from .routing import find_routes, get_route_path, inherited_policy, lookup, request_key
@@ -141,12 +142,14 @@ def passes(checks: tuple[Check, ...], identity: Identity | None) -> bool:
 
 
 class RouteEntry(NamedTuple):
-    """A request key's answer: the route's plan, its path parameters, and whether a route
-    serves the request's method (the router answers 404/405 otherwise)."""
+    """A request key's answer: the route's plan, its path parameters, whether a route
+    serves the request's method (the router answers 404/405 otherwise), and the route's
+    path template (``/items/{item_id}``: what events and metrics name, never the path)."""
 
     plan: Plan
     params: Mapping[str, Any]
     serves: bool
+    template: str
 
 
 class RouteTable:
@@ -220,4 +223,5 @@ class RouteTable:
             explicit, params, serves = found_route
         policy = (explicit or self._inherited or self.guard.rule_for(get_route_path(scope))
                   or self.guard.default)
-        return RouteEntry(self.plan(policy), params or {}, serves)
+        return RouteEntry(self.plan(policy), params or {}, serves,
+                          route_template(scope, self.app))

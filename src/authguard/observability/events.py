@@ -18,7 +18,7 @@ from starlette.types import Scope
 from ..identity import Identity
 from ..net import NetworkPolicy, client_address
 from ..reasons import Reason
-from .safety import optional_text, route_template
+from .safety import optional_text, scope_route
 from .tokens import TokenFacts, claim_text, token_facts
 
 __all__ = ["AuthEvent", "Finding", "build_event", "via_proxy"]
@@ -135,7 +135,7 @@ def build_event(kind: Kind, scope: Scope, *, now: float, network: NetworkPolicy 
                            client_id=claim_text(claims.get("azp") or claims.get("client_id")))
     return AuthEvent(
         event=kind, time=now, reason=reason.value if reason is not None else None,
-        status=status, scheme=optional_text(scheme, 32), route=route_template(scope, app),
+        status=status, scheme=optional_text(scheme, 32), route=scope_route(scope, app),
         method=optional_text(scope.get("method", "WEBSOCKET"), 16),
         client=optional_text(client_address(scope, network), 64), via=via_proxy(scope),
         request_id=optional_text(request_id, 128),

@@ -24,7 +24,7 @@ from ..reasons import Reason
 from .detector import Detector
 from .events import AuthEvent, Finding, build_event, via_proxy
 from .metrics import AuthMetrics
-from .safety import optional_text, route_template, safe_text
+from .safety import optional_text, safe_text, scope_route
 
 if TYPE_CHECKING:
     from ..guard import AuthGuard
@@ -128,7 +128,7 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
             client = (client_address(scope, guard.network)
                       if reason is Reason.TOO_MANY_ATTEMPTS else None)
             metrics.refused(reason.value, status, optional_text(scheme, 32),
-                            route_template(scope), client, guard.clock())
+                            scope_route(scope), client, guard.clock())
             if elapsed is not None:
                 metrics.decision_time(elapsed, "refused")
         return

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Host, Match, Mount
 from starlette.types import Scope
 
-from ..routing import find_routes
+from ..routing import ROUTE_ENTRY, find_routes
 
 __all__ = ["MAX_FIELD", "UNMATCHED", "optional_text", "route_template", "safe_text"]
 
@@ -65,6 +65,14 @@ def safe_text(value: object, limit: int = MAX_FIELD) -> str:
 def optional_text(value: object, limit: int = MAX_FIELD) -> str | None:
     """:func:`safe_text` of ``value``, or ``None`` when ``value`` is ``None``."""
     return None if value is None else safe_text(value, limit)
+
+
+def scope_route(scope: Scope, app: Any = None) -> str:
+    """The route template of ``scope``: the one the middleware found with the route's plan
+    (worked out once per route), else :func:`route_template`."""
+    entry = scope.get(ROUTE_ENTRY)
+    template = getattr(entry, "template", None)
+    return template if isinstance(template, str) else route_template(scope, app)
 
 
 def route_template(scope: Scope, app: Any = None) -> str:
