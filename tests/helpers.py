@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,23 @@ def need(component: str, why: str) -> None:
         pytest.skip(message)
 
 
+def wait_listening(port: int, proc: subprocess.Popen[bytes],
+                   output: Callable[[], str] = lambda: "", seconds: float = 30) -> None:
+    """Wait until ``proc`` (a server on loopback) accepts connections on ``port``; raise
+    with ``output()`` if it exits first, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited early:\n{output()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start in {seconds:g} s") from None
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def uvicorn_server(
     app: str,
@@ -126,18 +143,7 @@ def uvicorn_server(
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"uvicorn exited early:\n{out}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("uvicorn did not start in 30 s") from None
-                time.sleep(0.05)
+        wait_listening(port, proc, lambda: proc.stdout.read().decode() if proc.stdout else "")
         yield base
     finally:
         proc.terminate()

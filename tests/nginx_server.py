@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from helpers import EXAMPLE_DIR, ROOT, free_port, need
+from helpers import EXAMPLE_DIR, ROOT, free_port, need, wait_listening
 from leakcheck import RECORDER
 
 PROXY_ADDRESS = "127.0.0.1"  # nginx's source address towards the apps
@@ -170,17 +170,7 @@ def example_app(log: Path, env: Mapping[str, str]) -> Iterator[App]:
                                 stderr=subprocess.STDOUT)
     app = App(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited early:\n{app.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("uvicorn did not start in 30 s") from None
-                time.sleep(0.05)
+        wait_listening(port, proc, app.output)
         yield app
     finally:
         proc.terminate()

@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from authguard.observability import safe_text
-from helpers import free_port
+from helpers import free_port, wait_listening
 from obs_app import AUDIENCE, ISSUER, SECRET, make_app
 from rawasgi import http
 
@@ -146,7 +146,7 @@ def test_uvicorn_decoded_path_cannot_forge_a_line() -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "OBS_APP_LOG_STDOUT": "1"})
     try:
-        _wait_for(port, proc)
+        wait_listening(port, proc)
         for raw in (b"/items/1%0ALOG%20INFO%20forged", b"/items/%0D%0ALOG%20INFO%20forged",
                     b"/x/%00%1B%5B31mLOG%20INFO%20forged"):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -164,15 +164,3 @@ def test_uvicorn_decoded_path_cannot_forge_a_line() -> None:
     assert all(ln.startswith("LOG INFO refused GET ") for ln in lines), lines
     assert "forged" not in output
     assert "\x1b" not in output and "\x00" not in output
-
-
-def _wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, "uvicorn exited early"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
