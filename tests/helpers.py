@@ -123,6 +123,16 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes],
             time.sleep(0.05)
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server the tests started: terminate, then kill after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def uvicorn_server(
     app: str,
@@ -146,12 +156,7 @@ def uvicorn_server(
         wait_listening(port, proc, lambda: proc.stdout.read().decode() if proc.stdout else "")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         if proc.stdout:
             RECORDER.text(f"output of uvicorn {app}", proc.stdout.read().decode(errors="replace"))
             proc.stdout.close()

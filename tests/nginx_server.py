@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from helpers import EXAMPLE_DIR, ROOT, free_port, need, wait_listening
+from helpers import EXAMPLE_DIR, ROOT, free_port, need, stop, wait_listening
 from leakcheck import RECORDER
 
 PROXY_ADDRESS = "127.0.0.1"  # nginx's source address towards the apps
@@ -173,10 +173,5 @@ def example_app(log: Path, env: Mapping[str, str]) -> Iterator[App]:
         wait_listening(port, proc, app.output)
         yield app
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         RECORDER.text("output of uvicorn app:app behind nginx", app.output())
