@@ -64,6 +64,8 @@ class Refusal(Exception):
             complete ``Set-Cookie`` values that delete them with their own attributes.
         account: The account name the credentials claimed (for the brute-force guard; never
             rendered).
+        hints: Hints for this occurrence, replacing the table's (which depend on the
+            scheme: see :meth:`~authguard.reasons.ReasonSpec.hints_for`).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Refusal(Exception):
         extensions: Mapping[str, Any] | None = None,
         delete_cookies: Sequence[str] = (),
         account: str | None = None,
+        hints: Sequence[str] | None = None,
     ) -> None:
         super().__init__(reason.value)
         put = object.__setattr__
@@ -90,6 +93,7 @@ class Refusal(Exception):
         put(self, "extensions", _frozen(extensions))
         put(self, "delete_cookies", tuple(delete_cookies))
         put(self, "account", account)
+        put(self, "hints", None if hints is None else tuple(str(h) for h in hints))
 
     # The fields, read-only: one Refusal may be raised for many requests (a shared
     # constant), so a copy is made to vary it (:meth:`with_scheme`, :meth:`replace`).
@@ -102,6 +106,7 @@ class Refusal(Exception):
     extensions: Mapping[str, Any]
     delete_cookies: tuple[str, ...]
     account: str | None
+    hints: tuple[str, ...] | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _FIELDS:
@@ -135,4 +140,4 @@ def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 _FIELDS = ("reason", "detail", "scheme", "challenge_params", "challenges", "headers",
-           "extensions", "delete_cookies", "account")
+           "extensions", "delete_cookies", "account", "hints")

@@ -68,13 +68,14 @@ def problem_body(
     can pick one without parsing ``WWW-Authenticate``.
     """
     spec = refusal.reason.spec
+    hints = refusal.hints if refusal.hints is not None else spec.hints_for(refusal.scheme)
     body: dict[str, Any] = {
         "type": type_base + refusal.reason.value,
         "title": spec.title,
         "status": spec.status,
         "detail": refusal.detail or spec.detail,
         "reason": refusal.reason.value,
-        "hints": list(spec.hints),
+        "hints": list(hints),
     }
     if instance is not None:
         body["instance"] = instance
@@ -94,6 +95,7 @@ def problem_body(
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 """The one encoder of every body (``json.dumps`` with options builds a new one per call)."""
 _STATUS = {reason: reason.spec.status for reason in Reason}
+_SPECS = {reason: reason.spec for reason in Reason}
 
 
 def render_problem(
@@ -114,7 +116,12 @@ def render_problem(
         body = problem_body(refusal, instance=instance, request_id=request_id,
                             type_base=type_base, schemes=schemes)
         return encoder.encode(body).encode("utf-8")
-    key = (id(encoder), refusal.reason, detail, type_base)
+    # The hints depend on the scheme (a rejected token is not fixed by checking a password)
+    # or are the refusal's own: they are part of the key, as they are of the fixed members.
+    hints = refusal.hints
+    if hints is None:
+        hints = _SPECS[refusal.reason].hints_for(refusal.scheme)
+    key = (id(encoder), refusal.reason, detail, type_base, hints)
     hit = _PREFIXES.get(key)
     if hit is None or hit[0] is not encoder:
         fixed = problem_body(refusal.replace(headers={}, extensions={}),
@@ -154,10 +161,11 @@ def render_problem(
     return "".join(parts).encode("utf-8")
 
 
-# (id of the encoder, reason, detail, type base) → (the encoder, the fixed members encoded,
-# without the closing brace). Bounded: details are few (the table's, and the fixed texts
-# of authenticators and requirements).
-_PREFIXES: dict[tuple[int, Reason, str | None, str], tuple[json.JSONEncoder, str]] = {}
+# (id of the encoder, reason, detail, type base, hints) → (the encoder, the fixed members
+# encoded, without the closing brace). Bounded: details and hints are few (the table's, per
+# scheme, and the fixed texts of authenticators and requirements).
+_PREFIXES: dict[tuple[int, Reason, str | None, str, tuple[str, ...]],
+                tuple[json.JSONEncoder, str]] = {}
 _FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
 # (the fixed members, the schemes) → the schemes member, encoded
 _LISTINGS: dict[tuple[str, tuple[str, ...]], str] = {}

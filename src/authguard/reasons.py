@@ -7,7 +7,9 @@ docs page); nothing elsewhere special-cases a reason.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 __all__ = ["DEFAULT_TYPE_BASE", "Reason", "ReasonSpec", "spec"]
@@ -72,6 +74,9 @@ class ReasonSpec:
             route accepts), ``scheme`` (the scheme that rejected the credentials), ``none``,
             or ``optional`` (only if the refusal brings its own, e.g. a payment challenge).
         bearer_error: The RFC 6750 / RFC 9470 ``error`` code for a Bearer challenge.
+        scheme_hints: Hints that replace ``hints`` when the refusal names one of these
+            schemes (keys lower-case: ``basic``, ``bearer``, ``apikey``, ``cookie``,
+            ``dpop``): a rejected token is not fixed by checking a password.
     """
 
     status: int
@@ -80,6 +85,15 @@ class ReasonSpec:
     hints: tuple[str, ...]
     challenge: ChallengeRule
     bearer_error: str | None = None
+    scheme_hints: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False, compare=False)
+
+    def hints_for(self, scheme: str | None) -> tuple[str, ...]:
+        """The hints for a refusal naming ``scheme`` (the general ones for another
+        scheme, or none)."""
+        if scheme is None or not self.scheme_hints:
+            return self.hints
+        return self.scheme_hints.get(scheme.lower(), self.hints)
 
 
 def spec(reason: Reason) -> ReasonSpec:
@@ -108,6 +122,21 @@ _TABLE: dict[Reason, ReasonSpec] = {
         ),
         "scheme",
         "invalid_token",
+        MappingProxyType({
+            "bearer": (
+                "Send the token as 'Authorization: Bearer <token>': one space after "
+                "'Bearer', no quotes, the token exactly as issued (RFC 6750 §2.1).",
+                "Check that the token was not cut short or wrapped when it was copied.",
+            ),
+            "dpop": (
+                "Send the token as 'Authorization: DPoP <token>' with its proof in the "
+                "'DPoP' header, each exactly as issued or signed (RFC 9449 §7.1).",
+            ),
+            "apikey": (
+                "Send the API key exactly as it was issued: no quotes, spaces or other "
+                "characters around it.",
+            ),
+        }),
     ),
     Reason.INVALID_REQUEST: ReasonSpec(
         400,
@@ -127,6 +156,29 @@ _TABLE: dict[Reason, ReasonSpec] = {
         ),
         "scheme",
         "invalid_token",
+        MappingProxyType({
+            "basic": (
+                "Check the user name and password, and try again.",
+                "If the password was changed or reset, use the new one.",
+            ),
+            "bearer": (
+                "The token was not accepted: its signature, its key (kid) or its issuer is "
+                "not one this API trusts, or it is not a token this API can read.",
+                "Get a new token from the issuer this API trusts, and send it unchanged.",
+            ),
+            "dpop": (
+                "The DPoP-bound token was not accepted: its signature, its key (kid) or its "
+                "issuer is not one this API trusts.",
+                "Get a new token from the issuer this API trusts, bound to your DPoP key.",
+            ),
+            "apikey": (
+                "Check the API key: it may be mistyped, revoked or replaced.",
+                "Get a new key from whoever issues this API's keys.",
+            ),
+            "cookie": (
+                "Log in again to get a new session.",
+            ),
+        }),
     ),
     Reason.TOKEN_WRONG_AUDIENCE: ReasonSpec(
         401,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
@@ -122,14 +122,18 @@ class PaymentRejected(Exception):
             ``payment_required`` (no plan, a lapsed plan), or ``invalid_request`` (a proof
             too malformed to be a payment attempt: 400, as x402 v2's HTTP transport asks).
         extensions: Extra members of the ``payment`` object (e.g. ``checkout``).
+        hints: Hints that fit this case, replacing the reason's (a lapsed plan is renewed,
+            not paid for with a proof).
     """
 
     def __init__(self, detail: str, *, reason: Reason = Reason.PAYMENT_INVALID,
-                 extensions: Mapping[str, Any] | None = None) -> None:
+                 extensions: Mapping[str, Any] | None = None,
+                 hints: Sequence[str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.reason = reason
         self.extensions = dict(extensions or {})
+        self.hints = tuple(hints) if hints is not None else None
 
 
 class PaymentProviderError(Exception):

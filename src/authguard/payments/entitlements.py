@@ -150,6 +150,8 @@ class EntitlementVerifier:
 
     def _lapsed(self, entitlement: Entitlement | None) -> PaymentRejected:
         extensions: dict[str, Any] = {}
+        where = " at the page in 'checkout'" if self.checkout else ""
+        again = "then send this request again as it is: an active plan needs no payment proof."
         if self.checkout:
             extensions["checkout"] = self.checkout
         wanted = " or ".join(repr(p) for p in self.plans)
@@ -159,16 +161,21 @@ class EntitlementVerifier:
             extensions["expired_at"] = when
             return PaymentRejected(
                 f"Your {entitlement.plan!r} plan expired at {when}; renew it to continue.",
-                reason=Reason.PAYMENT_REQUIRED, extensions=extensions)
+                reason=Reason.PAYMENT_REQUIRED, extensions=extensions,
+                hints=(f"Renew your plan{where or ' where you bought it'}, {again}",))
         if self.credits:
             left = entitlement.credits if entitlement is not None else 0
             plan = f"an active plan ({wanted}) or " if self.plans else ""
             return PaymentRejected(
                 f"This needs {plan}{self.credits} credit{'s' if self.credits != 1 else ''}, "
                 f"and {left} {'is' if left == 1 else 'are'} left.",
-                reason=Reason.PAYMENT_REQUIRED, extensions=extensions)
+                reason=Reason.PAYMENT_REQUIRED, extensions=extensions,
+                hints=(f"Buy credits{' or a plan' if self.plans else ''}{where}, then send "
+                       "this request again as it is.",))
         return PaymentRejected(f"This needs an active plan ({wanted}).",
-                               reason=Reason.PAYMENT_REQUIRED, extensions=extensions)
+                               reason=Reason.PAYMENT_REQUIRED, extensions=extensions,
+                               hints=(f"Get one of the plans named in the detail{where}, "
+                                      f"{again}",))
 
     async def settle(self, verified: tuple[str, int], ctx: PaymentContext) -> dict[str, str]:
         """Use the credits (atomically) when credits paid; a plan needs nothing."""

@@ -168,8 +168,9 @@ class Payment(Requirement):
             payment["checkout"] = self.checkout
         reason = Reason.PAYMENT_REQUIRED
         detail: str | None = None
+        hints: tuple[str, ...] | None = None
         if rejection is not None:
-            reason, detail = rejection.reason, rejection.detail
+            reason, detail, hints = rejection.reason, rejection.detail, rejection.hints
         payable = any(c.scheme.lower() == "payment" for c in challenges)
         if payable:  # the draft's problem type, for clients of the Payment scheme
             payment.update(problem("verification-failed" if reason is Reason.PAYMENT_INVALID
@@ -185,9 +186,13 @@ class Payment(Requirement):
             # offers and the checkout link, says what the client can do instead.
             return Refusal(Reason.FORBIDDEN, detail or "This needs a payment or a plan "
                            "that cannot be bought here; see 'payment'.",
-                           extensions=extensions)
+                           extensions=extensions, hints=hints)
+        if hints is not None:  # a plan to renew or buy, and an offer that pays here too
+            hints = (*hints, "Or pay for it here: pay an offer in 'payment' (its Payment "
+                     "challenge, or x402's PAYMENT-REQUIRED) and send the request with "
+                     "that credential.")
         return Refusal(reason, detail, challenges=challenges, headers=headers,
-                       extensions=extensions)
+                       extensions=extensions, hints=hints)
 
     def describe(self) -> str:
         if self.price is None:
