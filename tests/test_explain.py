@@ -36,7 +36,7 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "title": (str, type(None)), "detail": (str, type(None)), "type": (str, type(None)),
     "request_id": (str, type(None)), "hints": list, "challenges": list,
     "challenge_errors": list, "retry_after": (int, float, type(None)),
-    "required_scopes": list, "required_roles": list,
+    "required_scopes": list, "required_roles": list, "offered_scheme": (str, type(None)),
     "acr_values": (str, type(None)), "max_age": (int, type(None)),
     "payment": (dict, type(None)), "payment_required": (dict, type(None)),
     "location": (str, type(None)),

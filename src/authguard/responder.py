@@ -13,6 +13,7 @@ import re
 from typing import Any
 from urllib.parse import quote as urlquote
 
+from starlette.requests import HTTPConnection
 from starlette.types import Scope, Send
 
 from .authenticators.base import Authenticator
@@ -37,6 +38,12 @@ _PATH_REFERENCE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2}
 # Refusals of an identity that another scheme can fix: a token with the scope, a token
 # from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
 _ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
+# The scheme word of an Authorization field no authenticator here takes, as it may be named
+# back (``offered_scheme``): an RFC 9110 token of letters, digits and "-._~+" starting with a
+# letter, at most 32 characters, and followed by credentials (a lone word may be a bare
+# token, i.e. the secret itself, and is never named).
+_SCHEME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9._~+-]{0,31}")
+_WRONG_SCHEME_MAX = 256
 
 
 class Responder:
@@ -44,6 +51,9 @@ class Responder:
 
     def __init__(self, guard: AuthGuard) -> None:
         self.guard = guard
+        # (offered scheme, or None for one no authenticator here takes; id of the plan) →
+        # (the plan, the detail and hints of that wrong-scheme answer)
+        self._wrong: dict[tuple[str | None, int], tuple[Plan, str, tuple[str, ...]]] = {}
 
     async def refuse(self, scope: Scope, send: Send, refusal: Refusal, plan: Plan,
                      request_id: str | None, started: float | None = None) -> None:
@@ -64,6 +74,9 @@ class Responder:
         if status == 401 and login_url is not None and _wants_html(scope):
             await self._redirect(scope, send, login_url, refusal, plan)
             return
+        if refusal.reason is Reason.CREDENTIALS_MISSING \
+                and "offered_scheme" not in refusal.extensions:
+            refusal = self.wrong_scheme(scope, refusal, plan)
         challenges = self.challenges(refusal, spec, plan)
         body = render_problem(
             refusal, instance=instance_of(scope), request_id=request_id,
@@ -73,6 +86,59 @@ class Responder:
                                   secure=self._secure(scope, refusal),
                                   send_date=guard.send_date, vary=plan.vary)
         await send_problem(scope, send, status, headers, body)
+
+    def wrong_scheme(self, scope: Scope, refusal: Refusal, plan: Plan) -> Refusal:
+        """``refusal`` (``credentials_missing``) saying what happened when the request
+        carries credentials of a scheme the route does not accept: the ``offered_scheme``
+        member (the scheme's name only), a detail naming what the route accepts, and hints
+        without the proxy-stripping one. Worked out only here, on the way to a refusal;
+        the detail and hints once per (offered scheme, route plan)."""
+        try:
+            offered, known = self._offered_scheme(HTTPConnection(scope), plan)
+        except Exception:  # an authenticator's has_credentials failing: the plain answer
+            log.warning("authguard: could not tell which scheme a request offered",
+                        exc_info=True)
+            return refusal
+        if offered is None or not plan.accepted:
+            return refusal
+        key = (offered if known else None, id(plan))
+        hit = self._wrong.get(key)
+        if hit is None or hit[0] is not plan:
+            detail, hints = _wrong_scheme_text(offered if known else None, plan.accepted,
+                                               self.guard)
+            if len(self._wrong) >= _WRONG_SCHEME_MAX:
+                self._wrong.clear()
+            hit = self._wrong[key] = (plan, detail, hints)
+        return refusal.replace(
+            detail=refusal.detail or hit[1], hints=hit[2],
+            extensions={**refusal.extensions, "offered_scheme": offered})
+
+    def _offered_scheme(self, conn: HTTPConnection, plan: Plan) -> tuple[str | None, bool]:
+        """The scheme of credentials the request carries that the route does not accept,
+        and whether an authenticator here knows it; ``None`` when there are none (or when
+        credentials of an accepted scheme are there)."""
+        accepted = plan.accepted
+        for a in accepted:
+            if a.has_credentials(conn):
+                return None, False
+        for a in self.guard.authenticators:
+            if not any(a is b for b in accepted) and a.has_credentials(conn):
+                return a.scheme, True
+        names = {a.scheme.lower() for a in accepted}
+        for name, value in conn.scope["headers"]:
+            if name != b"authorization":
+                continue
+            word, _, rest = value.strip().partition(b" ")
+            try:
+                text = word.decode("ascii")
+            except UnicodeDecodeError:
+                continue
+            # Payment credentials pay; they do not sign in (a paid route that needs an
+            # identity first asks for one, with its own schemes).
+            if (rest.strip() and _SCHEME_WORD.fullmatch(text)
+                    and text.lower() not in names and text.lower() != "payment"):
+                return text, False
+        return None, False
 
     def challenges(self, refusal: Refusal, spec: ReasonSpec, plan: Plan) -> list[Challenge]:
         """The ``WWW-Authenticate`` challenges of ``refusal`` (RFC 9110 §11.6.1).
@@ -129,6 +195,50 @@ class Responder:
         headers = redirect_headers(refusal, location, secure=self._secure(scope, refusal),
                                    vary=plan.vary)
         await send_problem(scope, send, 303, headers, b"", b"text/plain; charset=utf-8")
+
+
+def _accepted_phrase(authenticator: Authenticator) -> str:
+    """How a person names what ``authenticator`` takes: ``Bearer``, ``an API key in the
+    X-API-Key header``, ``a session cookie``."""
+    scheme = authenticator.scheme
+    lowered = scheme.lower()
+    if lowered == "apikey":
+        params = authenticator.challenge(None, None).params
+        where, name = params.get("in"), params.get("name")
+        place = {"header": "header", "query": "query parameter", "cookie": "cookie"}.get(
+            where or "")
+        return f"an API key in the {name} {place}" if name and place else "an API key"
+    if lowered == "cookie":
+        return "a session cookie"
+    return scheme
+
+
+def _offered_phrase(authenticator: Authenticator | None) -> str:
+    if authenticator is None:
+        return "the scheme of the Authorization header that was sent"
+    lowered = authenticator.scheme.lower()
+    if lowered in ("apikey", "cookie"):
+        return _accepted_phrase(authenticator)
+    return f"the {authenticator.scheme} scheme"
+
+
+def _one_of(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _wrong_scheme_text(offered: str | None, accepted: tuple[Authenticator, ...],
+                       guard: AuthGuard) -> tuple[str, tuple[str, ...]]:
+    """The detail and hints of a ``credentials_missing`` answer to credentials of a scheme
+    the route does not accept (``offered``: the scheme of an authenticator here; ``None``:
+    an Authorization scheme none of them takes, never named in the detail)."""
+    authenticator = guard.authenticator(offered) if offered is not None else None
+    accepts = _one_of([_accepted_phrase(a) for a in accepted])
+    detail = (f"This route does not accept {_offered_phrase(authenticator)}; it accepts "
+              f"{accepts}.")
+    hints = (f"Send {accepts} instead (see WWW-Authenticate and 'schemes').",
+             "Credentials of another scheme are not checked here: they are neither "
+             "accepted nor refused.")
+    return detail, hints
 
 
 def _challenge_of(authenticator: Authenticator, refusal: Refusal) -> Challenge:

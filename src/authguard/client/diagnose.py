@@ -20,7 +20,7 @@ from ..reasons import Reason
 from .problem import Problem
 
 __all__ = ["ClockReport", "TokenReport", "check_token", "clock_report", "describe_challenge",
-           "next_steps"]
+           "how_to_send", "next_steps"]
 
 SKEW_TOLERANCE = 5.0
 """Seconds of disagreement that ``Date`` (one-second resolution) and latency can explain."""
@@ -342,10 +342,42 @@ _STATUS_STEPS: dict[int, tuple[str, ...]] = {
 }
 
 
+def how_to_send(challenge: Challenge) -> str:
+    """How to send credentials for ``challenge`` with ``authguard explain`` (or curl)."""
+    scheme = challenge.scheme.lower()
+    if scheme == "basic":
+        return "-u user:password (Basic)"
+    if scheme == "bearer":
+        return "-H 'Authorization: Bearer <token>' (Bearer)"
+    if scheme == "dpop":
+        return "-H 'Authorization: DPoP <token>' -H 'DPoP: <proof>' (DPoP)"
+    if scheme == "apikey":
+        where, name = challenge.params.get("in"), challenge.params.get("name")
+        if where == "header" and name:
+            return f"-H '{name}: <key>' (an API key)"
+        if where == "query" and name:
+            return f"?{name}=<key> in the URL (an API key)"
+        if where == "cookie" and name:
+            return f"-H 'Cookie: {name}=<key>' (an API key)"
+        return "an API key where its challenge says"
+    if scheme == "cookie":
+        action = challenge.params.get("form-action")
+        return f"a session cookie (log in{' at ' + action if action else ''} first)"
+    return f"credentials of the {challenge.scheme} scheme"
+
+
 def next_steps(problem: Problem) -> tuple[str, ...]:
     """What to do next, for the reason (or, from a server that is not authguard, status)."""
     steps: Sequence[str] = _STEPS.get(problem.reason or "", ()) or _STATUS_STEPS.get(
         problem.status, ())
+    if problem.reason == Reason.CREDENTIALS_MISSING and problem.offered_scheme is not None:
+        # Credentials were sent, of a scheme this route does not take: what it does take,
+        # not "-u user:password" nor a stripped header.
+        ways = list(dict.fromkeys(how_to_send(c) for c in problem.challenges))
+        steps = (f"This route does not accept the {problem.offered_scheme} credentials you "
+                 "sent (they were not checked). Send "
+                 + (" or ".join(ways) if ways else "credentials of a scheme it accepts")
+                 + " instead.",)
     out = list(steps)
     if problem.status == 401 and not problem.challenges and problem.challenge_errors:
         out.append("This 401 offers no challenge that can be read, only malformed ones: "

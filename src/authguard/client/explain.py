@@ -194,6 +194,7 @@ def explain_response(
         "retry_after": problem.retry_after,
         "required_scopes": list(problem.required_scopes),
         "required_roles": list(problem.required_roles),
+        "offered_scheme": problem.offered_scheme,
         "acr_values": problem.acr_values,
         "max_age": problem.max_age,
         "payment": dict(problem.payment) if problem.payment is not None else None,
@@ -355,6 +356,9 @@ def _render(data: dict[str, Any], console: Console) -> None:
     for error in data["challenge_errors"]:
         console.print(f"[yellow]Malformed WWW-Authenticate[/] {escape(error)}")
     facts = []
+    if data["offered_scheme"]:
+        facts.append(f"you sent {data['offered_scheme']} credentials: not accepted by this "
+                     "route (not checked)")
     if data["required_scopes"]:
         facts.append(f"required scopes: {' '.join(data['required_scopes'])}")
     if data["required_roles"]:

@@ -40,6 +40,7 @@ MAX_DELAY = 366 * 24 * 3600.0
 clamped to it (a server asking to wait longer than a year means "do not retry")."""
 _REASON_CODES = frozenset(r.value for r in Reason)
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: int() also takes "²" and "٣"
+_SCHEME_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._~+-]{0,31}")  # the server's offered_scheme
 
 
 def _digits(value: str) -> float | None:
@@ -223,6 +224,9 @@ class Problem:
         schemes: The schemes the server accepts (body ``schemes``, else the challenges').
         required_scopes: Scopes the server asks for (body, else a Bearer ``scope`` param).
         required_roles: Roles the route needs, from a 403 ``forbidden`` body.
+        offered_scheme: The scheme of credentials that were sent but that the route does
+            not accept (a ``credentials_missing`` body's ``offered_scheme``; only a scheme
+            name is read, anything else is ignored).
         acr_values: The authentication context asked for by a step-up refusal.
         max_age: Seconds since sign-in the server accepts, for a step-up refusal.
         payment: What to pay, how and where: the body's ``payment`` member.
@@ -247,6 +251,7 @@ class Problem:
     schemes: tuple[str, ...] = ()
     required_scopes: tuple[str, ...] = ()
     required_roles: tuple[str, ...] = ()
+    offered_scheme: str | None = None
     acr_values: str | None = None
     max_age: int | None = None
     payment: Mapping[str, Any] | None = None
@@ -368,6 +373,7 @@ class Problem:
         if max_age is None and bearer is not None:
             max_age = _non_negative_int(bearer.params.get("max_age"))
         payment = d.get("payment")
+        offered = d.get("offered_scheme")
         hints = d.get("hints")
         date = values.get("date")
 
@@ -390,6 +396,8 @@ class Problem:
             schemes=schemes,
             required_scopes=scopes,
             required_roles=strings(d.get("required_roles")),
+            offered_scheme=offered if isinstance(offered, str)
+            and _SCHEME_NAME.fullmatch(offered) else None,
             acr_values=acr,
             max_age=max_age,
             payment=payment if isinstance(payment, dict) else None,
