@@ -154,3 +154,17 @@ async def test_a_missing_plan_says_how_to_get_one() -> None:
     assert body["reason"] == "payment_required"
     assert body["hints"][0].startswith("Get one of the plans")
     assert "retry with the proof" not in " ".join(body["hints"])
+
+
+async def test_explain_says_to_renew_a_lapsed_plan() -> None:
+    from authguard.client import Problem
+    from authguard.client.diagnose import next_steps
+
+    world = World()
+    await world.plans.set("alice", Entitlement(plan="pro",
+                                               expires_at=world.clock.now - DAY))
+    async with asgi_client(world.asgi) as c:
+        r = await c.get("/pro", headers=ALICE)
+    steps = next_steps(Problem.from_response(r))
+    assert steps[0].startswith("Your plan has ended: renew it")
+    assert not any("retry with the proof" in s for s in steps)

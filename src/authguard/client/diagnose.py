@@ -378,6 +378,15 @@ def next_steps(problem: Problem) -> tuple[str, ...]:
                  "sent (they were not checked). Send "
                  + (" or ".join(ways) if ways else "credentials of a scheme it accepts")
                  + " instead.",)
+    payment = problem.payment
+    if (problem.reason == Reason.PAYMENT_REQUIRED and payment is not None
+            and payment.get("expired_at") is not None):
+        # A lapsed plan is renewed; the request is then sent again as it is, no proof.
+        checkout = payment.get("checkout")
+        where = f" at {checkout}" if isinstance(checkout, str) and checkout else ""
+        steps = (f"Your plan has ended: renew it{where}, then send the request again as it "
+                 "is (an active plan needs no payment proof).",
+                 "Or pay one of the offers above, if there is one.")
     out = list(steps)
     if problem.status == 401 and not problem.challenges and problem.challenge_errors:
         out.append("This 401 offers no challenge that can be read, only malformed ones: "
