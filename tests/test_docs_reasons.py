@@ -28,3 +28,16 @@ def test_type_uris_and_docs_share_one_domain_and_every_page_is_in_the_nav() -> N
 def test_token_expired_names_what_an_over_age_session_gets() -> None:
     text = (ROOT / "docs" / "reasons" / "token_expired.md").read_text()
     assert "session_expired" in text
+
+
+def test_every_hint_is_on_its_reasons_page() -> None:
+    """Each reason page lists the hints the server sends, those of every scheme included."""
+    for reason in Reason:
+        page = ROOT / "docs" / "reasons" / f"{reason.value}.md"
+        if not page.exists():
+            continue
+        text = page.read_text()
+        spec = reason.spec
+        hints = [*spec.hints, *(h for per in spec.scheme_hints.values() for h in per)]
+        missing = [h for h in hints if h not in text]
+        assert missing == [], f"{reason.value}: hints missing from its page"
