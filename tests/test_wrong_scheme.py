@@ -205,3 +205,38 @@ def test_the_client_reads_only_a_scheme_name() -> None:
                                 + (f'"{sent}"' if isinstance(sent, str) else str(sent)).encode()
                                 + b"}")
         assert problem.offered_scheme == read
+
+
+async def test_a_scheme_name_that_is_not_a_token_is_not_sent() -> None:
+    """An authenticator of one's own may call its scheme anything: a name that is not a
+    short token is not sent as ``offered_scheme`` (the body stays schema-valid)."""
+    from starlette.requests import HTTPConnection
+
+    from authguard import Challenge, Reason
+
+    class Odd:
+        scheme = "Odd scheme/2"
+
+        def has_credentials(self, conn: HTTPConnection) -> bool:
+            return "x-odd" in conn.headers
+
+        def account(self, conn: HTTPConnection) -> str | None:
+            return None
+
+        def challenge(self, reason: Reason | None = None,
+                      params: dict[str, str] | None = None) -> Challenge:
+            return Challenge("Odd", {"realm": "t"})
+
+        async def authenticate(self, conn: HTTPConnection) -> Identity | None:
+            return Identity(subject="odd", scheme="Odd scheme/2")
+
+    alice = Identity(subject="alice", scheme="ApiKey")
+    guard = AuthGuard(authenticators=[
+        APIKeyAuthenticator(store=StaticAPIKeys({hash_api_key("k"): alice}), realm="t"),
+        Odd()])
+    app = Starlette(routes=[protect(Authenticated("ApiKey"))(Route("/key", _ok))],
+                    middleware=[Middleware(AuthGuardMiddleware, guard=guard)])
+    async with asgi_client(app) as c:
+        body = (await c.get("/key", headers={"X-Odd": "1"})).json()
+    assert body["reason"] == "credentials_missing"
+    assert "offered_scheme" not in body

@@ -99,8 +99,8 @@ class Responder:
             log.warning("authguard: could not tell which scheme a request offered",
                         exc_info=True)
             return refusal
-        if offered is None or not plan.accepted:
-            return refusal
+        if offered is None or not plan.accepted or not _SCHEME_WORD.fullmatch(offered):
+            return refusal  # (an authenticator of one's own may have any scheme name)
         key = (offered if known else None, id(plan))
         hit = self._wrong.get(key)
         if hit is None or hit[0] is not plan:
