@@ -10,8 +10,6 @@ preflights never get here (see :mod:`authguard.middleware`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
@@ -28,13 +26,11 @@ from .reasons import Reason
 __all__ = ["Decider", "Outcome"]
 
 
-class Outcome(NamedTuple):
-    """The decision: the identity (``None``: anonymous, where the route allows it), or the
-    refusal of the route's requirement. (Authenticators and the checks before them raise
-    theirs.)"""
+Outcome = tuple[Identity | None, Refusal | None]
+"""The decision: the identity (``None``: anonymous, where the route allows it), and the
+refusal of the route's requirement, if any. (Authenticators and the checks before them
+raise theirs.)"""
 
-    identity: Identity | None
-    refusal: Refusal | None
 
 class Decider:
     """Takes the decision for a guard; what the configuration settles is read once here."""
@@ -44,6 +40,9 @@ class Decider:
         network = guard.network
         self._network = network if network is not None and network.active else None
         self._max_bytes = guard.max_credentials_bytes
+        # With a brute-force guard, each authenticator that finds credentials runs behind
+        # it (``authenticate``); without one, nothing stands between (no extra step).
+        self._guarded = guard.brute_force is not None
 
     async def decide(self, conn: HTTPConnection, plan: Plan) -> Outcome:
         """The decision for ``conn`` under ``plan``."""
@@ -52,7 +51,7 @@ class Decider:
         if has_overrides(scope):  # tests: FastAPI's dependency_overrides of authguard's
             decided = await overridden(conn, plan.policy, guard.clock)
             if decided is not None:
-                return Outcome(*decided)
+                return decided[0], decided[1]
         client: str | None = None  # worked out only when a policy needs it
         if self._network is not None:
             client = client_address(scope, self._network)
@@ -66,23 +65,33 @@ class Decider:
         if guard.require_https and request_scheme(scope, guard.network) in ("http", "ws"):
             if any(a.has_credentials(conn) for a in guard.authenticators):
                 raise Refusal(Reason.INSECURE_TRANSPORT)
+        # The first accepted authenticator that finds its credentials decides; its
+        # refusals name its scheme. (``authenticate`` answers ``None`` when it finds none.)
         identity: Identity | None = None
+        guarded = self._guarded
         for authenticator in plan.accepted:
-            if authenticator.has_credentials(conn):
+            if guarded:
+                if not authenticator.has_credentials(conn):
+                    continue
                 identity = await self.authenticate(conn, authenticator)
-                if identity is not None:
-                    break
+            else:
+                try:
+                    identity = await authenticator.authenticate(conn)
+                except Refusal as exc:
+                    raise exc.with_scheme(authenticator.scheme) from None
+            if identity is not None:
+                break
         if plan.checks is not None:  # the built-in requirements: no context, no await
             if passes(plan.checks, identity):
-                return Outcome(identity, None)
+                return identity, None
             if identity is None:  # what each of them answers without an identity
-                return Outcome(None, Refusal(Reason.CREDENTIALS_MISSING))
+                return None, Refusal(Reason.CREDENTIALS_MISSING)
         requirement = plan.policy.requirement
         if requirement is None:
-            return Outcome(identity, None)
+            return identity, None
         refusal = await requirement.check(
             Context(conn=conn, identity=identity, now=guard.clock()))
-        return Outcome(None if refusal is not None else identity, refusal)
+        return (None if refusal is not None else identity), refusal
 
     async def authenticate(self, conn: HTTPConnection,
                            authenticator: Authenticator) -> Identity | None:

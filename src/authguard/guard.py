@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .authenticators.base import Authenticator
+from .authenticators.base import Authenticator, capabilities
 from .bruteforce import BruteForceGuard
 from .errors import ConfigurationError
 from .net import NetworkPolicy
@@ -88,10 +88,9 @@ class AuthGuard:
         if self.max_credentials_bytes < 256:
             raise ConfigurationError("max_credentials_bytes: must be at least 256")
         names = {b"authorization", b"cookie", b"sec-websocket-protocol"}
-        for a in self.authenticators:
-            header = getattr(a, "header", None)  # e.g. APIKeyAuthenticator's X-API-Key
-            if isinstance(header, str) and header:
-                names.add(header.lower().encode("latin-1", "replace"))
+        for a in self.authenticators:  # e.g. APIKeyAuthenticator's X-API-Key
+            names.update(h.lower().encode("latin-1", "replace")
+                         for h in capabilities(a).credential_headers)
         object.__setattr__(self, "credential_headers", frozenset(names))
         rules = []
         for prefix, value in self.rules.items():

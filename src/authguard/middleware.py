@@ -19,8 +19,11 @@ from typing import Any
 
 from starlette.authentication import UnauthenticatedUser
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from .composition import RESPONSE_HOOK
 from .decision import Decider
@@ -84,7 +87,8 @@ class AuthState(AuthContext):
     def __init__(self, guard: AuthGuard, policy: Policy, identity: Identity | None,
                  request_id: str | None,
                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        super().__init__(identity)
+        self.identity = identity
+        self._scopes = None
         self.guard = guard
         self.policy = policy
         self._request_id = request_id
@@ -125,6 +129,7 @@ class AuthGuardMiddleware:
         self._id_header = guard.request_id_header.encode("latin-1")
         # A CORS layer between this middleware and the app answers preflights itself.
         self._cors_inside = any(isinstance(a, CORSMiddleware) for a in _wrapped(app))
+        self._observed = guard.observability is not None
         self._started = False
         self._app_renders = False  # the app's exception handlers render refusals
 
@@ -136,18 +141,20 @@ class AuthGuardMiddleware:
             return
         entry = self.routes.lookup(scope)
         plan = entry.plan
+        # What requirements and the refusal of a raised exception ask of the route.
+        scope[ROUTE_ENTRY] = entry
         if "path_params" not in scope:  # permission callables see the resource
             scope["path_params"] = dict(entry.params) if entry.params else {}
-        if plan.public or self._preflight_passes(scope, entry):
+        if plan.public or (scope.get("method") == "OPTIONS"
+                           and self._preflight_passes(scope, entry)):
             scope.setdefault("user", _ANON)
             if "auth" not in scope:  # a new one: an app may change its scope list
                 scope["auth"] = AuthContext(None)
             await self._run(scope, receive, send, plan)
             return
-        scope[ROUTE_ENTRY] = entry  # what requirements may ask of the route (payments)
         if plan.form_limit and is_form_post(scope):  # RFC 6750 §2.2 form-body tokens
             receive = await read_form_tokens(scope, receive, plan.form_limit)
-        started = perf_counter()
+        started = perf_counter() if self._observed else None  # the decision's time
         try:
             identity, refusal = await self.decider.decide(HTTPConnection(scope), plan)
         except (Refusal, AuthUnavailable) as exc:
@@ -156,7 +163,7 @@ class AuthGuardMiddleware:
             await self.responder.refuse(scope, send, refusal, plan, self._request_id(scope),
                                         started)
             return
-        if self.guard.observability is not None:
+        if started is not None:
             record_allowed(self.guard, scope, identity, perf_counter() - started)
         scope["user"] = _ANON if identity is None else identity
         # the request id is made only if someone asks (a refusal, the app, an integration)
@@ -194,6 +201,15 @@ class AuthGuardMiddleware:
         self._started = True
         handlers = getattr(scope.get("app"), "exception_handlers", None) or {}
         self._app_renders = Refusal in handlers and AuthUnavailable in handlers
+        if (isinstance(self.app, ExceptionMiddleware) and Refusal not in handlers
+                and AuthUnavailable not in handlers):
+            # Starlette's exception layer is right inside: it catches what the app raises
+            # (and knows whether the response had started), so refusals raised by the app
+            # are rendered by handlers registered there, not by watching every response.
+            handler: Any = self._handle_raised  # for HTTP and WebSocket connections
+            self.app.add_exception_handler(Refusal, handler)
+            self.app.add_exception_handler(AuthUnavailable, handler)
+            self._app_renders = True
         if self.guard.deny_by_default:
             warn_unprotected(self.app if find_routes(self.app) is not None
                              else scope.get("app"), self.guard)
@@ -276,6 +292,20 @@ class AuthGuardMiddleware:
                 await _on_failure(hook)
             raise
 
+    async def _handle_raised(self, conn: HTTPConnection, exc: Exception) -> Response | None:
+        """The exception handler registered in the app's exception layer (see ``_start``):
+        the refusal of the route the request was decided for."""
+        if not isinstance(exc, Refusal | AuthUnavailable):  # registered for these only
+            raise exc
+        scope = conn.scope
+        entry = scope.get(ROUTE_ENTRY)
+        plan = (entry if isinstance(entry, RouteEntry) else self.routes.lookup(scope)).plan
+        if scope["type"] != "http":  # a WebSocket: answered on it, nothing to return
+            assert isinstance(conn, WebSocket)  # noqa: S101 - http or websocket only
+            await self._refuse_raised(scope, conn.send, exc, plan)
+            return None
+        return _Raised(self, exc, plan)
+
     async def _refuse_raised(self, scope: Scope, send: Send, exc: Refusal | AuthUnavailable,
                              plan: Plan) -> None:
         """Render a refusal raised by the app (or the hook) before the response started,
@@ -284,6 +314,18 @@ class AuthGuardMiddleware:
         request_id = (state.request_id if isinstance(state, AuthState) else None
                       ) or self._request_id(scope)
         await self._refuse(scope, send, exc, plan, request_id)
+
+
+class _Raised(Response):
+    """A refusal raised by the app, as the response its exception handler returns."""
+
+    def __init__(self, owner: AuthGuardMiddleware, exc: Refusal | AuthUnavailable,
+                 plan: Plan) -> None:
+        super().__init__()
+        self.owner, self.exc, self.plan = owner, exc, plan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.owner._refuse_raised(scope, send, self.exc, self.plan)
 
 
 def _wrapped(app: Any) -> list[Any]:

@@ -13,7 +13,7 @@ a remembered one is found too).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -67,6 +67,9 @@ class Plan:
         missing: The challenges of a 401 without credentials: one per accepted scheme,
             with the route's ``scope`` where a scheme can name it (a Bearer authenticator
             of an OAuth protected resource: RFC 9728 §5.1, RFC 6750 §3).
+        others: The guard's authenticators the route does not accept (what a 401 without
+            accepted credentials asks, to name a scheme sent in vain).
+        public: No authenticator runs for the route (the policy has no requirement).
     """
 
     policy: Policy
@@ -75,11 +78,11 @@ class Plan:
     form_limit: int
     vary: bytes
     missing: tuple[Challenge, ...]
+    others: tuple[Authenticator, ...] = ()
+    public: bool = field(init=False)
 
-    @property
-    def public(self) -> bool:
-        """No authenticator runs for the route."""
-        return self.policy.requirement is None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public", self.policy.requirement is None)
 
 
 def make_plan(policy: Policy, guard: AuthGuard) -> Plan:
@@ -100,6 +103,7 @@ def make_plan(policy: Policy, guard: AuthGuard) -> Plan:
         form_limit=max((t.max_form_bytes for t in traits if t.reads_form_body), default=0),
         vary=", ".join(fields).encode("latin-1"),
         missing=tuple(a.challenge(None, asked) for a in accepted),
+        others=tuple(a for a in guard.authenticators if all(a is not b for b in accepted)),
     )
 
 

@@ -117,17 +117,16 @@ class Responder:
         """The scheme of credentials the request carries that the route does not accept,
         and whether an authenticator here knows it; ``None`` when there are none (or when
         credentials of an accepted scheme are there)."""
-        accepted = plan.accepted
-        for a in accepted:
+        for a in plan.accepted:
             if a.has_credentials(conn):
                 return None, False
-        for a in self.guard.authenticators:
-            if not any(a is b for b in accepted) and a.has_credentials(conn):
+        for a in plan.others:
+            if a.has_credentials(conn):
                 return a.scheme, True
-        names = {a.scheme.lower() for a in accepted}
         for name, value in conn.scope["headers"]:
             if name != b"authorization":
                 continue
+            names = {a.scheme.lower() for a in plan.accepted}
             word, _, rest = value.strip().partition(b" ")
             try:
                 text = word.decode("ascii")
