@@ -241,14 +241,18 @@ def _covers(decided: Policy, wanted: Policy) -> bool:
     return all(any(r == n for r in done) for n in needed)
 
 
+def _decided(policy: Policy | None) -> bool:
+    """Whether ``policy`` needs nothing, or this request was decided under one covering it."""
+    if policy is None or policy.requirement is None:
+        return True
+    decided = DECIDED.get()
+    return decided is not None and _covers(decided, policy)
+
+
 def _check_enforced(target: Any) -> None:
     policy = policy_of(target)
-    if policy is None or policy.requirement is None:
-        return
-    decided = DECIDED.get()
-    if decided is not None and _covers(decided, policy):
-        return
-    _refuse(target, policy)
+    if not _decided(policy):
+        _refuse(target, cast(Policy, policy))
 
 
 def _refuse(target: Any, policy: Policy) -> None:
@@ -266,10 +270,7 @@ def _check_container(owner: Any, inner: Any, scope: Scope) -> None:
     its own is decided by that policy (a public one needs nothing), a route without one by
     the container's."""
     policy = policy_of(owner)
-    if policy is None or policy.requirement is None:
-        return
-    decided = DECIDED.get()
-    if decided is not None and _covers(decided, policy):
+    if _decided(policy):
         return
     from .route_tree import has_enforcer
     from .routing import find_routes, lookup
@@ -278,11 +279,9 @@ def _check_container(owner: Any, inner: Any, scope: Scope) -> None:
         return
     routes = find_routes(inner)
     below = lookup(routes, scope) if routes is not None else None
-    own = below.policy if below is not None else None
-    if own is not None and (own.requirement is None or (
-            decided is not None and _covers(decided, own))):
+    if below is not None and below.policy is not None and _decided(below.policy):
         return
-    _refuse(owner, policy)
+    _refuse(owner, cast(Policy, policy))
 
 
 class _Checked:
