@@ -372,13 +372,21 @@ def _fastapi_containers() -> FastAPI:
     protect(HasRoles("admin"))(app.routes[-1])
     app.mount("/fastapi-app", _secret_app)
     protect(HasRoles("admin"))(app.routes[-1])
+    protected_sub = FastAPI()
+
+    @protected_sub.get("/x")
+    async def protected_x() -> dict[str, str]:
+        RAN.append("fastapi_protected_sub_x")
+        return {}
+
+    app.mount("/fastapi-protected-sub", protect(HasRoles("admin"))(protected_sub))
     for route in _protected_containers():
         app.router.routes.append(route)
     install(app, _guard())
     return app
 
 
-FASTAPI_PATHS = ["/fastapi-sub/x", "/fastapi-app/x"]
+FASTAPI_PATHS = ["/fastapi-sub/x", "/fastapi-app/x", "/fastapi-protected-sub/x"]
 CASES = [*((_starlette_containers, p) for p in CONTAINER_PATHS),
          *((_fastapi_containers, p) for p in [*CONTAINER_PATHS, *FASTAPI_PATHS])]
 
