@@ -428,28 +428,50 @@ def test_a_protected_mount_keeps_its_routes_for_the_audit_and_url_building() -> 
     assert "admin" in rows["/router/x"]["policy"]
 
 
-async def test_a_public_route_inside_a_protected_mount_is_served_without_the_middleware(
-        ) -> None:
-    app = Starlette(routes=[protect(HasRoles("admin"))(Mount("/m", routes=[
+def _protected_container(kind: str, routes: list[BaseRoute]) -> BaseRoute:
+    admin = HasRoles("admin")
+    if kind == "mount":
+        return protect(admin)(Mount("/m", routes=routes))
+    if kind == "router":
+        return Mount("/m", app=protect(admin)(Router(routes=routes)))
+    if kind == "host":
+        return Mount("/m", routes=[protect(admin)(Host("a.example", app=Router(routes)))])
+    return Mount("/m", app=protect(admin)(Starlette(routes=routes)))
+
+
+CONTAINERS = ["mount", "router", "host", "app"]
+HOST = {"Host": "a.example"}
+
+
+@pytest.mark.parametrize("kind", CONTAINERS)
+async def test_a_public_route_inside_a_protected_container_is_served_without_the_middleware(
+        kind: str) -> None:
+    app = Starlette(routes=[_protected_container(kind, [
         protect(None)(Route("/open", _endpoint("open"))),
-        Route("/closed", _endpoint("closed"))]))])
+        Route("/closed", _endpoint("closed"))])])
     async with asgi_client(app) as client:
-        assert (await client.get("/m/open")).status_code == 200
-        assert (await client.get("/m/closed", headers=KEY)).status_code == 403
+        assert (await client.get("/m/open", headers=HOST)).status_code == 200
+        assert (await client.get("/m/closed", headers={**KEY, **HOST})).status_code == 403
     assert RAN == ["open"]
 
 
-async def test_an_inner_policy_wins_over_its_mount_with_the_middleware() -> None:
+@pytest.mark.parametrize("kind", CONTAINERS)
+async def test_an_inner_policy_wins_over_its_container_with_the_middleware(kind: str) -> None:
     app = Starlette(
-        routes=[protect(HasRoles("admin"))(Mount("/m", routes=[
+        routes=[_protected_container(kind, [
             protect(Authenticated())(Route("/signed-in", _endpoint("signed_in"))),
-            protect(None)(Route("/open", _endpoint("open")))]))],
+            protect(None)(Route("/open", _endpoint("open"))),
+            Route("/closed", _endpoint("closed"))])],
         middleware=[Middleware(AuthGuardMiddleware, guard=_guard(USER))])
     async with asgi_client(app) as client:
-        assert (await client.get("/m/open")).status_code == 200
-        assert (await client.get("/m/signed-in")).status_code == 401
-        assert (await client.get("/m/signed-in", headers=USER_KEY)).status_code == 200
-    assert RAN == ["open", "signed_in"]
+        assert (await client.get("/m/open", headers=HOST)).status_code == 200
+        assert (await client.get("/m/signed-in", headers=HOST)).status_code == 401
+        assert (await client.get("/m/signed-in", headers={**USER_KEY, **HOST})
+                ).status_code == 200
+        assert (await client.get("/m/closed", headers={**USER_KEY, **HOST})
+                ).status_code == 403
+        assert (await client.get("/m/closed", headers={**KEY, **HOST})).status_code == 200
+    assert RAN == ["open", "signed_in", "closed"]
 
 
 def _fastapi_router_with_a_protected_dependency(*, middleware: bool) -> FastAPI:

@@ -277,8 +277,8 @@ def _check_container(owner: Any, inner: Any, scope: Scope) -> None:
 
     if has_enforcer(inner):  # an AuthGuardMiddleware below decides (mount policy included)
         return
-    routes = find_routes(inner)
-    below = lookup(routes, scope) if routes is not None else None
+    routes = find_routes(owner)  # a Router's stack does not lead to its routes
+    below = lookup(routes, scope) if routes else None
     if below is not None and below.policy is not None and _decided(below.policy):
         return
     _refuse(owner, cast(Policy, policy))
