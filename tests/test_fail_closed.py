@@ -11,17 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Host, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from authguard import (
     APIKeyAuthenticator,
+    Authenticated,
     AuthGuard,
     AuthGuardMiddleware,
     HasRoles,
@@ -35,13 +37,16 @@ from authguard.fastapi import install
 from helpers import asgi_client
 
 ADMIN = Identity(subject="ada", scheme="ApiKey", roles=frozenset({"admin"}))
+USER = Identity(subject="bob", scheme="ApiKey")
 KEY = {"X-API-Key": "k-admin"}
+USER_KEY = {"X-API-Key": "k-user"}
 RAN: list[str] = []  # endpoints that ran
 
 
-def _guard() -> AuthGuard:
-    return AuthGuard(authenticators=[
-        APIKeyAuthenticator(store=StaticAPIKeys({hash_api_key("k-admin"): ADMIN}))])
+def _guard(*others: Identity) -> AuthGuard:
+    keys = {hash_api_key("k-admin"): ADMIN}
+    keys.update({hash_api_key("k-user"): who for who in others})
+    return AuthGuard(authenticators=[APIKeyAuthenticator(store=StaticAPIKeys(keys))])
 
 
 @pytest.fixture(autouse=True)
@@ -316,3 +321,185 @@ def test_audit_strict_fails_on_a_policy_nothing_enforces(
                               guard="guard", json=False, strict=True)
     assert run(args) == 1
     assert "policy NOT ENFORCED" in capsys.readouterr().err
+
+
+# -- a policy on a Mount, a Host, a Router or a class-based endpoint, without the middleware
+
+class _AdminEndpoint(HTTPEndpoint):
+    async def get(self, request: Request) -> JSONResponse:
+        RAN.append("endpoint_class")
+        return JSONResponse({"ran": "endpoint_class"})
+
+    def post(self, request: Request) -> JSONResponse:  # a sync handler (run in a thread)
+        RAN.append("endpoint_class_post")
+        return JSONResponse({"ran": "endpoint_class_post"})
+
+
+def _protected_containers() -> list[BaseRoute]:
+    admin = HasRoles("admin")
+    return [
+        protect(admin)(Mount("/mount", routes=[Route("/x", _endpoint("mount_x"))])),
+        protect(admin)(Mount("/app", app=_secret_app)),
+        Mount("/router", app=protect(admin)(Router(routes=[
+            Route("/x", _endpoint("router_x"))]))),
+        Mount("/host", routes=[protect(admin)(Host("{sub}.example", app=Router(routes=[
+            Route("/x", _endpoint("host_x"))])))]),
+        Mount("/starlette-app", app=protect(admin)(Starlette(routes=[
+            Route("/x", _endpoint("starlette_app_x"))]))),
+        Route("/endpoint", protect(admin)(_AdminEndpoint)),
+        Route("/sub-endpoint", type("Sub", (_AdminEndpoint,), {})),
+    ]
+
+
+CONTAINER_PATHS = ["/mount/x", "/app/anything", "/router/x", "/host/x", "/starlette-app/x",
+                   "/endpoint", "/sub-endpoint"]
+
+
+def _starlette_containers() -> Starlette:
+    return Starlette(routes=_protected_containers())
+
+
+def _fastapi_containers() -> FastAPI:
+    app = FastAPI()
+    sub = FastAPI()
+
+    @sub.get("/x")
+    async def x() -> dict[str, str]:
+        RAN.append("fastapi_sub_x")
+        return {}
+
+    app.mount("/fastapi-sub", sub)
+    protect(HasRoles("admin"))(app.routes[-1])
+    app.mount("/fastapi-app", _secret_app)
+    protect(HasRoles("admin"))(app.routes[-1])
+    protected_sub = FastAPI()
+
+    @protected_sub.get("/x")
+    async def protected_x() -> dict[str, str]:
+        RAN.append("fastapi_protected_sub_x")
+        return {}
+
+    app.mount("/fastapi-protected-sub", protect(HasRoles("admin"))(protected_sub))
+    for route in _protected_containers():
+        app.router.routes.append(route)
+    install(app, _guard())
+    return app
+
+
+FASTAPI_PATHS = ["/fastapi-sub/x", "/fastapi-app/x", "/fastapi-protected-sub/x"]
+CASES = [*((_starlette_containers, p) for p in CONTAINER_PATHS),
+         *((_fastapi_containers, p) for p in [*CONTAINER_PATHS, *FASTAPI_PATHS])]
+
+
+@pytest.mark.parametrize(("make", "path"), CASES)
+async def test_a_protected_container_without_the_middleware_refuses(
+        make: Callable[[], Any], path: str, caplog: pytest.LogCaptureFixture) -> None:
+    host = {"Host": "a.example"} if path.startswith("/host") else {}
+    with caplog.at_level(logging.ERROR, logger="authguard"):
+        async with asgi_client(make()) as client:
+            assert (await client.get(path, headers={**KEY, **host})).status_code == 403
+            if path == "/endpoint":  # its sync handler too
+                assert (await client.post(path, headers=KEY)).status_code == 403
+    assert RAN == []
+    assert "add AuthGuardMiddleware" in caplog.text
+
+
+@pytest.mark.parametrize(("make", "path"), CASES)
+async def test_the_middleware_still_serves_protected_containers(
+        make: Callable[[], Any], path: str) -> None:
+    app = make()
+    app.add_middleware(AuthGuardMiddleware, guard=_guard(USER))
+    host = {"Host": "a.example"} if path.startswith("/host") else {}
+    async with asgi_client(app) as client:
+        assert (await client.get(path, headers=host)).status_code == 401
+        assert (await client.get(path, headers={**USER_KEY, **host})).status_code == 403
+        assert (await client.get(path, headers={**KEY, **host})).status_code == 200
+        if path == "/endpoint":
+            assert (await client.post(path, headers=KEY)).status_code == 200
+    assert len(RAN) == (2 if path == "/endpoint" else 1)
+
+
+def test_a_protected_mount_keeps_its_routes_for_the_audit_and_url_building() -> None:
+    app = _starlette_containers()
+    assert app.url_path_for("router_x") == "/router/x"
+    assert app.url_path_for("mount_x") == "/mount/x"
+    rows = {r["path"]: r for r in audit(app, _guard())}
+    assert rows["/mount/x"]["enforced"] is False
+    assert "admin" in rows["/router/x"]["policy"]
+
+
+def _protected_container(kind: str, routes: list[BaseRoute]) -> BaseRoute:
+    admin = HasRoles("admin")
+    if kind == "mount":
+        return protect(admin)(Mount("/m", routes=routes))
+    if kind == "router":
+        return Mount("/m", app=protect(admin)(Router(routes=routes)))
+    if kind == "host":
+        return Mount("/m", routes=[protect(admin)(Host("a.example", app=Router(routes)))])
+    return Mount("/m", app=protect(admin)(Starlette(routes=routes)))
+
+
+CONTAINERS = ["mount", "router", "host", "app"]
+HOST = {"Host": "a.example"}
+
+
+@pytest.mark.parametrize("kind", CONTAINERS)
+async def test_a_public_route_inside_a_protected_container_is_served_without_the_middleware(
+        kind: str) -> None:
+    app = Starlette(routes=[_protected_container(kind, [
+        protect(None)(Route("/open", _endpoint("open"))),
+        Route("/closed", _endpoint("closed"))])])
+    async with asgi_client(app) as client:
+        assert (await client.get("/m/open", headers=HOST)).status_code == 200
+        assert (await client.get("/m/closed", headers={**KEY, **HOST})).status_code == 403
+    assert RAN == ["open"]
+
+
+@pytest.mark.parametrize("kind", CONTAINERS)
+async def test_an_inner_policy_wins_over_its_container_with_the_middleware(kind: str) -> None:
+    app = Starlette(
+        routes=[_protected_container(kind, [
+            protect(Authenticated())(Route("/signed-in", _endpoint("signed_in"))),
+            protect(None)(Route("/open", _endpoint("open"))),
+            Route("/closed", _endpoint("closed"))])],
+        middleware=[Middleware(AuthGuardMiddleware, guard=_guard(USER))])
+    async with asgi_client(app) as client:
+        assert (await client.get("/m/open", headers=HOST)).status_code == 200
+        assert (await client.get("/m/signed-in", headers=HOST)).status_code == 401
+        assert (await client.get("/m/signed-in", headers={**USER_KEY, **HOST})
+                ).status_code == 200
+        assert (await client.get("/m/closed", headers={**USER_KEY, **HOST})
+                ).status_code == 403
+        assert (await client.get("/m/closed", headers={**KEY, **HOST})).status_code == 200
+    assert RAN == ["open", "signed_in", "closed"]
+
+
+def _fastapi_router_with_a_protected_dependency(*, middleware: bool) -> FastAPI:
+    @protect(HasRoles("admin"))
+    async def admin_only() -> None:
+        RAN.append("dependency")
+
+    router = APIRouter()
+
+    @router.get("/x")
+    async def x() -> dict[str, str]:
+        RAN.append("x")
+        return {}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/r", dependencies=[Depends(admin_only)])
+    if middleware:
+        app.add_middleware(AuthGuardMiddleware, guard=_guard())
+    return app
+
+
+async def test_a_router_included_with_a_protected_dependency_is_enforced() -> None:
+    async with asgi_client(_fastapi_router_with_a_protected_dependency(middleware=False)
+                           ) as client:
+        assert (await client.get("/r/x", headers=KEY)).status_code == 403
+    assert RAN == []
+    async with asgi_client(_fastapi_router_with_a_protected_dependency(middleware=True)
+                           ) as client:
+        assert (await client.get("/r/x")).status_code == 401
+        assert (await client.get("/r/x", headers=KEY)).status_code == 200
+    assert RAN == ["dependency", "x"]

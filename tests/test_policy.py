@@ -266,3 +266,19 @@ def test_policy_summary_and_statuses() -> None:
 def test_describe() -> None:
     expr = (HasRoles("admin") | HasScopes("a", any=True)) & StepUp("mfa", max_age=60)
     assert expr.describe() == "step-up (acr mfa, auth within 60s) & (roles admin | any scope of a)"
+
+
+def test_a_protected_function_keeps_its_annotations_resolved_in_its_own_module() -> None:
+    """Frameworks that read string annotations in the namespace of the function they are
+    given (FastAPI 0.115) see the endpoint's types, not names missing from authguard."""
+    import inspect
+
+    from authguard import protect
+
+    @protect(HasRoles("admin"))
+    async def endpoint(conn: HTTPConnection, n: int = 1) -> None:
+        return None
+
+    params = inspect.signature(endpoint).parameters
+    assert params["conn"].annotation is HTTPConnection
+    assert params["n"].annotation is int and params["n"].default == 1

@@ -88,6 +88,8 @@ class Challenge:
     scheme: str
     params: Mapping[str, str] = field(default_factory=dict)
     token68: str | None = None
+    # The field value, formatted once: a challenge is read-only (see format_challenge).
+    _line: bytes = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if type(self.params) is dict:
@@ -102,13 +104,14 @@ class Challenge:
             if not _TOKEN68_RE.fullmatch(self.token68):
                 raise HeaderValueError("token68 value has characters outside its alphabet")
         seen: set[str] = set()
-        for name, value in self.params.items():
+        for name in self.params:
             if not _is_token(name):
                 raise HeaderValueError(f"auth-param name {name!r} is not a token")
             if name.lower() in seen:
                 raise HeaderValueError(f"auth-param {name!r} repeated (RFC 9110 §11.2)")
             seen.add(name.lower())
-            quote(value)  # validates
+        # formatting quotes (and so validates) every value that is not a token
+        object.__setattr__(self, "_line", format_challenge(self).encode("latin-1"))
 
     def __str__(self) -> str:
         return format_challenge(self)
@@ -131,9 +134,7 @@ def format_challenge(challenge: Challenge) -> str:
 
 def header_lines(challenges: Iterable[Challenge]) -> list[tuple[bytes, bytes]]:
     """One ``WWW-Authenticate`` field line per challenge (DESIGN §1), as raw ASGI headers."""
-    return [
-        (b"www-authenticate", format_challenge(c).encode("latin-1")) for c in challenges
-    ]
+    return [(b"www-authenticate", c._line) for c in challenges]
 
 
 class ChallengeParseError(ValueError):

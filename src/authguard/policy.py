@@ -17,8 +17,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint, WebSocketEndpoint
 from starlette.exceptions import HTTPException
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Host, Mount, Route, Router, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from .composition import AllOf, AnyOf, Context, Not, Requirement
@@ -157,10 +159,14 @@ def protect(
     route object (``protect(HasScopes("x"))(Mount("/api", routes=...))``). ``None`` (or
     :data:`Public`) marks the target public.
 
-    A protected endpoint function (or ``Route``) fails closed: when no
-    ``AuthGuardMiddleware`` (nor a dependency of :func:`authguard.fastapi.require`) took
-    the decision for the request under a policy that includes this one, it answers 403
-    and logs an ERROR naming the fix, instead of running.
+    A protected target fails closed: when no ``AuthGuardMiddleware`` (nor a dependency of
+    :func:`authguard.fastapi.require`) took the decision for the request under a policy
+    that includes this one, it answers 403 and logs an ERROR naming the fix, instead of
+    running. That holds for endpoint functions and ``Route`` objects, class-based
+    endpoints (their ``dispatch``), and containers — ``Mount``, ``Host``, ``Router``, a
+    Starlette app — which also let a request through when an ``AuthGuardMiddleware`` sits
+    inside them, or when the route below has a policy of its own that was decided (or is
+    public).
     """
     if isinstance(requirement, Policy):
         policy = requirement
@@ -235,23 +241,77 @@ def _covers(decided: Policy, wanted: Policy) -> bool:
     return all(any(r == n for r in done) for n in needed)
 
 
+def _decided(policy: Policy | None) -> bool:
+    """Whether ``policy`` needs nothing, or this request was decided under one covering it."""
+    if policy is None or policy.requirement is None:
+        return True
+    decided = DECIDED.get()
+    return decided is not None and _covers(decided, policy)
+
+
 def _check_enforced(target: Any) -> None:
     policy = policy_of(target)
-    if policy is None or policy.requirement is None:
-        return
-    decided = DECIDED.get()
-    if decided is not None and _covers(decided, policy):
-        return
-    name = getattr(target, "__qualname__", None) or getattr(target, "path", None) or "route"
+    if not _decided(policy):
+        _refuse(target, cast(Policy, policy))
+
+
+def _refuse(target: Any, policy: Policy) -> None:
+    name = getattr(target, "__qualname__", None) or getattr(target, "path", None) or (
+        type(target).__name__)
     log.error("authguard: %s is protected by %r, but no AuthGuardMiddleware took the "
               "decision for this request: add AuthGuardMiddleware to the app (or to the "
               "Mount holding the route). Refused with 403.", name, policy.describe())
     raise HTTPException(403, "This resource's access policy is not enforced by the server.")
 
 
+def _check_container(owner: Any, inner: Any, scope: Scope) -> None:
+    """The check of a protected ``Mount``, ``Host``, ``Router`` or app, before the request
+    goes on below it. Innermost first, as in the middleware: a route below with a policy of
+    its own is decided by that policy (a public one needs nothing), a route without one by
+    the container's."""
+    policy = policy_of(owner)
+    if _decided(policy):
+        return
+    from .route_tree import has_enforcer
+    from .routing import find_routes, lookup
+
+    if has_enforcer(inner):  # an AuthGuardMiddleware below decides (mount policy included)
+        return
+    routes = find_routes(owner)  # a Router's stack does not lead to its routes
+    below = lookup(routes, scope) if routes else None
+    if below is not None and below.policy is not None and _decided(below.policy):
+        return
+    _refuse(owner, cast(Policy, policy))
+
+
+class _Checked:
+    """The app of a protected container (``Mount``, ``Host``, ``Router``, a Starlette app's
+    router), checked before a request goes below it. Anything else is the wrapped app's:
+    its routes, its state, its methods."""
+
+    __slots__ = ("app", "owner")
+
+    def __init__(self, app: Any, owner: Any) -> None:
+        object.__setattr__(self, "app", app)
+        object.__setattr__(self, "owner", owner)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            _check_container(self.owner, self.app, scope)
+        await self.app(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.app, name, value)
+
+
 def _enforced(target: T) -> T:
-    """``target`` checked before it runs: a function endpoint (or dependency) is wrapped,
-    a ``Route``'s ASGI app is wrapped; anything else is returned as it is."""
+    """``target`` checked before it runs: a function endpoint (or dependency) is wrapped;
+    a ``Route``'s ASGI app, the app of a ``Mount`` or ``Host``, a ``Router``'s stack, a
+    Starlette app's router, a class-based endpoint's ``dispatch`` are wrapped in place;
+    anything else is returned as it is."""
     if getattr(target, _GUARDED, False):
         return target
     if isinstance(target, Route | WebSocketRoute):
@@ -263,6 +323,21 @@ def _enforced(target: T) -> T:
 
         target.app = app
         setattr(target, _GUARDED, True)
+        return target
+    if isinstance(target, Mount | Host):
+        target.app = _Checked(target.app, target)
+        setattr(target, _GUARDED, True)
+        return target
+    if isinstance(target, Router):
+        target.middleware_stack = _Checked(target.middleware_stack, target)
+        setattr(target, _GUARDED, True)
+        return target
+    if isinstance(target, Starlette):
+        target.router = _Checked(target.router, target)  # type: ignore[assignment]
+        setattr(target, _GUARDED, True)
+        return target
+    if isinstance(target, type) and issubclass(target, HTTPEndpoint | WebSocketEndpoint):
+        _check_dispatch(target)
         return target
     if not inspect.isfunction(target) or inspect.isgeneratorfunction(target) or (
             inspect.isasyncgenfunction(target)):
@@ -282,5 +357,33 @@ def _enforced(target: T) -> T:
             return func(*args, **kwargs)
 
         wrapper = guarded
+    _resolved_signature(wrapper, func)
     setattr(wrapper, _GUARDED, True)
     return cast(T, wrapper)
+
+
+def _resolved_signature(wrapper: Any, func: Callable[..., Any]) -> None:
+    """Give ``wrapper`` the signature of ``func`` with its annotations resolved in
+    ``func``'s module. A framework that reads string annotations (``from __future__ import
+    annotations``) in the namespace of the function it is given, as FastAPI 0.115
+    does, would otherwise look them up in this module, miss them, and take a dependency
+    (``who: CurrentIdentity``) or the ``Request`` for a query parameter. Names it cannot
+    resolve yet are left to the framework, as without the wrapper."""
+    try:
+        wrapper.__signature__ = inspect.signature(func, eval_str=True)
+    except Exception:
+        return
+
+
+def _check_dispatch(cls: type[HTTPEndpoint] | type[WebSocketEndpoint]) -> None:
+    """A class-based endpoint checked before any of its handlers runs (its subclasses'
+    handlers too, with their own policy or the inherited one)."""
+    original = cls.dispatch
+
+    @functools.wraps(original)
+    async def dispatch(self: Any) -> None:
+        _check_enforced(type(self))
+        await original(self)
+
+    cls.dispatch = dispatch  # type: ignore[method-assign]
+    setattr(cls, _GUARDED, True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.types import Scope, Send
 
-from .challenges import Challenge, format_challenge
+from .challenges import Challenge
 from .errors import Refusal
 from .reasons import DEFAULT_TYPE_BASE, Reason
 
@@ -121,16 +121,16 @@ def render_problem(
     hints = refusal.hints
     if hints is None:
         hints = _SPECS[refusal.reason].hints_for(refusal.scheme)
-    key = (id(encoder), refusal.reason, detail, type_base, hints)
-    hit = _PREFIXES.get(key)
-    if hit is None or hit[0] is not encoder:
+    key = (encoder, refusal.reason, detail, type_base, hints)
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
         fixed = problem_body(refusal.replace(headers={}, extensions={}),
                              type_base=type_base)
-        hit = (encoder, encoder.encode(fixed)[:-1])
+        prefix = encoder.encode(fixed)[:-1]
         if len(_PREFIXES) >= 256:
             _PREFIXES.clear()
-        _PREFIXES[key] = hit
-    parts = [hit[1]]
+        _PREFIXES[key] = prefix
+    parts = [prefix]
     used = set(_FIXED)
     if instance is not None:
         parts.append(',"instance":' + encoder.encode(instance))
@@ -140,13 +140,13 @@ def render_problem(
         used.add("request_id")
     if schemes and _STATUS[refusal.reason] == 401:
         names = tuple(schemes)
-        listing = _LISTINGS.get((hit[1], names))  # a route accepts a fixed set
+        listing = _LISTINGS.get((prefix, names))  # a route accepts a fixed set
         if listing is None:
             listing = ',"schemes":' + encoder.encode(list(names))
             if all(type(n) is str for n in names):  # (1 == True would share a key)
                 if len(_LISTINGS) >= 256:
                     _LISTINGS.clear()
-                _LISTINGS[(hit[1], names)] = listing
+                _LISTINGS[(prefix, names)] = listing
         parts.append(listing)
         used.add("schemes")
     retry_after = refusal.headers.get("Retry-After")
@@ -161,11 +161,10 @@ def render_problem(
     return "".join(parts).encode("utf-8")
 
 
-# (id of the encoder, reason, detail, type base, hints) → (the encoder, the fixed members
-# encoded, without the closing brace). Bounded: details and hints are few (the table's, per
-# scheme, and the fixed texts of authenticators and requirements).
-_PREFIXES: dict[tuple[int, Reason, str | None, str, tuple[str, ...]],
-                tuple[json.JSONEncoder, str]] = {}
+# (encoder, reason, detail, type base, hints) → the fixed members encoded, without the
+# closing brace. Bounded: details and hints are few (the table's, per scheme, and the fixed
+# texts of authenticators and requirements).
+_PREFIXES: dict[tuple[json.JSONEncoder, Reason, str | None, str, tuple[str, ...]], str] = {}
 _FIXED = frozenset({"type", "title", "status", "detail", "reason", "hints"})
 # (the fixed members, the schemes) → the schemes member, encoded
 _LISTINGS: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -173,22 +172,6 @@ _LISTINGS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 _EXPOSE_HEADERS = EXPOSE_HEADERS.encode()
 _VARY = b"Authorization, Cookie"
-# Formatted challenges by object: an authenticator's fixed challenge (the same object on
-# every refusal) is formatted once; the entry holds the object, so its id stays its own.
-_LINES: dict[int, tuple[Challenge, bytes]] = {}
-
-
-def _challenge_line(challenge: Challenge) -> bytes:
-    hit = _LINES.get(id(challenge))
-    if hit is not None and hit[0] is challenge:
-        return hit[1]
-    line = format_challenge(challenge).encode("latin-1")
-    if len(_LINES) >= 256:
-        _LINES.clear()
-    _LINES[id(challenge)] = (challenge, line)
-    return line
-
-
 def refusal_headers(
     refusal: Refusal,
     challenges: Sequence[Challenge],
@@ -204,7 +187,7 @@ def refusal_headers(
     credential fields of the schemes the route accepts.
     """
     headers: list[tuple[bytes, bytes]] = [
-        (b"www-authenticate", _challenge_line(c)) for c in challenges
+        (b"www-authenticate", c._line) for c in challenges
     ]
     headers.append((b"cache-control", b"no-store"))
     headers.append((b"x-content-type-options", b"nosniff"))  # a body is never sniffed

@@ -38,6 +38,12 @@ from ..stores.memory import MemorySessionStore
 
 __all__ = ["SessionAuthenticator"]
 
+# Whether Starlette's ``conn.cookies`` reads every ``Cookie`` field (newer Starlette) or the
+# first one only: the session authenticator reads the cookie the app's ``request.cookies``
+# sees, whichever Starlette the app runs on.
+_EVERY_COOKIE_FIELD = HTTPConnection({"type": "http", "headers": [
+    (b"cookie", b"a=1"), (b"cookie", b"a=2")]}).cookies.get("a") == "2"
+
 _SCHEME = "Cookie"
 # Methods whose cookie-authenticated requests must come from an allowed origin.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -155,8 +161,9 @@ class SessionAuthenticator:
         return False
 
     def _cookie(self, conn: HTTPConnection) -> str | None:
-        """``conn.cookies.get(cookie_name)``, without building a ``Headers`` object: every
-        ``Cookie`` field parsed as Starlette parses them (later names win), and left on the
+        """``conn.cookies.get(cookie_name)``, without building a ``Headers`` object: the
+        ``Cookie`` fields parsed as the installed Starlette parses them (every field, later
+        names winning; the first field only on older Starlette, 0.40 for one), and left on the
         connection where ``conn.cookies`` keeps its own parse, so that ``has_credentials``
         and ``authenticate`` parse once between them."""
         parsed: dict[str, str] | None = getattr(conn, "_cookies", None)
@@ -165,6 +172,8 @@ class SessionAuthenticator:
             for name, value in conn.scope["headers"]:
                 if name == b"cookie":
                     parsed.update(cookie_parser(value.decode("latin-1")))
+                    if not _EVERY_COOKIE_FIELD:
+                        break
             setattr(conn, "_cookies", parsed)  # noqa: B010 - Starlette's own cache
         return parsed.get(self.cookie_name)
 
