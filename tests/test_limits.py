@@ -230,3 +230,33 @@ def test_slow_body_under_uvicorn_is_refused_before_it_is_sent(framing: bytes) ->
         head = (b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n"
                 b"Authorization: " + hardening_app.GOOD_BASIC.encode() + b"\r\n\r\nabc")
         assert _raw_request(port, head).startswith(b"HTTP/1.1 200 OK")
+
+
+class Ticket(Spy):
+    """An authenticator of one's own that declares where its credentials are."""
+
+    scheme = "Ticket"
+    credential_headers = ("X-Ticket",)
+
+    def has_credentials(self, conn: HTTPConnection) -> bool:
+        self.calls.append("has_credentials")
+        return any(k == b"x-ticket" for k, _ in conn.scope["headers"])
+
+
+async def test_declared_credential_headers_have_the_limit_too() -> None:
+    ticket = Ticket()
+    guard = AuthGuard(authenticators=[ticket], max_credentials_bytes=1024)
+    assert b"x-ticket" in guard.credential_headers
+
+    @protect(Authenticated())
+    async def me(request: Request) -> JSONResponse:
+        return JSONResponse({"subject": request.user.subject})
+
+    app = Starlette(routes=[Route("/me", me)],
+                    middleware=[Middleware(AuthGuardMiddleware, guard=guard)])
+    answer = await rawasgi.http(app, "GET", "/me", [(b"x-ticket", b"t" * 1100)])
+    data = body(answer)
+    assert (answer.status, data["reason"]) == (401, "credentials_malformed")
+    assert "1024 bytes" in data["detail"] and ticket.calls == []
+    answer = await rawasgi.http(app, "GET", "/me", [(b"x-ticket", b"t" * 1000)])
+    assert answer.status == 200 and "authenticate" in ticket.calls
