@@ -70,6 +70,9 @@ class Plan:
         others: The guard's authenticators the route does not accept (what a 401 without
             accepted credentials asks, to name a scheme sent in vain).
         public: No authenticator runs for the route (the policy has no requirement).
+        wrong_scheme: The detail and hints of a 401 to credentials of a scheme the route
+            does not accept, per offered scheme (``None``: one no authenticator here
+            takes), made when first needed.
     """
 
     policy: Policy
@@ -80,6 +83,8 @@ class Plan:
     missing: tuple[Challenge, ...]
     others: tuple[Authenticator, ...] = ()
     public: bool = field(init=False)
+    wrong_scheme: dict[str | None, tuple[str, tuple[str, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "public", self.policy.requirement is None)

@@ -43,7 +43,6 @@ _ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authen
 # letter, at most 32 characters, and followed by credentials (a lone word may be a bare
 # token, i.e. the secret itself, and is never named).
 _SCHEME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9._~+-]{0,31}")
-_WRONG_SCHEME_MAX = 256
 
 
 class Responder:
@@ -51,9 +50,6 @@ class Responder:
 
     def __init__(self, guard: AuthGuard) -> None:
         self.guard = guard
-        # (offered scheme, or None for one no authenticator here takes; id of the plan) →
-        # (the plan, the detail and hints of that wrong-scheme answer)
-        self._wrong: dict[tuple[str | None, int], tuple[Plan, str, tuple[str, ...]]] = {}
 
     async def refuse(self, scope: Scope, send: Send, refusal: Refusal, plan: Plan,
                      request_id: str | None, started: float | None = None) -> None:
@@ -101,16 +97,12 @@ class Responder:
             return refusal
         if offered is None or not plan.accepted or not _SCHEME_WORD.fullmatch(offered):
             return refusal  # (an authenticator of one's own may have any scheme name)
-        key = (offered if known else None, id(plan))
-        hit = self._wrong.get(key)
-        if hit is None or hit[0] is not plan:
-            detail, hints = _wrong_scheme_text(offered if known else None, plan.accepted,
-                                               self.guard)
-            if len(self._wrong) >= _WRONG_SCHEME_MAX:
-                self._wrong.clear()
-            hit = self._wrong[key] = (plan, detail, hints)
+        key = offered if known else None  # a scheme of the guard's, or None: bounded
+        hit = plan.wrong_scheme.get(key)
+        if hit is None:
+            hit = plan.wrong_scheme[key] = _wrong_scheme_text(key, plan.accepted, self.guard)
         return refusal.replace(
-            detail=refusal.detail or hit[1], hints=hit[2],
+            detail=refusal.detail or hit[0], hints=hit[1],
             extensions={**refusal.extensions, "offered_scheme": offered})
 
     def _offered_scheme(self, conn: HTTPConnection, plan: Plan) -> tuple[str | None, bool]:
