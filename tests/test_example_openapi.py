@@ -91,3 +91,14 @@ def test_cookie_routes_that_change_state_document_origin_rejected(doc: dict[str,
     assert "origin_rejected" in logout["403"]["description"]
     account = doc["paths"]["/account"]["get"]["responses"]
     assert "403" not in account  # a GET is never origin-checked
+
+
+def test_no_alternative_that_can_never_succeed(doc: dict[str, Any]) -> None:
+    """OpenAPI 3.1: each security alternative is enough on its own. Only tokens carry a
+    scope or an acr; the demo's passwords carry roles, its API keys roles, and its login
+    form gives a session roles only (``SessionAuthenticator(claims=["roles"])``)."""
+    for path in ("/reports", "/step-up"):
+        offered = {name for alt in doc["paths"][path]["get"]["security"] for name in alt}
+        assert offered == {"Bearer", "OAuth2", "DPoP"}, path
+    admin = {name for alt in doc["paths"]["/admin"]["get"]["security"] for name in alt}
+    assert {"Basic", "ApiKey", "Cookie", "Bearer"} <= admin

@@ -196,3 +196,67 @@ def test_schema_is_cached_and_stable() -> None:
     me = first["paths"]["/me"]["get"]
     assert me["security"] == ALL
     assert "401" in me["responses"]
+
+
+def _offered(app: FastAPI, path: str) -> set[str]:
+    return {name for alt in app.openapi()["paths"][path]["get"]["security"] for name in alt}
+
+
+def test_alternatives_follow_what_each_scheme_can_carry() -> None:
+    """A scheme whose identities cannot meet the route (no scopes, no acr) is not offered;
+    one whose identities can is (API keys with scopes, a session with an acr)."""
+    from authguard import SessionAuthenticator, StepUp
+    from authguard.composition import AnyOf
+    from authguard.requirements import HasScopes
+
+    hasher = PBKDF2Hasher(iterations=1_000)
+    basic = BasicAuthenticator(verifier=StaticPasswords.from_plaintext(
+        {"u": ("p", ["admin"])}, hasher=hasher))
+    plain_keys = APIKeyAuthenticator(store=StaticAPIKeys(
+        {"h1": Identity(subject="k", scheme="ApiKey", roles=frozenset({"admin"}))}))
+    session = SessionAuthenticator(secret_keys=["s" * 32], claims=["roles", "acr"])
+
+    def build(keys: APIKeyAuthenticator) -> FastAPI:
+        app = FastAPI()
+        guard = AuthGuard(authenticators=[basic, keys, session])
+        app.add_middleware(AuthGuardMiddleware, guard=guard)
+
+        @app.get("/scoped")
+        @protect(HasScopes("read"))
+        async def scoped() -> dict[str, str]:
+            return {}
+
+        @app.get("/mfa")
+        @protect(StepUp("mfa", max_age=60))
+        async def mfa() -> dict[str, str]:
+            return {}
+
+        @app.get("/either")
+        @protect(AnyOf(HasScopes("read"), HasRoles("admin")))
+        async def either() -> dict[str, str]:
+            return {}
+
+        install(app, guard)
+        return app
+
+    app = build(plain_keys)
+    assert _offered(app, "/scoped") == set()
+    assert _offered(app, "/mfa") == {"Cookie"}
+    assert _offered(app, "/either") == {"Basic", "ApiKey", "Cookie"}
+    scoped_keys = APIKeyAuthenticator(store=StaticAPIKeys(
+        {"h2": Identity(subject="k", scheme="ApiKey", scopes=frozenset({"read"}))}))
+    assert _offered(build(scoped_keys), "/scoped") == {"ApiKey"}
+
+
+async def test_session_login_refuses_what_its_claims_do_not_name() -> None:
+    from authguard import ConfigurationError, SessionAuthenticator
+    from authguard.testing import session_cookie
+
+    session = SessionAuthenticator(secret_keys=["s" * 32], claims=["roles"])
+    with pytest.raises(ConfigurationError, match="scopes"):
+        await session_cookie(session, "alice", scopes=["read"])
+    name, value = await session_cookie(session, "alice", roles=["user"])
+    assert name == session.cookie_name and value
+    assert session.identity_claims == {"roles", "auth_time"}
+    with pytest.raises(ConfigurationError, match="claims"):
+        SessionAuthenticator(secret_keys=["s" * 32], claims=["roles", "email"])

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .authenticators.apikey import StaticAPIKeys
-from .authenticators.base import Authenticator
-from .authenticators.basic import StaticPasswords
+from .authenticators.base import Authenticator, capabilities
 from .authenticators.session import UNSAFE_METHODS
+from .composition import AllOf, AnyOf, Requirement
 from .guard import AuthGuard
 from .openapi_responses import possible_reasons, problem_component, refusal_response
 from .policy import Policy
-from .requirements import HasScopes, StepUp
+from .requirements import HasRoles, HasScopes, StepUp
 from .route_tree import effective_policy, iter_routes
 from .routing import find_routes
 
@@ -157,24 +156,27 @@ def add_password_flow(schema: dict[str, Any], *, token_url: str, scopes: dict[st
 
 
 def _can_satisfy(authenticator: Authenticator, policy: Policy) -> bool:
-    """Whether identities from ``authenticator`` can meet the policy's scopes and step-up.
+    """Whether identities from ``authenticator`` can meet the policy's requirement, by what
+    they can carry (:attr:`Capabilities.identity_claims`: a password list carries roles,
+    never scopes or an ``acr``; ``None``: anything)."""
+    claims = capabilities(authenticator).identity_claims
+    return claims is None or policy.requirement is None or _meets(policy.requirement, claims)
 
-    Bearer (and DPoP) tokens carry ``scope`` and ``acr``; a static store answers from its
-    identities (a password list has none); anything else is assumed able to.
-    """
-    needs = policy.requirements()
-    wants_scopes = any(isinstance(r, HasScopes) for r in needs)
-    wants_acr = any(isinstance(r, StepUp) for r in needs)
-    if not (wants_scopes or wants_acr) or authenticator.scheme.lower() in ("bearer", "dpop"):
-        return True
-    source = getattr(authenticator, "store", None) or getattr(authenticator, "verifier", None)
-    if isinstance(source, StaticPasswords):
-        return False  # users have a password hash and roles: no scopes, no acr
-    if isinstance(source, StaticAPIKeys):
-        identities = source.identities()
-        return any((not wants_scopes or i.scopes) and (not wants_acr or i.acr)
-                   for i in identities)
-    return True
+
+def _meets(requirement: Requirement, claims: frozenset[str]) -> bool:
+    """Whether an identity carrying only ``claims`` can pass ``requirement``."""
+    if isinstance(requirement, AllOf):
+        return all(_meets(r, claims) for r in requirement.requirements)
+    if isinstance(requirement, AnyOf):
+        return any(_meets(r, claims) for r in requirement.requirements)
+    if isinstance(requirement, HasScopes):
+        return "scopes" in claims or not requirement.scopes
+    if isinstance(requirement, HasRoles):
+        return "roles" in claims or not requirement.roles
+    if isinstance(requirement, StepUp):
+        return ((not requirement.acr_values or "acr" in claims)
+                and (requirement.max_age is None or "auth_time" in claims))
+    return True  # Not, permissions, ...: not decidable from the claims alone
 
 
 NEEDS_IDENTITY = "__authguard_needs_identity__"
