@@ -102,3 +102,12 @@ def test_no_alternative_that_can_never_succeed(doc: dict[str, Any]) -> None:
         assert offered == {"Bearer", "OAuth2", "DPoP"}, path
     admin = {name for alt in doc["paths"]["/admin"]["get"]["security"] for name in alt}
     assert {"Basic", "ApiKey", "Cookie", "Bearer"} <= admin
+
+
+def test_dpop_route_documents_the_proof_reasons(doc: dict[str, Any]) -> None:
+    examples = doc["paths"]["/dpop/me"]["get"]["responses"]["401"]["content"][
+        "application/problem+json"]["examples"]
+    assert {"dpop_proof_missing", "invalid_dpop_proof", "use_dpop_nonce"} <= set(examples)
+    assert all(e["value"]["status"] == 401 for e in examples.values())
+    # In-memory stores cannot be unreachable: no 503 where no payment provider is called.
+    assert "503" not in doc["paths"]["/me"]["get"]["responses"]

@@ -148,8 +148,9 @@ def test_optional_credentials(doc: dict[str, Any]) -> None:
 def test_authenticated_operations(doc: dict[str, Any]) -> None:
     o = op(doc, "/bearer-only")
     assert o["security"] == [{"Bearer": []}]
-    # 400: RFC 6750 §3.1 invalid_request (a token sent by more than one method)
-    assert set(o["responses"]) == {"200", "400", "401"}
+    # 400: RFC 6750 §3.1 invalid_request (a token sent by more than one method); 503: an
+    # authenticator of one's own (FakeToken) may find its backend down (AuthUnavailable)
+    assert set(o["responses"]) == {"200", "400", "401", "503"}
     r401 = o["responses"]["401"]
     assert r401["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
     assert "WWW-Authenticate" in r401["headers"]
@@ -260,3 +261,33 @@ async def test_session_login_refuses_what_its_claims_do_not_name() -> None:
     assert session.identity_claims == {"roles", "auth_time"}
     with pytest.raises(ConfigurationError, match="claims"):
         SessionAuthenticator(secret_keys=["s" * 32], claims=["roles", "email"])
+
+
+def test_503_documented_where_a_backend_can_be_unreachable() -> None:
+    """In-memory stores never fail; a store of your own (Redis, a database) may: then the
+    route documents 503 with an ``auth_unavailable`` example of its own status."""
+    from authguard import APIKeyStore
+
+    class DatabaseKeys:  # stands in for a lookup over the network
+        async def lookup(self, key_hash: str) -> Identity | None:
+            return None
+
+    def build(store: APIKeyStore) -> dict[str, Any]:
+        app = FastAPI()
+        guard = AuthGuard(authenticators=[APIKeyAuthenticator(store=store)])
+        app.add_middleware(AuthGuardMiddleware, guard=guard)
+
+        @app.get("/me")
+        @protect(Authenticated())
+        async def me() -> dict[str, str]:
+            return {}
+
+        install(app, guard)
+        return app.openapi()["paths"]["/me"]["get"]["responses"]
+
+    assert "503" not in build(StaticAPIKeys({}))
+    responses = build(DatabaseKeys())
+    examples = responses["503"]["content"][PROBLEM]["examples"]
+    assert list(examples) == ["auth_unavailable"]
+    assert examples["auth_unavailable"]["value"]["status"] == 503
+    assert "Retry-After" in responses["503"]["headers"]

@@ -16,8 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .authenticators.apikey import APIKeyAuthenticator, StaticAPIKeys
 from .authenticators.base import Authenticator, capabilities
-from .authenticators.session import UNSAFE_METHODS
+from .authenticators.basic import BasicAuthenticator, StaticPasswords
+from .authenticators.bearer import BearerAuthenticator
+from .authenticators.dpop import DPoPAuthenticator
+from .authenticators.dpop_nonce import DPoPNonces
+from .authenticators.keys import JWTKey, StaticKeys
+from .authenticators.session import UNSAFE_METHODS, SessionAuthenticator
 from .composition import AllOf, AnyOf, Requirement
 from .guard import AuthGuard
 from .openapi_responses import possible_reasons, problem_component, refusal_response
@@ -110,6 +116,8 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
             statuses.add(400)  # RFC 6750 §3.1 invalid_request
         if guard.brute_force is not None:
             statuses.add(429)
+        if _may_be_unavailable(guard, guard.accepted(policy)):
+            statuses.add(503)  # auth_unavailable: a backend that cannot be reached
         if guard.require_https or (guard.network is not None and guard.network.active):
             statuses.add(403)
         for method in info.methods:
@@ -177,6 +185,32 @@ def _meets(requirement: Requirement, claims: frozenset[str]) -> bool:
         return ((not requirement.acr_values or "acr" in claims)
                 and (requirement.max_age is None or "auth_time" in claims))
     return True  # Not, permissions, ...: not decidable from the claims alone
+
+
+_BACKENDS = ("verifier", "store", "keys", "revocations", "replays", "tokens", "nonces")
+_LOCAL: tuple[type, ...] = (StaticPasswords, StaticAPIKeys, StaticKeys, JWTKey, DPoPNonces)
+_OWN: tuple[type, ...] = (BasicAuthenticator, BearerAuthenticator, APIKeyAuthenticator,
+                          SessionAuthenticator, DPoPAuthenticator)
+
+
+def _backend_may_fail(obj: object) -> bool:
+    """Whether ``obj`` (an authenticator or one of its backends) may be unreachable: in
+    memory, never; authguard's own authenticators, if one of their backends may; anything
+    else (Redis, JWKS, introspection, a store or verifier of your own) may."""
+    if obj is None or isinstance(obj, _LOCAL) or type(obj).__module__ == "authguard.stores.memory":
+        return False
+    if isinstance(obj, _OWN):
+        return any(_backend_may_fail(getattr(obj, name, None)) for name in _BACKENDS)
+    return True
+
+
+def _may_be_unavailable(guard: AuthGuard, accepted: list[Authenticator]) -> bool:
+    """Whether a request to a route accepting ``accepted`` may be answered 503
+    ``auth_unavailable`` (an authenticator's backend, or the brute-force guard's store)."""
+    bf = guard.brute_force
+    if bf is not None and not bf.fail_open and _backend_may_fail(bf.store):
+        return True
+    return any(_backend_may_fail(a) for a in accepted)
 
 
 NEEDS_IDENTITY = "__authguard_needs_identity__"
