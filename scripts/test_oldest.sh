@@ -2,7 +2,10 @@
 # oldest versions pyproject.toml allows (starlette>=0.40, fastapi>=0.115), in .venv-oldest
 # (made once, remade when pyproject.toml or this file changes). Offline without wheels it
 # is skipped with a message, except under CI=true, where it must run.
-OLDEST_PINS=("starlette==0.40.*" "fastapi==0.115.*")
+# FastAPI 0.115.0 and 0.115.1 need Starlette < 0.39, below what authguard allows: 0.115.2
+# is the oldest FastAPI that can be installed with it (``==0.115.*`` would take the newest
+# patch release instead).
+OLDEST_PINS=("starlette==0.40.0" "fastapi==0.115.2")
 # What the tests below need besides authguard[all,mpp] (the versions of [dev]), and
 # python-multipart, which the test OAuth issuer's form parsing needs.
 OLDEST_TEST_DEPS=("pytest>=8" "pytest-asyncio>=0.24" "hypothesis>=6.100" "time-machine>=2.14"

@@ -66,3 +66,27 @@ async def test_the_dpop_example_behaves_as_documented() -> None:
         with pytest.raises(InvalidDPoPProof) as err:
             await c.get("/reports", auth=DPoPAuth(token, key))
         assert err.value.check == "htu"
+
+
+async def test_fastapi_quickstart_behaves_as_documented() -> None:
+    from authguard.testing import TokenFactory
+
+    module = load("quickstart_fastapi")
+    bob = base64.b64encode(b"bob:builder").decode()
+    bearer = module.guard.authenticators[2]
+    token = TokenFactory(bearer).token("carol", scopes=["reports:read"])
+    async with asgi_client(module.app) as c:
+        assert (await c.get("/")).status_code == 200
+        r = await c.get("/me")
+        assert r.status_code == 401
+        assert r.json()["schemes"] == ["Basic", "ApiKey", "Bearer"]
+        r = await c.get("/me", headers={"X-API-Key": "key-for-alice-0123456789"})
+        assert r.json() == {"subject": "alice", "scheme": "ApiKey"}
+        assert (await c.get("/admin", headers={"Authorization": f"Basic {bob}"})).json() == {
+            "admin": "bob"}
+        r = await c.get("/reports", headers={"Authorization": f"Basic {bob}"})
+        assert (r.status_code, r.json()["reason"]) == (403, "insufficient_scope")
+        r = await c.get("/reports", headers={"Authorization": f"Bearer {token}"})
+        assert r.json() == {"reports": ["q1", "q2"]}
+        doc = (await c.get("/openapi.json")).json()
+    assert doc["paths"]["/reports"]["get"]["security"] == [{"Bearer": ["reports:read"]}]

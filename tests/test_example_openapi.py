@@ -91,3 +91,23 @@ def test_cookie_routes_that_change_state_document_origin_rejected(doc: dict[str,
     assert "origin_rejected" in logout["403"]["description"]
     account = doc["paths"]["/account"]["get"]["responses"]
     assert "403" not in account  # a GET is never origin-checked
+
+
+def test_no_alternative_that_can_never_succeed(doc: dict[str, Any]) -> None:
+    """OpenAPI 3.1: each security alternative is enough on its own. Only tokens carry a
+    scope or an acr; the demo's passwords carry roles, its API keys roles, and its login
+    form gives a session roles only (``SessionAuthenticator(claims=["roles"])``)."""
+    for path in ("/reports", "/step-up"):
+        offered = {name for alt in doc["paths"][path]["get"]["security"] for name in alt}
+        assert offered == {"Bearer", "OAuth2", "DPoP"}, path
+    admin = {name for alt in doc["paths"]["/admin"]["get"]["security"] for name in alt}
+    assert {"Basic", "ApiKey", "Cookie", "Bearer"} <= admin
+
+
+def test_dpop_route_documents_the_proof_reasons(doc: dict[str, Any]) -> None:
+    examples = doc["paths"]["/dpop/me"]["get"]["responses"]["401"]["content"][
+        "application/problem+json"]["examples"]
+    assert {"dpop_proof_missing", "invalid_dpop_proof", "use_dpop_nonce"} <= set(examples)
+    assert all(e["value"]["status"] == 401 for e in examples.values())
+    # In-memory stores cannot be unreachable: no 503 where no payment provider is called.
+    assert "503" not in doc["paths"]["/me"]["get"]["responses"]

@@ -148,8 +148,9 @@ def test_optional_credentials(doc: dict[str, Any]) -> None:
 def test_authenticated_operations(doc: dict[str, Any]) -> None:
     o = op(doc, "/bearer-only")
     assert o["security"] == [{"Bearer": []}]
-    # 400: RFC 6750 §3.1 invalid_request (a token sent by more than one method)
-    assert set(o["responses"]) == {"200", "400", "401"}
+    # 400: RFC 6750 §3.1 invalid_request (a token sent by more than one method); 503: an
+    # authenticator of one's own (FakeToken) may find its backend down (AuthUnavailable)
+    assert set(o["responses"]) == {"200", "400", "401", "503"}
     r401 = o["responses"]["401"]
     assert r401["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
     assert "WWW-Authenticate" in r401["headers"]
@@ -196,3 +197,97 @@ def test_schema_is_cached_and_stable() -> None:
     me = first["paths"]["/me"]["get"]
     assert me["security"] == ALL
     assert "401" in me["responses"]
+
+
+def _offered(app: FastAPI, path: str) -> set[str]:
+    return {name for alt in app.openapi()["paths"][path]["get"]["security"] for name in alt}
+
+
+def test_alternatives_follow_what_each_scheme_can_carry() -> None:
+    """A scheme whose identities cannot meet the route (no scopes, no acr) is not offered;
+    one whose identities can is (API keys with scopes, a session with an acr)."""
+    from authguard import SessionAuthenticator, StepUp
+    from authguard.composition import AnyOf
+    from authguard.requirements import HasScopes
+
+    hasher = PBKDF2Hasher(iterations=1_000)
+    basic = BasicAuthenticator(verifier=StaticPasswords.from_plaintext(
+        {"u": ("p", ["admin"])}, hasher=hasher))
+    plain_keys = APIKeyAuthenticator(store=StaticAPIKeys(
+        {"h1": Identity(subject="k", scheme="ApiKey", roles=frozenset({"admin"}))}))
+    session = SessionAuthenticator(secret_keys=["s" * 32], claims=["roles", "acr"])
+
+    def build(keys: APIKeyAuthenticator) -> FastAPI:
+        app = FastAPI()
+        guard = AuthGuard(authenticators=[basic, keys, session])
+        app.add_middleware(AuthGuardMiddleware, guard=guard)
+
+        @app.get("/scoped")
+        @protect(HasScopes("read"))
+        async def scoped() -> dict[str, str]:
+            return {}
+
+        @app.get("/mfa")
+        @protect(StepUp("mfa", max_age=60))
+        async def mfa() -> dict[str, str]:
+            return {}
+
+        @app.get("/either")
+        @protect(AnyOf(HasScopes("read"), HasRoles("admin")))
+        async def either() -> dict[str, str]:
+            return {}
+
+        install(app, guard)
+        return app
+
+    app = build(plain_keys)
+    assert _offered(app, "/scoped") == set()
+    assert _offered(app, "/mfa") == {"Cookie"}
+    assert _offered(app, "/either") == {"Basic", "ApiKey", "Cookie"}
+    scoped_keys = APIKeyAuthenticator(store=StaticAPIKeys(
+        {"h2": Identity(subject="k", scheme="ApiKey", scopes=frozenset({"read"}))}))
+    assert _offered(build(scoped_keys), "/scoped") == {"ApiKey"}
+
+
+async def test_session_login_refuses_what_its_claims_do_not_name() -> None:
+    from authguard import ConfigurationError, SessionAuthenticator
+    from authguard.testing import session_cookie
+
+    session = SessionAuthenticator(secret_keys=["s" * 32], claims=["roles"])
+    with pytest.raises(ConfigurationError, match="scopes"):
+        await session_cookie(session, "alice", scopes=["read"])
+    name, value = await session_cookie(session, "alice", roles=["user"])
+    assert name == session.cookie_name and value
+    assert session.identity_claims == {"roles", "auth_time"}
+    with pytest.raises(ConfigurationError, match="claims"):
+        SessionAuthenticator(secret_keys=["s" * 32], claims=["roles", "email"])
+
+
+def test_503_documented_where_a_backend_can_be_unreachable() -> None:
+    """In-memory stores never fail; a store of your own (Redis, a database) may: then the
+    route documents 503 with an ``auth_unavailable`` example of its own status."""
+    from authguard import APIKeyStore
+
+    class DatabaseKeys:  # stands in for a lookup over the network
+        async def lookup(self, key_hash: str) -> Identity | None:
+            return None
+
+    def build(store: APIKeyStore) -> dict[str, Any]:
+        app = FastAPI()
+        guard = AuthGuard(authenticators=[APIKeyAuthenticator(store=store)])
+        app.add_middleware(AuthGuardMiddleware, guard=guard)
+
+        @app.get("/me")
+        @protect(Authenticated())
+        async def me() -> dict[str, str]:
+            return {}
+
+        install(app, guard)
+        return app.openapi()["paths"]["/me"]["get"]["responses"]
+
+    assert "503" not in build(StaticAPIKeys({}))
+    responses = build(DatabaseKeys())
+    examples = responses["503"]["content"][PROBLEM]["examples"]
+    assert list(examples) == ["auth_unavailable"]
+    assert examples["auth_unavailable"]["value"]["status"] == 503
+    assert "Retry-After" in responses["503"]["headers"]

@@ -102,6 +102,9 @@ session = SessionAuthenticator(
     allowed_origins=[settings.cors_origin],
     login_url="/login",
     realm="authguard-demo",
+    # The login form signs users in with their roles only: a session carries no scopes and
+    # no acr, so OpenAPI does not offer the cookie on /reports or /step-up.
+    claims=["roles"],
 )
 brute_force = BruteForceGuard(
     per_pair=settings.failure_limit, per_account=settings.failure_limit,

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .authenticators.apikey import StaticAPIKeys
-from .authenticators.base import Authenticator
-from .authenticators.basic import StaticPasswords
-from .authenticators.session import UNSAFE_METHODS
+from .authenticators.apikey import APIKeyAuthenticator, StaticAPIKeys
+from .authenticators.base import Authenticator, capabilities
+from .authenticators.basic import BasicAuthenticator, StaticPasswords
+from .authenticators.bearer import BearerAuthenticator
+from .authenticators.dpop import DPoPAuthenticator
+from .authenticators.dpop_nonce import DPoPNonces
+from .authenticators.keys import JWTKey, StaticKeys
+from .authenticators.session import UNSAFE_METHODS, SessionAuthenticator
+from .composition import AllOf, AnyOf, Requirement
 from .guard import AuthGuard
 from .openapi_responses import possible_reasons, problem_component, refusal_response
 from .policy import Policy
-from .requirements import HasScopes, StepUp
+from .requirements import HasRoles, HasScopes, StepUp
 from .route_tree import effective_policy, iter_routes
 from .routing import find_routes
 
@@ -111,6 +116,8 @@ def add_security(schema: dict[str, Any], app: Any, guard: AuthGuard) -> dict[str
             statuses.add(400)  # RFC 6750 §3.1 invalid_request
         if guard.brute_force is not None:
             statuses.add(429)
+        if _may_be_unavailable(guard, guard.accepted(policy)):
+            statuses.add(503)  # auth_unavailable: a backend that cannot be reached
         if guard.require_https or (guard.network is not None and guard.network.active):
             statuses.add(403)
         for method in info.methods:
@@ -157,24 +164,53 @@ def add_password_flow(schema: dict[str, Any], *, token_url: str, scopes: dict[st
 
 
 def _can_satisfy(authenticator: Authenticator, policy: Policy) -> bool:
-    """Whether identities from ``authenticator`` can meet the policy's scopes and step-up.
+    """Whether identities from ``authenticator`` can meet the policy's requirement, by what
+    they can carry (:attr:`Capabilities.identity_claims`: a password list carries roles,
+    never scopes or an ``acr``; ``None``: anything)."""
+    claims = capabilities(authenticator).identity_claims
+    return claims is None or policy.requirement is None or _meets(policy.requirement, claims)
 
-    Bearer (and DPoP) tokens carry ``scope`` and ``acr``; a static store answers from its
-    identities (a password list has none); anything else is assumed able to.
-    """
-    needs = policy.requirements()
-    wants_scopes = any(isinstance(r, HasScopes) for r in needs)
-    wants_acr = any(isinstance(r, StepUp) for r in needs)
-    if not (wants_scopes or wants_acr) or authenticator.scheme.lower() in ("bearer", "dpop"):
-        return True
-    source = getattr(authenticator, "store", None) or getattr(authenticator, "verifier", None)
-    if isinstance(source, StaticPasswords):
-        return False  # users have a password hash and roles: no scopes, no acr
-    if isinstance(source, StaticAPIKeys):
-        identities = source.identities()
-        return any((not wants_scopes or i.scopes) and (not wants_acr or i.acr)
-                   for i in identities)
+
+def _meets(requirement: Requirement, claims: frozenset[str]) -> bool:
+    """Whether an identity carrying only ``claims`` can pass ``requirement``."""
+    if isinstance(requirement, AllOf):
+        return all(_meets(r, claims) for r in requirement.requirements)
+    if isinstance(requirement, AnyOf):
+        return any(_meets(r, claims) for r in requirement.requirements)
+    if isinstance(requirement, HasScopes):
+        return "scopes" in claims or not requirement.scopes
+    if isinstance(requirement, HasRoles):
+        return "roles" in claims or not requirement.roles
+    if isinstance(requirement, StepUp):
+        return ((not requirement.acr_values or "acr" in claims)
+                and (requirement.max_age is None or "auth_time" in claims))
+    return True  # Not, permissions, ...: not decidable from the claims alone
+
+
+_BACKENDS = ("verifier", "store", "keys", "revocations", "replays", "tokens", "nonces")
+_LOCAL: tuple[type, ...] = (StaticPasswords, StaticAPIKeys, StaticKeys, JWTKey, DPoPNonces)
+_OWN: tuple[type, ...] = (BasicAuthenticator, BearerAuthenticator, APIKeyAuthenticator,
+                          SessionAuthenticator, DPoPAuthenticator)
+
+
+def _backend_may_fail(obj: object) -> bool:
+    """Whether ``obj`` (an authenticator or one of its backends) may be unreachable: in
+    memory, never; authguard's own authenticators, if one of their backends may; anything
+    else (Redis, JWKS, introspection, a store or verifier of your own) may."""
+    if obj is None or isinstance(obj, _LOCAL) or type(obj).__module__ == "authguard.stores.memory":
+        return False
+    if isinstance(obj, _OWN):
+        return any(_backend_may_fail(getattr(obj, name, None)) for name in _BACKENDS)
     return True
+
+
+def _may_be_unavailable(guard: AuthGuard, accepted: list[Authenticator]) -> bool:
+    """Whether a request to a route accepting ``accepted`` may be answered 503
+    ``auth_unavailable`` (an authenticator's backend, or the brute-force guard's store)."""
+    bf = guard.brute_force
+    if bf is not None and not bf.fail_open and _backend_may_fail(bf.store):
+        return True
+    return any(_backend_may_fail(a) for a in accepted)
 
 
 NEEDS_IDENTITY = "__authguard_needs_identity__"

@@ -100,7 +100,10 @@ def refusal_response(status: int, reasons: list[Reason] | None = None,
 
 _ALWAYS_401 = [Reason.CREDENTIALS_MISSING, Reason.CREDENTIALS_MALFORMED,
                Reason.CREDENTIALS_INVALID]
-_BEARER_401 = [Reason.TOKEN_EXPIRED, Reason.TOKEN_NOT_YET_VALID, Reason.CREDENTIALS_REVOKED]
+_BEARER_401 = [Reason.TOKEN_WRONG_AUDIENCE, Reason.TOKEN_EXPIRED, Reason.TOKEN_NOT_YET_VALID,
+               Reason.CREDENTIALS_REVOKED]
+_DPOP_401 = [Reason("dpop_proof_missing"), Reason("invalid_dpop_proof"),
+             Reason("dpop_proof_replayed"), Reason("use_dpop_nonce")]
 _COOKIE_401 = [Reason.SESSION_EXPIRED, Reason.SESSION_INVALID, Reason.CREDENTIALS_REVOKED]
 
 
@@ -113,6 +116,8 @@ def possible_reasons(status: int, policy: Policy, kinds: set[str], guard: AuthGu
         out = list(_ALWAYS_401)
         if kinds & {"bearer", "dpop"}:
             out += _BEARER_401
+        if "dpop" in kinds:
+            out += _DPOP_401
         if "cookie" in kinds:
             out += [r for r in _COOKIE_401 if r not in out]
         if any(isinstance(r, StepUp) for r in needs):
@@ -134,4 +139,6 @@ def possible_reasons(status: int, policy: Policy, kinds: set[str], guard: AuthGu
         return out or None
     if status == 400:
         return [Reason.INVALID_REQUEST]
+    if status == 503 and not policy.statuses() & {402, 502}:
+        return [Reason.AUTH_UNAVAILABLE]  # no payment provider on this route
     return None

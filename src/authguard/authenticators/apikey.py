@@ -20,6 +20,7 @@ from ..challenges import Challenge, checked_setting
 from ..errors import ConfigurationError, Refusal
 from ..identity import Identity
 from ..reasons import Reason
+from .base import claims_of
 
 __all__ = ["APIKeyAuthenticator", "APIKeyStore", "StaticAPIKeys", "hash_api_key"]
 
@@ -94,6 +95,14 @@ class APIKeyAuthenticator:
     def scheme(self) -> str:
         """``ApiKey``."""
         return "ApiKey"
+
+    @property
+    def identity_claims(self) -> frozenset[str] | None:
+        """What its identities can carry: from :class:`StaticAPIKeys`, what at least one
+        of its identities has (``None``, any, from a store of your own)."""
+        if isinstance(self.store, StaticAPIKeys):
+            return claims_of(self.store.identities())
+        return None
 
     def _found(self, conn: HTTPConnection) -> list[str]:
         found: list[str] = []

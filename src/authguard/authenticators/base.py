@@ -19,6 +19,10 @@ them once, when it works out a route's plan (never per request):
 * ``credential_headers`` — request fields other than ``Authorization`` and ``Cookie``
   that carry its credentials (e.g. ``("X-API-Key",)``): refusals name them in ``Vary``.
   (``header``, a single name, is read too.)
+* ``identity_claims`` — the members of :class:`~authguard.Identity` its identities can
+  carry (``"roles"``, ``"scopes"``, ``"acr"``, ``"auth_time"``); ``None``, the default,
+  means any. OpenAPI lists a scheme on a route only if its identities can meet the
+  route's requirement (a password list carries roles, never scopes).
 """
 
 from __future__ import annotations
@@ -32,7 +36,19 @@ from ..challenges import Challenge
 from ..identity import Identity
 from ..reasons import Reason
 
-__all__ = ["Authenticator", "CacheStats", "Capabilities", "ReportsCache", "capabilities"]
+__all__ = ["CLAIMS", "Authenticator", "CacheStats", "Capabilities", "ReportsCache",
+           "capabilities", "claims_of"]
+
+CLAIMS = frozenset({"roles", "scopes", "acr", "auth_time"})
+"""The members of :class:`~authguard.Identity` a requirement can ask for."""
+
+
+def claims_of(identities: Any) -> frozenset[str]:
+    """The :data:`CLAIMS` that at least one of ``identities`` carries."""
+    found: set[str] = set()
+    for i in identities:
+        found.update(name for name in CLAIMS if getattr(i, name, None))
+    return frozenset(found)
 
 
 @runtime_checkable
@@ -73,6 +89,8 @@ class Capabilities:
     """The most of a form body it reads."""
     credential_headers: tuple[str, ...] = ()
     """Request fields, besides ``Authorization`` and ``Cookie``, carrying its credentials."""
+    identity_claims: frozenset[str] | None = None
+    """Members of :class:`~authguard.Identity` its identities can carry (``None``: any)."""
 
 
 def capabilities(authenticator: Authenticator) -> Capabilities:
@@ -95,6 +113,8 @@ def capabilities(authenticator: Authenticator) -> Capabilities:
         reads_form_body=bool(declared.get("reads_form_body", False)),
         max_form_bytes=int(declared.get("max_form_bytes", 0)),
         credential_headers=declared["credential_headers"],
+        identity_claims=(frozenset(declared["identity_claims"])
+                         if "identity_claims" in declared else None),
     )
 
 

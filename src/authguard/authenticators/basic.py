@@ -274,6 +274,12 @@ class BasicAuthenticator:
         """``Basic``."""
         return "Basic"
 
+    @property
+    def identity_claims(self) -> frozenset[str] | None:
+        """What its identities can carry: roles only from :class:`StaticPasswords`
+        (``None``, any, from a verifier of your own)."""
+        return frozenset({"roles"}) if isinstance(self.verifier, StaticPasswords) else None
+
     def has_credentials(self, conn: HTTPConnection) -> bool:
         """Whether an ``Authorization: Basic`` header is present."""
         for name, value in conn.scope["headers"]:

@@ -73,6 +73,11 @@ class SessionAuthenticator:
         realm: Named in the challenge.
         max_cookie_bytes: Larger cookies are refused before any decoding.
         clock: Current time, in seconds.
+        claims: What :meth:`login` may put in a session besides its sign-in time, of
+            ``"roles"``, ``"scopes"``, ``"acr"`` (all three by default). Name only what
+            your login gives (``claims=["roles"]``): OpenAPI then does not offer the
+            cookie on routes that need scopes or an ``acr``, and :meth:`login` refuses
+            the others.
     """
 
     def __init__(
@@ -92,6 +97,7 @@ class SessionAuthenticator:
         realm: str = "authguard",
         max_cookie_bytes: int = 4096,
         clock: Callable[[], float] | None = None,
+        claims: Sequence[str] = ("roles", "scopes", "acr"),
     ) -> None:
         if isinstance(secret_keys, str | bytes) or not secret_keys:
             raise ConfigurationError("secret_keys: give a list of keys, newest first")
@@ -120,6 +126,10 @@ class SessionAuthenticator:
                     f"allowed_origins: {origin!r} is not an origin like https://app.example")
         checked_setting(realm, "realm")
         checked_setting(login_url, "login_url")
+        if isinstance(claims, str) or not set(claims) <= {"roles", "scopes", "acr"}:
+            raise ConfigurationError(
+                "claims: a list of 'roles', 'scopes', 'acr' (what login() may store)")
+        self.claims = frozenset(claims)
         # itsdangerous signs with the last key and verifies with all.
         self._serializer = URLSafeTimedSerializer(list(reversed(keys)),
                                                   salt="authguard.session")
@@ -226,6 +236,11 @@ class SessionAuthenticator:
         self._identities[credential_id] = (source, identity)
         return identity
 
+    @property
+    def identity_claims(self) -> frozenset[str]:
+        """What its identities can carry: its ``claims`` and the sign-in time."""
+        return self.claims | {"auth_time"}
+
     # -- login and logout ----------------------------------------------------------------
 
     async def login(
@@ -244,6 +259,11 @@ class SessionAuthenticator:
         A new random session id every time (no session fixation); an earlier session of
         this browser, if its cookie is still valid, is ended.
         """
+        for name, given in (("roles", roles), ("scopes", scopes), ("acr", acr)):
+            if given and name not in self.claims:
+                raise ConfigurationError(
+                    f"login({name}=...): this authenticator's claims do not include "
+                    f"{name!r} (SessionAuthenticator(claims=...))")
         await self.logout(conn, None)
         now = self._now()
         fields = dict(data or {})
