@@ -69,7 +69,13 @@ class Decider:
         identity: Identity | None = None
         for authenticator in plan.accepted:
             if authenticator.has_credentials(conn):
-                identity = await self.authenticate(conn, authenticator)
+                if guard.brute_force is not None:
+                    identity = await self.authenticate(conn, authenticator)
+                else:  # nothing counts failures: the authenticator itself, no wrapper
+                    try:
+                        identity = await authenticator.authenticate(conn)
+                    except Refusal as exc:
+                        raise exc.with_scheme(authenticator.scheme) from None
                 if identity is not None:
                     break
         if plan.checks is not None:  # the built-in requirements: no context, no await
@@ -91,7 +97,7 @@ class Decider:
         name its scheme."""
         guard = self.guard
         bf = guard.brute_force
-        if bf is None:
+        if bf is None:  # (decide() calls the authenticator itself then)
             try:
                 return await authenticator.authenticate(conn)
             except Refusal as refusal:

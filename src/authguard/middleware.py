@@ -84,7 +84,8 @@ class AuthState(AuthContext):
     def __init__(self, guard: AuthGuard, policy: Policy, identity: Identity | None,
                  request_id: str | None,
                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        super().__init__(identity)
+        self.identity = identity  # AuthContext's two fields, without its __init__ frame
+        self._scopes = None
         self.guard = guard
         self.policy = policy
         self._request_id = request_id

@@ -67,6 +67,7 @@ class Plan:
         missing: The challenges of a 401 without credentials: one per accepted scheme,
             with the route's ``scope`` where a scheme can name it (a Bearer authenticator
             of an OAuth protected resource: RFC 9728 §5.1, RFC 6750 §3).
+        public: No authenticator runs for the route (its policy has no requirement).
     """
 
     policy: Policy
@@ -75,11 +76,7 @@ class Plan:
     form_limit: int
     vary: bytes
     missing: tuple[Challenge, ...]
-
-    @property
-    def public(self) -> bool:
-        """No authenticator runs for the route."""
-        return self.policy.requirement is None
+    public: bool
 
 
 def make_plan(policy: Policy, guard: AuthGuard) -> Plan:
@@ -100,6 +97,7 @@ def make_plan(policy: Policy, guard: AuthGuard) -> Plan:
         form_limit=max((t.max_form_bytes for t in traits if t.reads_form_body), default=0),
         vary=", ".join(fields).encode("latin-1"),
         missing=tuple(a.challenge(None, asked) for a in accepted),
+        public=requirement is None,
     )
 
 

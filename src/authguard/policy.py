@@ -271,14 +271,16 @@ def _enforced(target: T) -> T:
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-            _check_enforced(guarded_async)
+            if DECIDED.get() is not getattr(guarded_async, _ATTR, None):  # else: decided here
+                _check_enforced(guarded_async)
             return await func(*args, **kwargs)
 
         wrapper: Any = guarded_async
     else:
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            _check_enforced(guarded)
+            if DECIDED.get() is not getattr(guarded, _ATTR, None):  # else: decided here
+                _check_enforced(guarded)
             return func(*args, **kwargs)
 
         wrapper = guarded
