@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"(uvicorn row: server process utime+stime over {cpu_rounds} interleaved "
             f"{seconds:g} s runs of {'wrk -t1 -c32' if use_wrk else 'the built-in client'}, "
             "divided by the requests answered; in process rows: µs per request)")
+        cpu_bare = rows[-1].bare
+        if cpu_bare is not None and cpu_bare.samples and rows[-1].authguard:
+            say(f"(server CPU per request: bare {cpu_bare.median:.1f} µs, authguard "
+                f"+{rows[-1].authguard.median - cpu_bare.median:.1f} µs, hand-written "
+                f"+{rows[-1].reference.median - cpu_bare.median:.1f} µs)")
         say("")
     if args.targets_only:
         return 0

@@ -212,6 +212,12 @@ def as_cases(rows: list[Row]) -> list[Case]:
             for i, row in enumerate(rows)]
 
 
+def _times(ratio: float) -> str:
+    """A ratio; beyond 100 (an added cost over a reference that adds next to nothing, or
+    less than nothing, in a round) it says so rather than print a meaningless figure."""
+    return f"{ratio:.2f}" if -100 < ratio < 100 else ("≫100" if ratio > 0 else "≪-100")
+
+
 def table(rows: list[Row]) -> str:
     """The speed table in Markdown."""
     lines = ["| case | against | authguard µs | reference µs | ratio | per round min–max "
@@ -221,11 +227,12 @@ def table(rows: list[Row]) -> str:
         per_round = row.ratios()
         ag = row.authguard
         verdict = "skipped" if ratio is None else ("PASS" if ratio <= row.limit else "FAIL")
-        spread = (f"{min(per_round):.2f}–{max(per_round):.2f}" if per_round else "—")
+        spread = (f"{_times(min(per_round))}–{_times(max(per_round))}" if per_round
+                  else "—")
         lines.append(
             f"| {row.label} | {row.reference_name} "
             f"| {statistics.median(ag.samples) if ag and ag.samples else 0:.1f} "
             f"| {row.reference.median if row.reference.samples else 0:.1f} "
-            f"| {'—' if ratio is None else f'{ratio:.2f}×'} | {spread} "
+            f"| {'—' if ratio is None else _times(ratio) + '×'} | {spread} "
             f"| ≤ {row.limit:.2f}× | {verdict} |")
     return "\n".join(lines)
