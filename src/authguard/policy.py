@@ -179,7 +179,8 @@ def protect(
                 "Route objects instead, or give each route its own function.",
                 UserWarning, stacklevel=2)
         setattr(target, _ATTR, policy)
-        guarded = _enforced(target)
+        # a public policy has nothing to enforce: no wrapper (a later protect() adds one)
+        guarded = _enforced(target) if policy.requirement is not None else target
         setattr(guarded, _ATTR, policy)
         return guarded
 
