@@ -88,10 +88,25 @@ def main(argv: list[str] | None = None) -> int:
         return targets.as_cases(rows)
 
     inproc.run(target_cases, settings, progress)
+    use_wrk = load.have_wrk() and not args.python_client
+    cpu_rounds = max(load_rounds, 3)
+    if not args.no_load:
+        progress(f"uvicorn: server CPU per request, {cpu_rounds} rounds")
+        rows.append(targets.cpu_row(load.server_cpu(seconds, cpu_rounds, 32, use_wrk)))
     say(f"## Speed targets: ratio of medians over {settings.rounds} interleaved rounds")
     say("")
     say(targets.table(rows))
     say("")
+    if not args.no_load:
+        say(f"(uvicorn row: server process utime+stime over {cpu_rounds} interleaved "
+            f"{seconds:g} s runs of {'wrk -t1 -c32' if use_wrk else 'the built-in client'}, "
+            "divided by the requests answered; in process rows: µs per request)")
+        cpu_bare = rows[-1].bare
+        if cpu_bare is not None and cpu_bare.samples and rows[-1].authguard:
+            say(f"(server CPU per request: bare {cpu_bare.median:.1f} µs, authguard "
+                f"+{rows[-1].authguard.median - cpu_bare.median:.1f} µs, hand-written "
+                f"+{rows[-1].reference.median - cpu_bare.median:.1f} µs)")
+        say("")
     if args.targets_only:
         return 0
 
@@ -111,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     throughput: list[dict[str, Any]] = []
     hashing: list[dict[str, Any]] = []
     if not args.no_load:
-        use_wrk = load.have_wrk() and not args.python_client
         client = "wrk -t1 -c32" if use_wrk else "built-in Python client, 32 connections"
         say("")
         say(f"## Under uvicorn (one worker, httptools, uvloop; load: {client}, "

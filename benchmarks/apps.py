@@ -18,6 +18,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Any
 
 import jwt
@@ -58,15 +59,21 @@ from authguard import (
     HasRoles,
     Identity,
     Public,
-    Reason,
-    Refusal,
-    Requirement,
     StaticAPIKeys,
     StaticPasswords,
     hash_api_key,
     protect,
 )
 from authguard.passwords import Argon2Hasher, PasswordHasher
+from authguard.payments import (
+    Entitlement,
+    EntitlementVerifier,
+    MemoryEntitlementStore,
+    Payment,
+    Price,
+    ReceiptVerifier,
+)
+from authguard.stores.memory import MemoryNonceStore
 
 ASGIApp = Callable[..., Any]
 
@@ -162,17 +169,14 @@ def bare_starlette() -> Starlette:
 
 # -- authguard -----------------------------------------------------------------------
 
-class PaymentNeeded(Requirement):
-    """A stand-in payment requirement (order 3): this route always needs payment."""
-
-    order = 3
-
-    async def check(self, ctx: Any) -> Refusal | None:
-        return Refusal(Reason.PAYMENT_REQUIRED, extensions={
-            "payment": {"amount": "0.01", "currency": "USD", "pay_to": "/pay"}})
-
-    def statuses(self) -> frozenset[int]:
-        return frozenset({402})
+# A real payment requirement: a "pro" plan from the entitlement store, or a receipt for
+# one request (the IETF Payment scheme). The benchmark's API-key identity ("svc") has no
+# plan and sends no receipt: it is answered 402 with both offers and a fresh challenge.
+PLANS = MemoryEntitlementStore({"someone-else": Entitlement(plan="pro")})
+PAYMENT = Payment(Price(Decimal("0.01"), "USD", "One request"), verifiers=[
+    EntitlementVerifier(PLANS, plans=["pro"], checkout="/pricing"),
+    ReceiptVerifier(secret=b"bench-receipts-secret-0123456789", nonces=MemoryNonceStore(),
+                    realm="bench", recipient="shop", ttl=60)])
 
 
 @protect(Public)
@@ -190,7 +194,7 @@ async def ag_admin(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-@protect(Authenticated() & PaymentNeeded())
+@protect(Authenticated() & PAYMENT)
 async def ag_paid(request: Request) -> Response:
     return PlainTextResponse("paid content")
 
@@ -522,6 +526,14 @@ def load_authguard_jwt() -> Starlette:
     bearer = authguard.BearerAuthenticator(  # type: ignore[attr-defined]
         key=JWTKey.hs256(HS_SECRET), issuer=ISSUER, audience=AUDIENCE)
     return authguard_app(bearer)
+
+
+def load_floor_jwt() -> Starlette:
+    """The floor under uvicorn: a hand-written pure ASGI middleware with a token cache."""
+    from .targets import HandWrittenJWT, _floor
+
+    app: Starlette = _floor(HandWrittenJWT, cache=True)
+    return app
 
 
 def load_starlette_jwt() -> Starlette:

@@ -40,6 +40,13 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def server(factory: str) -> Iterator[int]:
     """``uvicorn benchmarks.apps:<factory> --factory`` on a free port, until the block ends."""
+    with server_process(factory) as (port, _pid):
+        yield port
+
+
+@contextlib.contextmanager
+def server_process(factory: str) -> Iterator[tuple[int, int]]:
+    """Like :func:`server`, with the server's process id (for its CPU time)."""
     port = _free_port()
     cmd = [sys.executable, "-m", "uvicorn", f"benchmarks.apps:{factory}", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -59,7 +66,7 @@ def server(factory: str) -> Iterator[int]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn {factory} did not start")
             time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -76,6 +83,7 @@ class LoadResult:
     p99_ms: float
     errors: int = 0
     non_2xx: int = 0
+    requests: int = 0  # answered in the run
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -103,10 +111,12 @@ async def _wrk(url: str, headers: dict[str, str], seconds: float, connections: i
     if rps is None or p50 is None or p99 is None:
         raise RuntimeError(f"wrk: unexpected output:\n{text}\n{err.decode()}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    done = re.search(r"(\d+) requests in", text)
     errors = re.search(r"Socket errors:.*", text)
     return LoadResult(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)),
                       errors=1 if errors else 0,
-                      non_2xx=int(non_2xx.group(1)) if non_2xx else 0)
+                      non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+                      requests=int(done.group(1)) if done else 0)
 
 
 async def _one_connection(port: int, request: bytes, stop: float,
@@ -146,7 +156,8 @@ async def python_load(port: int, path: str, headers: dict[str, str], seconds: fl
         return LoadResult(0.0, float("nan"), float("nan"))
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return LoadResult(len(latencies) / elapsed, q[49], q[98],
-                      non_2xx=sum(1 for s in statuses if not 200 <= s < 400))
+                      non_2xx=sum(1 for s in statuses if not 200 <= s < 400),
+                      requests=len(latencies))
 
 
 async def generate(port: int, path: str, headers: dict[str, str], seconds: float,
@@ -188,6 +199,49 @@ def throughput(seconds: float, rounds: int, connections: int, use_wrk: bool
                     "p50_ms": statistics.median(r.p50_ms for r in rs),
                     "p99_ms": statistics.median(r.p99_ms for r in rs),
                     "non_2xx": sum(r.non_2xx for r in rs)})
+    return out
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``; else ``None``)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The uvicorn apps of the CPU-per-request target: bare, authguard, the hand-written floor.
+CPU_APPS = ("load_bare", "load_authguard_jwt", "load_floor_jwt")
+
+
+def server_cpu(seconds: float, rounds: int, connections: int, use_wrk: bool
+               ) -> dict[str, list[float]] | None:
+    """Server CPU time per request served (µs), per round, for :data:`CPU_APPS` under the
+    same load (a repeated HS256 token), in interleaved rounds: the server process's
+    utime + stime over the run, divided by the requests it answered. ``None`` where
+    ``/proc`` cannot be read or authguard has no Bearer authenticator."""
+    if not apps.HAS_BEARER:
+        return None
+    auth = {"Authorization": f"Bearer {_hs256_token()}"}
+    out: dict[str, list[float]] = {factory: [] for factory in CPU_APPS}
+    with contextlib.ExitStack() as stack:
+        procs = {f: stack.enter_context(server_process(f)) for f in CPU_APPS}
+        if cpu_seconds(procs[CPU_APPS[0]][1]) is None:
+            return None
+        for port, _pid in procs.values():  # warm up
+            asyncio.run(generate(port, "/private", auth, 1, connections, use_wrk))
+        for r in range(rounds):  # every other round in reverse order: no app always first
+            for factory in (CPU_APPS if r % 2 == 0 else CPU_APPS[::-1]):
+                port, pid = procs[factory]
+                before = cpu_seconds(pid) or 0.0
+                result = asyncio.run(generate(port, "/private", auth, seconds, connections,
+                                              use_wrk))
+                used = (cpu_seconds(pid) or 0.0) - before
+                if result.non_2xx or not result.requests:
+                    raise RuntimeError(f"{factory}: {result.non_2xx} non-2xx answers")
+                out[factory].append(used / result.requests * 1e6)
     return out
 
 

@@ -180,7 +180,7 @@ async def build_rows(m: apps.Material) -> list[Row]:
             Cell(st_key, "/private"), 1.00, "Starlette AuthMW's refusal"),
         Row("403 (role missing)", Cell(ag_key, "/admin", ak, expect=403),
             Cell(bare, "/admin", expect=200), 1.10, "bare 200"),
-        Row("402 (payment required; stand-in requirement)",
+        Row("402 (real Payment + entitlement)",
             Cell(ag_key, "/paid", ak, expect=402), Cell(bare, "/paid", expect=200), 1.50,
             "bare 200"),
     ]
@@ -194,11 +194,28 @@ async def build_rows(m: apps.Material) -> list[Row]:
     return rows
 
 
+def cpu_row(cpu: dict[str, list[float]] | None) -> Row:
+    """The uvicorn row: server CPU per request above bare (``load.server_cpu``'s figures,
+    µs per request per round), authguard against the hand-written ASGI + token cache."""
+    def cell(factory: str) -> Cell:
+        return Cell(None, "/private", samples=list(cpu[factory]) if cpu else [])
+
+    return Row("under uvicorn, repeated JWT: server CPU per request above bare",
+               cell("load_authguard_jwt") if cpu else None, cell("load_floor_jwt"), 1.30,
+               "hand-written ASGI + token cache", bare=cell("load_bare"))
+
+
 def as_cases(rows: list[Row]) -> list[Case]:
     """The rows as cases, for :func:`benchmarks.inproc.measure` (cells shared by rows are
     timed once)."""
     return [Case(f"target{i}", row.label, row.authguard, row.reference, None, bare=row.bare)
             for i, row in enumerate(rows)]
+
+
+def _times(ratio: float) -> str:
+    """A ratio; beyond 100 (an added cost over a reference that adds next to nothing, or
+    less than nothing, in a round) it says so rather than print a meaningless figure."""
+    return f"{ratio:.2f}" if -100 < ratio < 100 else ("≫100" if ratio > 0 else "≪-100")
 
 
 def table(rows: list[Row]) -> str:
@@ -210,11 +227,12 @@ def table(rows: list[Row]) -> str:
         per_round = row.ratios()
         ag = row.authguard
         verdict = "skipped" if ratio is None else ("PASS" if ratio <= row.limit else "FAIL")
-        spread = (f"{min(per_round):.2f}–{max(per_round):.2f}" if per_round else "—")
+        spread = (f"{_times(min(per_round))}–{_times(max(per_round))}" if per_round
+                  else "—")
         lines.append(
             f"| {row.label} | {row.reference_name} "
             f"| {statistics.median(ag.samples) if ag and ag.samples else 0:.1f} "
-            f"| {row.reference.median:.1f} "
-            f"| {'—' if ratio is None else f'{ratio:.2f}×'} | {spread} "
+            f"| {row.reference.median if row.reference.samples else 0:.1f} "
+            f"| {'—' if ratio is None else _times(ratio) + '×'} | {spread} "
             f"| ≤ {row.limit:.2f}× | {verdict} |")
     return "\n".join(lines)

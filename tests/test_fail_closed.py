@@ -33,7 +33,7 @@ from authguard import (
     protect,
 )
 from authguard.audit import audit
-from authguard.fastapi import install
+from authguard.fastapi import install, require
 from helpers import asgi_client
 
 ADMIN = Identity(subject="ada", scheme="ApiKey", roles=frozenset({"admin"}))
@@ -270,6 +270,26 @@ async def test_a_protected_endpoint_without_the_middleware_refuses(
             for path in ("/x", "/y"):
                 response = await client.get(path, headers=KEY)
                 assert response.status_code == 403, path
+    assert RAN == []
+    assert "AuthGuardMiddleware" in caplog.text
+
+
+async def test_a_decision_under_a_weaker_policy_does_not_cover_a_protected_endpoint(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # require(Authenticated()) decided the request; the endpoint also wants a role the
+    # identity does not have, which that decision did not check
+    app = FastAPI()
+
+    @app.get("/z", dependencies=[Depends(require(Authenticated()))])
+    @protect(HasRoles("root"))
+    async def z() -> dict[str, str]:
+        RAN.append("z")
+        return {}
+
+    install(app, _guard())
+    with caplog.at_level(logging.ERROR, logger="authguard"):
+        async with asgi_client(app) as client:
+            assert (await client.get("/z", headers=KEY)).status_code == 403
     assert RAN == []
     assert "AuthGuardMiddleware" in caplog.text
 

@@ -87,7 +87,7 @@ class AuthState(AuthContext):
     def __init__(self, guard: AuthGuard, policy: Policy, identity: Identity | None,
                  request_id: str | None,
                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self.identity = identity
+        self.identity = identity  # AuthContext's two fields, without its __init__ frame
         self._scopes = None
         self.guard = guard
         self.policy = policy

@@ -185,7 +185,8 @@ def protect(
                 "Route objects instead, or give each route its own function.",
                 UserWarning, stacklevel=2)
         setattr(target, _ATTR, policy)
-        guarded = _enforced(target)
+        # a public policy has nothing to enforce: no wrapper (a later protect() adds one)
+        guarded = _enforced(target) if policy.requirement is not None else target
         setattr(guarded, _ATTR, policy)
         return guarded
 
@@ -346,14 +347,16 @@ def _enforced(target: T) -> T:
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-            _check_enforced(guarded_async)
+            if DECIDED.get() is not getattr(guarded_async, _ATTR, None):  # else: decided here
+                _check_enforced(guarded_async)
             return await func(*args, **kwargs)
 
         wrapper: Any = guarded_async
     else:
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            _check_enforced(guarded)
+            if DECIDED.get() is not getattr(guarded, _ATTR, None):  # else: decided here
+                _check_enforced(guarded)
             return func(*args, **kwargs)
 
         wrapper = guarded

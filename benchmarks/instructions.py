@@ -1,0 +1,111 @@
+"""Instructions per request, counted by valgrind: deterministic where wall-clock is not.
+
+``python -m benchmarks.instructions [CASE ...] [--n 2000]`` runs, for each case, the same
+in-process request N times and 0 times under ``valgrind --tool=callgrind`` and prints
+the difference divided by N: the instructions one request costs, the same on a busy
+machine as on a quiet one (a change of a few hundred is real). ``PYTHONPATH=<other src>``
+counts another version of authguard with the same requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import apps
+from .inproc import Cell, _hdr
+
+_KEY = [_hdr("x-api-key", apps.API_KEY)]
+
+
+def _hs256(factory: Callable[[apps.Material], Any]) -> Cell:
+    # HS256 only: generating the other keys costs a random number of instructions, which
+    # would not cancel out between the two counts
+    m = apps.Material(argon2=apps.quick_argon2())
+    m.private["HS256"] = m.public["HS256"] = apps.HS_SECRET
+    m.valid["HS256"] = m.token("HS256")
+    return Cell(factory(m), "/private", [_hdr("authorization", "Bearer " + m.valid["HS256"])])
+
+
+def _floor(middleware: Any, **kwargs: Any) -> Any:
+    from .targets import _floor as floor
+
+    return floor(middleware, **kwargs)
+
+
+def _cases() -> dict[str, Callable[[], Cell]]:
+    from .targets import HandWrittenJWT, PassThrough
+
+    def ag() -> Any:
+        return apps.authguard_app(apps.api_key_authenticator())
+
+    return {
+        "bare-public": lambda: Cell(apps.bare_starlette(), "/public"),
+        "passthrough-public": lambda: Cell(_floor(PassThrough), "/public"),
+        "public": lambda: Cell(ag(), "/public"),
+        "bare-private": lambda: Cell(apps.bare_starlette(), "/private", _KEY),
+        "handwritten-key": lambda: Cell(apps.hand_written_app(), "/private", _KEY),
+        "key": lambda: Cell(ag(), "/private", _KEY),
+        "handwritten-jwt-cache": lambda: _hs256(
+            lambda m: _floor(HandWrittenJWT, cache=True)),
+        "jwt-repeated": lambda: _hs256(
+            lambda m: apps.authguard_app(apps.bearer_authenticator(m, "HS256", cache=True))),
+        "401": lambda: Cell(ag(), "/private"),
+        "403": lambda: Cell(ag(), "/admin", _KEY),
+        "402": lambda: Cell(ag(), "/paid", _KEY),
+    }
+
+
+async def _requests(cell: Cell, n: int) -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    for _ in range(50 + n):  # 50 to warm the caches (plans, tokens) in every count
+        await cell.app(cell.scope(), receive, send)
+
+
+def _count(case: str, n: int) -> int:
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+           "-m", "benchmarks.instructions", "--run", case, str(n)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in both counts
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
+    found = re.search(r"Collected : (\d+)", out)
+    if found is None:
+        raise RuntimeError(f"valgrind: no count in\n{out[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    cases = _cases()
+    p = argparse.ArgumentParser(prog="python -m benchmarks.instructions",
+                                description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cases", nargs="*", help=f"default: all of {', '.join(cases)}")
+    p.add_argument("--n", type=int, default=2000, help="requests counted (default 2000)")
+    p.add_argument("--run", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.run:
+        asyncio.run(_requests(cases[args.run[0]](), int(args.run[1])))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed", file=sys.stderr)
+        return 1
+    print("| case | instructions per request |\n|---|---:|")
+    for case in args.cases or list(cases):
+        per_request = (_count(case, args.n) - _count(case, 0)) / args.n
+        print(f"| {case} | {per_request:,.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
