@@ -124,11 +124,11 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
     logged = obs.log_events and log.isEnabledFor(logging.INFO)
     elapsed = None if started is None else perf_counter() - started
     if not (logged or obs.on_event is not None or obs.detector is not None):
-        if metrics is not None:  # counted only: the attributes, not the whole event
-            client = (client_address(scope, guard.network)
-                      if reason is Reason.TOO_MANY_ATTEMPTS else None)
+        if metrics is not None:  # counted only: a key from values at hand, no event
             metrics.refused(reason.value, status, optional_text(scheme, 32),
-                            scope_route(scope), client, guard.clock())
+                            scope_route(scope))
+            if reason is Reason.TOO_MANY_ATTEMPTS:
+                metrics.blocked(client_address(scope, guard.network), guard.clock())
             if elapsed is not None:
                 metrics.decision_time(elapsed, "refused")
         return
@@ -137,8 +137,9 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
                         decision_ms=None if elapsed is None else elapsed * 1000,
                         authenticators=guard.authenticators)
     if metrics is not None:
-        metrics.refused(reason.value, status, event.scheme, event.route or "",
-                        event.client, event.time)
+        metrics.refused(reason.value, status, event.scheme, event.route or "")
+        if reason is Reason.TOO_MANY_ATTEMPTS:
+            metrics.blocked(event.client, event.time)
         if elapsed is not None:
             metrics.decision_time(elapsed, "refused")
     obs.emit(event)
