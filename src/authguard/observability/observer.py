@@ -123,7 +123,10 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
     metrics = obs.metrics
     logged = obs.log_events and log.isEnabledFor(logging.INFO)
     elapsed = None if started is None else perf_counter() - started
-    if not (logged or obs.on_event is not None or obs.detector is not None):
+    detector = obs.detector
+    if not (logged or obs.on_event is not None or (
+            detector is not None and detector.watches(reason.value, status,
+                                                      via_proxy(scope)))):
         if metrics is not None:  # counted only: a key from values at hand, no event
             metrics.refused(reason.value, status, optional_text(scheme, 32),
                             scope_route(scope))
