@@ -76,6 +76,8 @@ class AuthMetrics:
         # per outcome: a count per bucket (the last one: above every bound), and the sum
         self._tally: dict[str, list[float]] = {
             outcome: [0] * (len(BUCKETS) + 1) + [0.0] for outcome in _OUTCOMES}
+        self._tally_allowed = self._tally["allowed"]
+        self._tally_refused = self._tally["refused"]
         self._guards: list[AuthGuard] = []
         self._blocked: dict[str, float] = {}
         self._refused_n: dict[tuple[str, int, str, str], int] = {}
@@ -128,6 +130,37 @@ class AuthMetrics:
             if client not in self._blocked and len(self._blocked) >= _MAX_BLOCKED:
                 self._blocked.pop(next(iter(self._blocked)))
             self._blocked[client] = now
+
+    def count_allowed(self, scheme: str | None, seconds: float) -> None:
+        """Count one allowed request and tally its decision time (one call per request:
+        what the middleware uses)."""
+        if self.enabled:
+            key = scheme or "none"
+            counts = self._allowed_n
+            counts[key] = counts.get(key, 0) + 1
+            if self.tallied:
+                tally = self._tally_allowed
+                tally[bisect_left(BUCKETS, seconds)] += 1
+                tally[-1] += seconds
+            elif self.timed:
+                self._duration.record(seconds, _OUTCOMES["allowed"])
+
+    def count_refused(self, reason: str, status: int, scheme: str | None, route: str,
+                      seconds: float | None) -> None:
+        """Count one refusal and tally its decision time (``None``: a refusal the app
+        raised, not timed)."""
+        if self.enabled:
+            key = (reason, status, scheme or "none", route)
+            counts = self._refused_n
+            counts[key] = counts.get(key, 0) + 1
+            if seconds is None:
+                return
+            if self.tallied:
+                tally = self._tally_refused
+                tally[bisect_left(BUCKETS, seconds)] += 1
+                tally[-1] += seconds
+            elif self.timed:
+                self._duration.record(seconds, _OUTCOMES["refused"])
 
     def allowed(self, scheme: str | None) -> None:
         """Count one allowed request."""
