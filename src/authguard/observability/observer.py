@@ -106,6 +106,7 @@ class EventFormatter(logging.Formatter):
 _PLAIN = Observability()  # when the guard has none: refusals are logged, that is all
 
 
+_TOO_MANY_ATTEMPTS = Reason.TOO_MANY_ATTEMPTS
 _SCHEME_TEXT: dict[str, str] = {}  # the schemes seen (from the configuration), escaped
 
 
@@ -139,13 +140,13 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
     logged = obs.log_events and log.isEnabledFor(logging.INFO)
     elapsed = None if started is None else perf_counter() - started
     detector = obs.detector
+    value: str = reason._value_  # an enum's .value and Reason.X are slow descriptor reads
     if not (logged or obs.on_event is not None or (
-            detector is not None and detector.watches(reason.value, status,
-                                                      via_proxy(scope)))):
+            detector is not None and detector.watches(value, status, via_proxy(scope)))):
         if metrics is not None:  # counted only: a key from values at hand, no event
-            metrics.count_refused(reason.value, status, _scheme_text(scheme),
-                                  scope_route(scope), elapsed)
-            if reason is Reason.TOO_MANY_ATTEMPTS:
+            metrics.count_refused(value, status, _scheme_text(scheme), scope_route(scope),
+                                  elapsed)
+            if reason is _TOO_MANY_ATTEMPTS:
                 metrics.blocked(client_address(scope, guard.network), guard.clock())
         return
     event = build_event("refused", scope, now=guard.clock(), network=guard.network,
