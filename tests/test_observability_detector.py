@@ -243,3 +243,44 @@ def test_memory_is_bounded_whatever_keys_the_senders_choose() -> None:
     assert all(len(s) <= _MAX_SERIES for s in detector._series.values())
     with pytest.raises(ConfigurationError, match="min_blocked"):
         Detector(min_blocked=_MAX_SERIES + 1)
+
+
+def test_watches_agrees_with_the_series_an_event_joins() -> None:
+    """``Detector.watches`` lets refusals that can make no finding skip the event: it must
+    say yes for every refusal the detector would add to a series."""
+    detector = Detector()
+    reasons = ["credentials_missing", "credentials_invalid", "token_expired",
+               "token_not_yet_valid", "token_wrong_audience", "forbidden",
+               "auth_unavailable", "too_many_attempts", "insufficient_scope"]
+    for reason in reasons:
+        for status in (401, 403, 429, 503):
+            for via in (None, "10.0.0.1"):
+                event = AuthEvent(event="refused", time=_START, reason=reason, status=status,
+                                  client="192.0.2.1", via=via, skew_seconds=5.0,
+                                  audience_accepted=False, kid_known=False, kid="k1")
+                if detector._keys(event):
+                    assert Detector.watches(reason, status, via), (reason, status, via)
+    assert not Detector.watches("credentials_missing", 401, None)
+    assert not Detector.watches("forbidden", 403, "10.0.0.1")
+
+
+async def test_refusals_the_detector_cannot_use_build_no_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from authguard.observability import observer
+
+    built: list[Any] = []
+    real = observer.build_event
+    monkeypatch.setattr(observer, "build_event",
+                        lambda *a, **kw: built.append(kw["reason"]) or real(*a, **kw))
+    logging.getLogger("authguard").setLevel(logging.WARNING)  # no INFO log: no consumer
+    try:
+        app = make_app(Observability(detector=Detector()), clock=lambda: _START)
+        assert (await http(app, "GET", "/items/1")).status == 401  # credentials_missing
+        assert built == []
+        token = jwt.encode({"iss": ISSUER, "aud": "another-api", "sub": "alice",
+                            "exp": _START + 60}, SECRET, algorithm="HS256")
+        assert (await http(app, "GET", "/items/1",
+                           [(b"authorization", b"Bearer " + token.encode())])).status == 401
+        assert [r.value for r in built] == ["token_wrong_audience"]
+    finally:
+        logging.getLogger("authguard").setLevel(logging.NOTSET)

@@ -61,6 +61,13 @@ def test_metrics_after_a_scripted_mix_of_clients(tmp_path: Path) -> None:
     allowed = s["authguard_allowed_total"]
     assert _value(allowed, scheme="Bearer") == 1 and _value(allowed, scheme="Basic") >= 1
     assert _value(s["authguard_decision_duration_seconds_count"], outcome="refused") == 14
+    # a real Prometheus histogram: cumulative buckets up to +Inf, and a sum
+    buckets = s["authguard_decision_duration_seconds_bucket"]
+    assert _value(buckets, outcome="refused", le="+Inf") == 14
+    refused_le = sorted((float(lab["le"]), v) for lab, v in buckets
+                        if lab["outcome"] == "refused")
+    assert [v for _, v in refused_le] == sorted(v for _, v in refused_le)
+    assert 0 < _value(s["authguard_decision_duration_seconds_sum"], outcome="refused") < 14
     findings = s["authguard_findings_total"]
     assert _value(findings, finding="clock_skew") == 1
     assert _value(findings, finding="wrong_audience") == 1

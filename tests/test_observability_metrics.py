@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from authguard import BruteForceGuard
 from authguard.observability import AuthMetrics, Detector, Observability
+from authguard.observability.metrics import BUCKETS
 from obs_app import AUDIENCE, ISSUER, PASSWORD, SECRET, make_app
 from rawasgi import http
 
@@ -48,10 +49,12 @@ def reader() -> InMemoryMetricReader:
     return InMemoryMetricReader()
 
 
-def _app(reader: InMemoryMetricReader, **kw: Any) -> Any:
-    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
-    return make_app(Observability(metrics=metrics, **kw), clock=lambda: NOW,
-                    brute_force=BruteForceGuard(per_account=2, per_client=100))
+def _app(reader: InMemoryMetricReader, decision_time: Any = True, **kw: Any) -> Any:
+    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]), decision_time=decision_time)
+    app = make_app(Observability(metrics=metrics, **kw), clock=lambda: NOW,
+                   brute_force=BruteForceGuard(per_account=2, per_client=100))
+    app.state.metrics = metrics
+    return app
 
 
 def _token(**claims: Any) -> bytes:
@@ -63,9 +66,23 @@ def _basic(password: str) -> bytes:
     return b"Basic " + base64.b64encode(f"alice:{password}".encode())
 
 
+def test_tallied_decision_time_buckets_are_cumulative_and_le_inclusive() -> None:
+    metrics = AuthMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    for seconds in (0.00005, 0.00006, 0.003, 0.003, 9.0):
+        metrics.decision_time(seconds, "allowed")
+    cumulative, count, total = metrics.decision_times()["allowed"]
+    by_le = dict(zip(BUCKETS, cumulative, strict=True))
+    assert by_le[0.00005] == 1  # a value on a bound counts in that bound's bucket (le)
+    assert by_le[0.0001] == 2 and by_le[0.0025] == 2 and by_le[0.005] == 4
+    assert by_le[2.5] == 4 and count == 5  # 9 s: only in +Inf
+    assert total == pytest.approx(9.00611)
+    assert metrics.decision_times()["refused"] == ([0] * len(BUCKETS), 0, 0.0)
+
+
+@pytest.mark.parametrize("decision_time", [True, "sdk"])
 async def test_refusals_are_counted_by_reason_status_scheme_and_route_template(
-        reader: InMemoryMetricReader) -> None:
-    app = _app(reader)
+        reader: InMemoryMetricReader, decision_time: Any) -> None:
+    app = _app(reader, decision_time)
     for path in ("/items/1", "/items/2", "/items/%0Aevil"):
         assert (await http(app, "GET", path)).status == 401
     assert (await http(app, "GET", "/api/things/7",
@@ -86,10 +103,19 @@ async def test_refusals_are_counted_by_reason_status_scheme_and_route_template(
     allowed = _by_attrs(points["authguard.allowed"])
     assert allowed[(("scheme", "Bearer"),)].value == 1
     assert allowed[(("scheme", "Basic"),)].value == 1
-    durations = _by_attrs(points["authguard.decision.duration"])
-    assert durations[(("outcome", "refused"),)].count == 4
-    assert durations[(("outcome", "allowed"),)].count == 2
-    assert 0 < durations[(("outcome", "allowed"),)].sum < 1.0  # seconds
+    if decision_time == "sdk":  # an OpenTelemetry histogram
+        durations = _by_attrs(points["authguard.decision.duration"])
+        assert durations[(("outcome", "refused"),)].count == 4
+        assert durations[(("outcome", "allowed"),)].count == 2
+        assert 0 < durations[(("outcome", "allowed"),)].sum < 1.0  # seconds
+    else:  # tallied in process, for the Prometheus collector; no SDK histogram
+        assert "authguard.decision.duration" not in points
+        metrics = app.state.metrics
+        times = metrics.decision_times()
+        assert times["refused"][1] == 4 and times["allowed"][1] == 2
+        assert 0 < times["allowed"][2] < 1.0  # seconds
+        cumulative = times["allowed"][0]
+        assert cumulative == sorted(cumulative) and cumulative[-1] <= 2
     sizes = _by_attrs(points["authguard.cache.size"])
     assert sizes[(("scheme", "Bearer"),)].value == 1  # one verified token remembered
     assert sizes[(("scheme", "Basic"),)].value == 1

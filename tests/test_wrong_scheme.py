@@ -240,3 +240,27 @@ async def test_a_scheme_name_that_is_not_a_token_is_not_sent() -> None:
         body = (await c.get("/key", headers={"X-Odd": "1"})).json()
     assert body["reason"] == "credentials_missing"
     assert "offered_scheme" not in body
+
+
+async def test_an_allowed_request_never_asks_the_other_schemes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which other scheme was offered is worked out only on the way to a refusal: an
+    allowed request (even one that also carries Basic credentials) costs nothing more."""
+    calls: list[str] = []
+    for cls in (BasicAuthenticator, BearerAuthenticator):
+        original = cls.has_credentials
+
+        def spy(self: Any, conn: Any, _original: Any = original,
+                _name: str = cls.__name__) -> bool:
+            calls.append(_name)
+            return bool(_original(self, conn))
+
+        monkeypatch.setattr(cls, "has_credentials", spy)
+    async with asgi_client(_app()) as c:
+        for headers in ({"X-API-Key": "k-alice"},
+                        {"X-API-Key": "k-alice", "Authorization": BASIC}):
+            assert (await c.get("/key", headers=headers)).status_code == 200
+        assert calls == []
+        refused = await c.get("/key", headers={"Authorization": BASIC})
+        assert refused.json()["offered_scheme"] == "Basic"
+        assert calls  # the same spies do see the refusal's look-up

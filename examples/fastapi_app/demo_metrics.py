@@ -36,6 +36,8 @@ def make() -> tuple[Observability, Any]:
         registry = CollectorRegistry()
         reader = PrometheusMetricReader(registry=registry)
         metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
+        # the decision-time histogram, tallied in process, as a Prometheus histogram
+        registry.register(metrics.prometheus_collector())
     path = os.environ.get("AUTHGUARD_DEMO_EVENT_LOG")
     if path:
         handler = logging.FileHandler(path, encoding="utf-8")

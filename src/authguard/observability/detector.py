@@ -46,6 +46,10 @@ FIXES: dict[str, str] = {
 }
 
 _SKEW_REASONS = frozenset({"token_not_yet_valid", "token_expired"})
+# The reasons a refusal can add to a series for (see ``Detector._keys``); a 401 through a
+# proxy always can (``authorization_stripped``).
+_WATCHED = _SKEW_REASONS | {"token_wrong_audience", "credentials_invalid", "auth_unavailable",
+                            "too_many_attempts"}
 # Memory is bounded whatever the traffic (keys such as a token's client id are chosen by
 # the sender): at most _MAX_KEYS series of at most _MAX_SERIES events; the oldest key goes
 # first. A flood of made-up keys can push a real one out; it cannot grow the detector.
@@ -86,6 +90,12 @@ class Detector:
             if not 1 <= getattr(self, name) <= _MAX_SERIES:
                 raise ConfigurationError(
                     f"Detector.{name}: must be between 1 and {_MAX_SERIES}")
+
+    @staticmethod
+    def watches(reason: str, status: int, via: str | None) -> bool:
+        """Whether a refusal for ``reason`` with ``status`` (``via``: the proxy it came
+        through, or ``None``) can count towards a finding: the others need no event."""
+        return reason in _WATCHED or (via is not None and status == 401)
 
     def observe(self, event: AuthEvent) -> list[Finding]:
         """Take one event in; the findings it completes (usually none)."""

@@ -7,7 +7,10 @@ Instruments, on the meter ``authguard`` (Prometheus names in brackets):
 - ``authguard.allowed`` [``authguard_allowed_total``]: counter of allowed requests on
   protected routes, attribute ``scheme``.
 - ``authguard.decision.duration`` [``authguard_decision_duration_seconds``]: histogram of
-  the decision's time, attribute ``outcome`` (``allowed`` / ``refused``).
+  the decision's time, attribute ``outcome`` (``allowed`` / ``refused``). By default it is
+  tallied in process (fixed buckets, :data:`BUCKETS`) and exported as a real Prometheus
+  histogram by :meth:`AuthMetrics.prometheus_collector`; ``decision_time="sdk"`` records
+  it in an OpenTelemetry histogram instead (every exporter, one SDK call per request).
 - ``authguard.findings`` [``authguard_findings_total``]: counter of the detector's
   findings, attribute ``finding``.
 - ``authguard.cache.size`` [``authguard_cache_size``]: gauge of the entries in each
@@ -27,8 +30,9 @@ SDK configured, the API's own no-op meter is used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..authenticators.base import CacheStats, ReportsCache
 
@@ -56,16 +60,24 @@ class AuthMetrics:
     Args:
         meter_provider: An OpenTelemetry ``MeterProvider`` (e.g. the SDK's, with a
             Prometheus or OTLP reader); ``None`` for the global provider.
-        decision_time: Record the decision-time histogram. The SDK's ``record`` is the
-            one per-request call into OpenTelemetry (the counters are tallied here and
-            read at collection), and the dearest part of the metrics: see
-            ``benchmarks/observability.py``.
+        decision_time: The decision-time histogram. ``True`` (default): tallied in process
+            (a bucket increment and a sum per request) and exported, as a Prometheus
+            histogram, by the collector :meth:`prometheus_collector` returns (the
+            OpenTelemetry API has no observable histogram). ``"sdk"``: an OpenTelemetry
+            histogram, exported by every reader, at the cost of one SDK ``record`` per
+            request (see ``benchmarks/observability.py``). ``False``: none.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None, *,
-                 decision_time: bool = True) -> None:
+                 decision_time: bool | Literal["sdk"] = True) -> None:
         self.enabled = _otel is not None
-        self.timed = self.enabled and decision_time
+        self.timed = self.enabled and decision_time == "sdk"
+        self.tallied = self.enabled and decision_time is True
+        # per outcome: a count per bucket (the last one: above every bound), and the sum
+        self._tally: dict[str, list[float]] = {
+            outcome: [0] * (len(BUCKETS) + 1) + [0.0] for outcome in _OUTCOMES}
+        self._tally_allowed = self._tally["allowed"]
+        self._tally_refused = self._tally["refused"]
         self._guards: list[AuthGuard] = []
         self._blocked: dict[str, float] = {}
         self._refused_n: dict[tuple[str, int, str, str], int] = {}
@@ -81,10 +93,10 @@ class AuthMetrics:
         meter.create_observable_counter(
             "authguard.allowed", callbacks=[self._observe_allowed], unit="{request}",
             description="Allowed requests on protected routes, by scheme.")
-        self._duration = meter.create_histogram(
-            "authguard.decision.duration", unit="s",
-            description="Time taken by the authentication decision.",
-            explicit_bucket_boundaries_advisory=list(BUCKETS))
+        if self.timed:
+            self._duration = meter.create_histogram(
+                "authguard.decision.duration", unit="s", description=_DURATION_HELP,
+                explicit_bucket_boundaries_advisory=list(BUCKETS))
         self._findings = meter.create_counter(
             "authguard.findings", unit="{finding}",
             description="Systemic causes named by the detector, by finding.")
@@ -106,17 +118,49 @@ class AuthMetrics:
         if guard not in self._guards:
             self._guards.append(guard)
 
-    def refused(self, reason: str, status: int, scheme: str | None, route: str,
-                client: str | None, now: float) -> None:
-        """Count one refusal."""
-        if not self.enabled:
-            return
-        key = (reason, status, scheme or "none", route)
-        self._refused_n[key] = self._refused_n.get(key, 0) + 1
-        if reason == "too_many_attempts" and client is not None:
+    def refused(self, reason: str, status: int, scheme: str | None, route: str) -> None:
+        """Count one refusal (a dictionary increment)."""
+        if self.enabled:
+            key = (reason, status, scheme or "none", route)
+            self._refused_n[key] = self._refused_n.get(key, 0) + 1
+
+    def blocked(self, client: str | None, now: float) -> None:
+        """Remember a client address the brute-force guard refused (for the gauge)."""
+        if self.enabled and client is not None:
             if client not in self._blocked and len(self._blocked) >= _MAX_BLOCKED:
                 self._blocked.pop(next(iter(self._blocked)))
             self._blocked[client] = now
+
+    def count_allowed(self, scheme: str | None, seconds: float) -> None:
+        """Count one allowed request and tally its decision time (one call per request:
+        what the middleware uses)."""
+        if self.enabled:
+            key = scheme or "none"
+            counts = self._allowed_n
+            counts[key] = counts.get(key, 0) + 1
+            if self.tallied:
+                tally = self._tally_allowed
+                tally[bisect_left(BUCKETS, seconds)] += 1
+                tally[-1] += seconds
+            elif self.timed:
+                self._duration.record(seconds, _OUTCOMES["allowed"])
+
+    def count_refused(self, reason: str, status: int, scheme: str | None, route: str,
+                      seconds: float | None) -> None:
+        """Count one refusal and tally its decision time (``None``: a refusal the app
+        raised, not timed)."""
+        if self.enabled:
+            key = (reason, status, scheme or "none", route)
+            counts = self._refused_n
+            counts[key] = counts.get(key, 0) + 1
+            if seconds is None:
+                return
+            if self.tallied:
+                tally = self._tally_refused
+                tally[bisect_left(BUCKETS, seconds)] += 1
+                tally[-1] += seconds
+            elif self.timed:
+                self._duration.record(seconds, _OUTCOMES["refused"])
 
     def allowed(self, scheme: str | None) -> None:
         """Count one allowed request."""
@@ -126,8 +170,47 @@ class AuthMetrics:
 
     def decision_time(self, seconds: float, outcome: str) -> None:
         """Record the time one decision took."""
-        if self.timed:
+        if self.tallied:
+            tally = self._tally[outcome]
+            tally[bisect_left(BUCKETS, seconds)] += 1
+            tally[-1] += seconds
+        elif self.timed:
             self._duration.record(seconds, _OUTCOMES[outcome])
+
+    def decision_times(self) -> dict[str, tuple[list[int], int, float]]:
+        """The tallied decision-time histogram: per outcome, the cumulative count of each
+        bucket of :data:`BUCKETS` (``le``), the total count and the sum (seconds)."""
+        out: dict[str, tuple[list[int], int, float]] = {}
+        for outcome, tally in self._tally.items():
+            counts = [int(n) for n in tally[:-1]]
+            cumulative, running = [], 0
+            for n in counts[:-1]:
+                running += n
+                cumulative.append(running)
+            out[outcome] = (cumulative, running + counts[-1], tally[-1])
+        return out
+
+    def prometheus_collector(self) -> Any:
+        """A ``prometheus_client`` collector of the tallied decision-time histogram,
+        ``authguard_decision_duration_seconds`` (``_bucket{le=...}``, ``_sum``,
+        ``_count``, label ``outcome``): ``registry.register(metrics.prometheus_collector())``
+        next to OpenTelemetry's ``PrometheusMetricReader(registry=registry)``."""
+        from prometheus_client.core import HistogramMetricFamily
+
+        metrics = self
+
+        class DecisionTimeCollector:
+            def collect(self) -> Iterator[HistogramMetricFamily]:
+                family = HistogramMetricFamily("authguard_decision_duration_seconds",
+                                               _DURATION_HELP, labels=["outcome"])
+                if metrics.tallied:
+                    for outcome, (cumulative, count, total) in metrics.decision_times().items():
+                        buckets = [(repr(le), n) for le, n in zip(BUCKETS, cumulative,
+                                                                   strict=True)]
+                        family.add_metric([outcome], [*buckets, ("+Inf", count)], total)
+                yield family
+
+        return DecisionTimeCollector()
 
     def finding(self, name: str) -> None:
         """Count one finding of the detector."""
@@ -184,4 +267,5 @@ class AuthMetrics:
         return [_otel.Observation(total)]
 
 
+_DURATION_HELP = "Time taken by the authentication decision."
 _OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}

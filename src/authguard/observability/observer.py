@@ -24,7 +24,7 @@ from ..reasons import Reason
 from .detector import Detector
 from .events import AuthEvent, Finding, build_event, via_proxy
 from .metrics import AuthMetrics
-from .safety import optional_text, safe_text, scope_route
+from .safety import safe_text, scope_route
 
 if TYPE_CHECKING:
     from ..guard import AuthGuard
@@ -106,6 +106,22 @@ class EventFormatter(logging.Formatter):
 _PLAIN = Observability()  # when the guard has none: refusals are logged, that is all
 
 
+_TOO_MANY_ATTEMPTS = Reason.TOO_MANY_ATTEMPTS
+_SCHEME_TEXT: dict[str, str] = {}  # the schemes seen (from the configuration), escaped
+
+
+def _scheme_text(scheme: str | None) -> str | None:
+    """:func:`optional_text` of a refusal's scheme, remembered (a few values at most)."""
+    if scheme is None:
+        return None
+    text = _SCHEME_TEXT.get(scheme)
+    if text is None:
+        text = safe_text(scheme, 32)
+        if len(_SCHEME_TEXT) < 64:
+            _SCHEME_TEXT[scheme] = text
+    return text
+
+
 def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
                    scheme: str | None, request_id: str | None,
                    started: float | None = None) -> None:
@@ -123,24 +139,25 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
     metrics = obs.metrics
     logged = obs.log_events and log.isEnabledFor(logging.INFO)
     elapsed = None if started is None else perf_counter() - started
-    if not (logged or obs.on_event is not None or obs.detector is not None):
-        if metrics is not None:  # counted only: the attributes, not the whole event
-            client = (client_address(scope, guard.network)
-                      if reason is Reason.TOO_MANY_ATTEMPTS else None)
-            metrics.refused(reason.value, status, optional_text(scheme, 32),
-                            scope_route(scope), client, guard.clock())
-            if elapsed is not None:
-                metrics.decision_time(elapsed, "refused")
+    detector = obs.detector
+    value: str = reason._value_  # an enum's .value and Reason.X are slow descriptor reads
+    if not (logged or obs.on_event is not None or (
+            detector is not None and detector.watches(value, status, via_proxy(scope)))):
+        if metrics is not None:  # counted only: a key from values at hand, no event
+            metrics.count_refused(value, status, _scheme_text(scheme), scope_route(scope),
+                                  elapsed)
+            if reason is _TOO_MANY_ATTEMPTS:
+                metrics.blocked(client_address(scope, guard.network), guard.clock())
         return
     event = build_event("refused", scope, now=guard.clock(), network=guard.network,
                         reason=reason, status=status, scheme=scheme, request_id=request_id,
                         decision_ms=None if elapsed is None else elapsed * 1000,
                         authenticators=guard.authenticators)
     if metrics is not None:
-        metrics.refused(reason.value, status, event.scheme, event.route or "",
-                        event.client, event.time)
-        if elapsed is not None:
-            metrics.decision_time(elapsed, "refused")
+        metrics.count_refused(reason.value, status, event.scheme, event.route or "",
+                              elapsed)
+        if reason is Reason.TOO_MANY_ATTEMPTS:
+            metrics.blocked(event.client, event.time)
     obs.emit(event)
 
 
@@ -154,8 +171,7 @@ def record_allowed(guard: AuthGuard, scope: Scope, identity: Identity | None,
         return
     metrics = obs.metrics
     if metrics is not None:
-        metrics.allowed(identity.scheme if identity is not None else None)
-        metrics.decision_time(elapsed, "allowed")
+        metrics.count_allowed(identity.scheme if identity is not None else None, elapsed)
     # The detector alone needs only requests that came through a proxy (to tell whether
     # the proxy passes credentials): the others cost nothing more.
     if obs.allowed_events or (obs.detector is not None and via_proxy(scope) is not None):
