@@ -171,6 +171,7 @@ def setup(app: FastAPI, guard: AuthGuard, *, nonces: NonceStore | None = None) -
 
     # --8<-- [start:provider]
     @router.post("/billing/pay", responses={
+        400: {"description": "FastAPI could not parse the body"},
         404: {"description": "No payable challenge has this id"}})
     @protect(Public)
     async def pay(challenge: str = Body(embed=True, max_length=256)) -> dict[str, str]:
