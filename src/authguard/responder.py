@@ -89,6 +89,12 @@ class Responder:
         member (the scheme's name only), a detail naming what the route accepts, and hints
         without the proxy-stripping one. Worked out only here, on the way to a refusal;
         the detail and hints once per (offered scheme, route plan)."""
+        if not plan.others:  # then only an Authorization field can name another scheme
+            for name, _ in scope["headers"]:
+                if name == b"authorization":
+                    break
+            else:
+                return refusal  # the usual 401: nothing was sent
         try:
             offered, known = self._offered_scheme(HTTPConnection(scope), plan)
         except Exception:  # an authenticator's has_credentials failing: the plain answer
