@@ -109,3 +109,17 @@ async def test_an_apps_own_handler_is_kept() -> None:
                     middleware=[Middleware(AuthGuardMiddleware, guard=guard())])
     answer = await rawasgi.http(app, "GET", "/forbidden", KEY)
     assert (answer.status, answer.body) == (418, b"mine")
+
+
+@protect(Authenticated())
+async def late_socket(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.send_text("hi")
+    raise Refusal(Reason.FORBIDDEN)
+
+
+async def test_a_refusal_after_accept_is_not_answered_as_a_refusal() -> None:
+    app = Starlette(routes=[WebSocketRoute("/late", late_socket)],
+                    middleware=[Middleware(AuthGuardMiddleware, guard=guard())])
+    with pytest.raises(Refusal):  # raised on, as before the socket was accepted it is not
+        await rawasgi.websocket(app, "/late", KEY)

@@ -53,6 +53,9 @@ _ID_COUNTER = itertools.count(1)
 # The messages that start a response (after one, a refusal can no longer be sent).
 _START_TYPES = frozenset({"http.response.start", "websocket.accept",
                           "websocket.http.response.start", "websocket.close"})
+# Set in a WebSocket's scope once the app has answered the handshake: the exception layer
+# hands its handler a new WebSocket object, which cannot tell.
+_ANSWERED = "authguard.answered"
 
 
 def _new_request_id() -> str:
@@ -237,7 +240,8 @@ class AuthGuardMiddleware:
             await self._run_hooked(scope, receive, send, plan, hook)
             return
         if self._app_renders:  # exception handlers (``install()``): nothing to watch
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send if scope["type"] == "http"
+                           else _marking(scope, send))
             return
         # Otherwise a refusal raised before the response starts is rendered here.
         started = False
@@ -302,6 +306,8 @@ class AuthGuardMiddleware:
         plan = (entry if isinstance(entry, RouteEntry) else self.routes.lookup(scope)).plan
         if scope["type"] != "http":  # a WebSocket: answered on it, nothing to return
             assert isinstance(conn, WebSocket)  # noqa: S101 - http or websocket only
+            if scope.get(_ANSWERED):
+                raise exc  # accepted (or closed): too late for a refusal, as for HTTP
             await self._refuse_raised(scope, conn.send, exc, plan)
             return None
         return _Raised(self, exc, plan)
@@ -314,6 +320,17 @@ class AuthGuardMiddleware:
         request_id = (state.request_id if isinstance(state, AuthState) else None
                       ) or self._request_id(scope)
         await self._refuse(scope, send, exc, plan, request_id)
+
+
+def _marking(scope: Scope, send: Send) -> Send:
+    """``send`` that marks the scope once a WebSocket handshake has been answered."""
+
+    async def marking_send(message: Message) -> None:
+        if message["type"] in _START_TYPES:
+            scope[_ANSWERED] = True
+        await send(message)
+
+    return marking_send
 
 
 class _Raised(Response):

@@ -75,7 +75,9 @@ class Authenticator(Protocol):
         ...
 
     async def authenticate(self, conn: HTTPConnection) -> Identity | None:
-        """Decide on the request's credentials (see the module docstring)."""
+        """Decide on the request's credentials (see the module docstring). It may be
+        called without :meth:`has_credentials` first: with none of its credentials in the
+        request it returns ``None``."""
         ...
 
 
