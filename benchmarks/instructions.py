@@ -61,7 +61,21 @@ def _cases() -> dict[str, Callable[[], Cell]]:
         "401": lambda: Cell(ag(), "/private"),
         "403": lambda: Cell(ag(), "/admin", _KEY),
         "402": lambda: Cell(ag(), "/paid", _KEY),
+        **_observability_cases(),
     }
+
+
+def _observability_cases() -> dict[str, Callable[[], Cell]]:
+    """``obs-<variant>-<row>``: the rows and variants of ``benchmarks.observability``."""
+    from . import observability as obs
+
+    def cell(variant: str, row: str) -> Cell:
+        return Cell(obs.variants()[variant], "/items/1", list(obs.ROWS[row]))
+
+    names = {"off": "off", "metrics": "metrics", "detector": "metrics+detector"}
+    rows = {"allowed": "allowed", "refusal": "refusal", "expired": "refusal(expired)"}
+    return {f"obs-{short}-{r}": (lambda v=variant, w=row: cell(v, w))
+            for short, variant in names.items() for r, row in rows.items()}
 
 
 async def _requests(cell: Cell, n: int) -> None:
