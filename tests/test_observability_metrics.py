@@ -205,3 +205,53 @@ async def test_cache_hit_ratio_and_lookups(reader: InMemoryMetricReader) -> None
     assert lookups[(("result", "hit"), ("scheme", "Bearer"))].value == 2
     assert lookups[(("result", "miss"), ("scheme", "Bearer"))].value == 1
     assert lookups[(("result", "hit"), ("scheme", "Basic"))].value == 2
+
+
+def test_counts_survive_folding_and_reads_from_the_exporters_thread(
+        reader: InMemoryMetricReader) -> None:
+    """Requests append; a fold adds the lists to the totals, when a list fills and before
+    every read. An exporter reading in its own thread meanwhile loses nothing."""
+    import threading
+
+    from authguard.observability.metrics import _FOLD_AT
+
+    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
+    total = 5 * _FOLD_AT + 7
+    stop = threading.Event()
+
+    def export() -> None:
+        while not stop.is_set():
+            reader.collect()
+            metrics.decision_times()
+
+    exporter = threading.Thread(target=export)
+    exporter.start()
+    try:
+        for i in range(total):
+            metrics.count_refused("token_expired", 401, "Bearer", "/items/{id}", 0.0003)
+            metrics.count_allowed("Bearer" if i % 2 else None, 0.00004)
+    finally:
+        stop.set()
+        exporter.join()
+    assert len(metrics.pending_refused) < _FOLD_AT  # folded as it filled: bounded
+    assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/items/{id}"): total}
+    assert metrics.allowed_counts() == {"Bearer": total // 2, "none": total - total // 2}
+    times = metrics.decision_times()
+    assert times["refused"][1] == times["allowed"][1] == total
+    assert dict(zip(BUCKETS, times["refused"][0], strict=True))[0.00025] == 0
+    assert dict(zip(BUCKETS, times["refused"][0], strict=True))[0.0005] == total
+    assert times["refused"][2] == pytest.approx(total * 0.0003)
+    refusals = _by_attrs(_points(reader)["authguard.refusals"])
+    key = (("reason", "token_expired"), ("route", "/items/{id}"), ("scheme", "Bearer"),
+           ("status", "401"))
+    assert refusals[key].value == total
+
+
+def test_a_scheme_named_by_app_code_is_escaped_when_exported(
+        reader: InMemoryMetricReader) -> None:
+    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
+    metrics.refused("forbidden", 403, "Evil\r\nX: y", "/admin")
+    metrics.refused("forbidden", 403, None, "/admin")
+    [(_, _, forged, _), (_, _, none, _)] = sorted(metrics.refusal_counts(), key=str)
+    assert "\n" not in forged and "\r" not in forged and forged.startswith("Evil")
+    assert none == "none"

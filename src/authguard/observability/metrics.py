@@ -30,11 +30,14 @@ SDK configured, the API's own no-op meter is used.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from threading import Lock
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..authenticators.base import CacheStats, ReportsCache
+from .safety import safe_text
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -65,7 +68,8 @@ class AuthMetrics:
             histogram, by the collector :meth:`prometheus_collector` returns (the
             OpenTelemetry API has no observable histogram). ``"sdk"``: an OpenTelemetry
             histogram, exported by every reader, at the cost of one SDK ``record`` per
-            request (see ``benchmarks/observability.py``). ``False``: none.
+            request, made when the requests are folded in (see
+            ``benchmarks/observability.py``). ``False``: none.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None, *,
@@ -73,20 +77,31 @@ class AuthMetrics:
         self.enabled = _otel is not None
         self.timed = self.enabled and decision_time == "sdk"
         self.tallied = self.enabled and decision_time is True
+        # A request appends what it counts (a key, a decision time) to lists; the lists are
+        # folded into the totals (a C-level Counter update, a sort per batch of times) when
+        # they fill and before every read.
+        self.pending_refused: list[tuple[str, int, str | None, str]] = []
+        """Refusals counted since the last :meth:`fold`: (reason, status, scheme, route)."""
+        self.pending_allowed: list[str | None] = []
+        """Allowed requests counted since the last :meth:`fold`: their scheme."""
+        self._pending_times: dict[str, list[float]] = {outcome: [] for outcome in _OUTCOMES}
+        self._times_refused = self._pending_times["refused"]
+        self._times_allowed = self._pending_times["allowed"]
+        self._refused_n: Counter[tuple[str, int, str | None, str]] = Counter()
+        self._allowed_n: Counter[str | None] = Counter()
         # per outcome: a count per bucket (the last one: above every bound), and the sum
         self._tally: dict[str, list[float]] = {
             outcome: [0] * (len(BUCKETS) + 1) + [0.0] for outcome in _OUTCOMES}
-        self._tally_allowed = self._tally["allowed"]
-        self._tally_refused = self._tally["refused"]
+        self._folding = Lock()  # the exporter's thread reads while the app counts
         self._guards: list[AuthGuard] = []
         self._blocked: dict[str, float] = {}
-        self._refused_n: dict[tuple[str, int, str, str], int] = {}
-        self._allowed_n: dict[str, int] = {}
         if _otel is None:
             return
         meter = (meter_provider or _otel.get_meter_provider()).get_meter("authguard")
-        # The counters are counted here (a dictionary increment per request) and read by
-        # the SDK when it collects: an OpenTelemetry ``add`` per request costs far more.
+        # The counters are counted here (an append per request, folded in batches) and
+        # read by the SDK when it collects: an OpenTelemetry ``add`` per request costs far
+        # more. Their callbacks fold first, so the ``"sdk"`` histogram, registered after
+        # them, is collected with the same requests.
         meter.create_observable_counter(
             "authguard.refusals", callbacks=[self._observe_refusals], unit="{refusal}",
             description="Refused requests, by reason, status, scheme and route template.")
@@ -119,10 +134,8 @@ class AuthMetrics:
             self._guards.append(guard)
 
     def refused(self, reason: str, status: int, scheme: str | None, route: str) -> None:
-        """Count one refusal (a dictionary increment)."""
-        if self.enabled:
-            key = (reason, status, scheme or "none", route)
-            self._refused_n[key] = self._refused_n.get(key, 0) + 1
+        """Count one refusal (not timed)."""
+        self.count_refused(reason, status, scheme, route, None)
 
     def blocked(self, client: str | None, now: float) -> None:
         """Remember a client address the brute-force guard refused (for the gauge)."""
@@ -131,55 +144,71 @@ class AuthMetrics:
                 self._blocked.pop(next(iter(self._blocked)))
             self._blocked[client] = now
 
-    def count_allowed(self, scheme: str | None, seconds: float) -> None:
-        """Count one allowed request and tally its decision time (one call per request:
-        what the middleware uses)."""
-        if self.enabled:
-            key = scheme or "none"
-            counts = self._allowed_n
-            counts[key] = counts.get(key, 0) + 1
-            if self.tallied:
-                tally = self._tally_allowed
-                tally[bisect_left(BUCKETS, seconds)] += 1
-                tally[-1] += seconds
-            elif self.timed:
-                self._duration.record(seconds, _OUTCOMES["allowed"])
+    def count_allowed(self, scheme: str | None, seconds: float | None) -> None:
+        """Count one allowed request and its decision time (one call per request: what
+        the middleware uses; ``None``: not timed)."""
+        pending = self.pending_allowed
+        pending.append(scheme)
+        if seconds is not None:
+            self._times_allowed.append(seconds)
+        if len(pending) >= _FOLD_AT:
+            self.fold()
 
     def count_refused(self, reason: str, status: int, scheme: str | None, route: str,
                       seconds: float | None) -> None:
-        """Count one refusal and tally its decision time (``None``: a refusal the app
-        raised, not timed)."""
-        if self.enabled:
-            key = (reason, status, scheme or "none", route)
-            counts = self._refused_n
-            counts[key] = counts.get(key, 0) + 1
-            if seconds is None:
-                return
-            if self.tallied:
-                tally = self._tally_refused
-                tally[bisect_left(BUCKETS, seconds)] += 1
-                tally[-1] += seconds
-            elif self.timed:
-                self._duration.record(seconds, _OUTCOMES["refused"])
+        """Count one refusal and its decision time (``None``: a refusal the app raised,
+        not timed). ``scheme`` is escaped when the counts are read."""
+        pending = self.pending_refused
+        pending.append((reason, status, scheme, route))
+        if seconds is not None:
+            self._times_refused.append(seconds)
+        if len(pending) >= _FOLD_AT:
+            self.fold()
 
     def allowed(self, scheme: str | None) -> None:
-        """Count one allowed request."""
-        if self.enabled:
-            key = scheme or "none"
-            self._allowed_n[key] = self._allowed_n.get(key, 0) + 1
+        """Count one allowed request (not timed)."""
+        self.count_allowed(scheme, None)
 
     def decision_time(self, seconds: float, outcome: str) -> None:
         """Record the time one decision took."""
-        if self.tallied:
+        self._pending_times[outcome].append(seconds)
+
+    def fold(self) -> None:
+        """Add what requests appended since the last fold to the totals (done by itself
+        when a list fills and before the totals are read; without the
+        ``opentelemetry-api`` package the lists are only emptied)."""
+        with self._folding:
+            refused = _take(self.pending_refused)
+            allowed = _take(self.pending_allowed)
+            times = {outcome: _take(pending) for outcome, pending in self._pending_times.items()
+                     if pending}
+            if not self.enabled:
+                return
+            self._refused_n.update(refused)
+            self._allowed_n.update(allowed)
+            for outcome, batch in times.items():
+                self._record_times(outcome, batch)
+
+    def _record_times(self, outcome: str, times: list[float]) -> None:
+        if self.tallied:  # one sort per batch, then a bisect per bound
+            ordered = sorted(times)
             tally = self._tally[outcome]
-            tally[bisect_left(BUCKETS, seconds)] += 1
-            tally[-1] += seconds
-        elif self.timed:
-            self._duration.record(seconds, _OUTCOMES[outcome])
+            below = 0
+            for i, bound in enumerate(BUCKETS):
+                upto = bisect_right(ordered, bound)  # le: a time on a bound counts in it
+                tally[i] += upto - below
+                below = upto
+            tally[len(BUCKETS)] += len(ordered) - below
+            tally[-1] += sum(ordered)
+        elif self.timed:  # the SDK's histogram takes one value at a time
+            attributes = _OUTCOMES[outcome]
+            for seconds in times:
+                self._duration.record(seconds, attributes)
 
     def decision_times(self) -> dict[str, tuple[list[int], int, float]]:
         """The tallied decision-time histogram: per outcome, the cumulative count of each
         bucket of :data:`BUCKETS` (``le``), the total count and the sum (seconds)."""
+        self.fold()
         out: dict[str, tuple[list[int], int, float]] = {}
         for outcome, tally in self._tally.items():
             counts = [int(n) for n in tally[:-1]]
@@ -219,16 +248,34 @@ class AuthMetrics:
 
     # -- observable instruments ---------------------------------------------------------
 
+    def refusal_counts(self) -> dict[tuple[str, int, str, str], int]:
+        """The refusals counted so far, by (reason, status, scheme, route); the scheme
+        escaped (``"none"`` when the refusal named none)."""
+        self.fold()
+        out: Counter[tuple[str, int, str, str]] = Counter()
+        for (reason, status, scheme, route), n in list(self._refused_n.items()):
+            out[(reason, status, _scheme_text(scheme), route)] += n
+        return dict(out)
+
+    def allowed_counts(self) -> dict[str, int]:
+        """The allowed requests counted so far, by scheme (``"none"`` for an anonymous
+        identity)."""
+        self.fold()
+        out: Counter[str] = Counter()
+        for scheme, n in list(self._allowed_n.items()):
+            out[_scheme_text(scheme)] += n
+        return dict(out)
+
     def _observe_refusals(self, options: CallbackOptions) -> Iterable[Observation]:
         assert _otel is not None  # noqa: S101 - only registered with the API present
         return [_otel.Observation(n, {"reason": reason, "status": str(status),
                                       "scheme": scheme, "route": route})
-                for (reason, status, scheme, route), n in list(self._refused_n.items())]
+                for (reason, status, scheme, route), n in self.refusal_counts().items()]
 
     def _observe_allowed(self, options: CallbackOptions) -> Iterable[Observation]:
         assert _otel is not None  # noqa: S101 - only registered with the API present
         return [_otel.Observation(n, {"scheme": scheme})
-                for scheme, n in list(self._allowed_n.items())]
+                for scheme, n in self.allowed_counts().items()]
 
     def _caches(self) -> list[tuple[str, CacheStats]]:
         return [(a.scheme, a.cache_stats()) for guard in self._guards
@@ -267,5 +314,20 @@ class AuthMetrics:
         return [_otel.Observation(total)]
 
 
+def _take(pending: list[Any]) -> list[Any]:
+    """Empty ``pending`` and return what it held. Each step is one operation on the list:
+    an append made meanwhile (by the app's thread) stays for the next fold."""
+    n = len(pending)
+    batch = pending[:n]
+    del pending[:n]
+    return batch
+
+
+def _scheme_text(scheme: str | None) -> str:
+    """A scheme as an attribute value (escaped and bounded; ``"none"`` for none)."""
+    return "none" if scheme is None else safe_text(scheme, 32)
+
+
+_FOLD_AT = 1024  # requests appended before they are folded in (bounds the lists)
 _DURATION_HELP = "Time taken by the authentication decision."
 _OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}

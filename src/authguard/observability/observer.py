@@ -107,21 +107,6 @@ _PLAIN = Observability()  # when the guard has none: refusals are logged, that i
 
 
 _TOO_MANY_ATTEMPTS = Reason.TOO_MANY_ATTEMPTS
-_SCHEME_TEXT: dict[str, str] = {}  # the schemes seen (from the configuration), escaped
-
-
-def _scheme_text(scheme: str | None) -> str | None:
-    """:func:`optional_text` of a refusal's scheme, remembered (a few values at most)."""
-    if scheme is None:
-        return None
-    text = _SCHEME_TEXT.get(scheme)
-    if text is None:
-        text = safe_text(scheme, 32)
-        if len(_SCHEME_TEXT) < 64:
-            _SCHEME_TEXT[scheme] = text
-    return text
-
-
 def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
                    scheme: str | None, request_id: str | None,
                    started: float | None = None) -> None:
@@ -144,8 +129,7 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
     if not (logged or obs.on_event is not None or (
             detector is not None and detector.watches(value, status, via_proxy(scope)))):
         if metrics is not None:  # counted only: a key from values at hand, no event
-            metrics.count_refused(value, status, _scheme_text(scheme), scope_route(scope),
-                                  elapsed)
+            metrics.count_refused(value, status, scheme, scope_route(scope), elapsed)
             if reason is _TOO_MANY_ATTEMPTS:
                 metrics.blocked(client_address(scope, guard.network), guard.clock())
         return
@@ -154,8 +138,7 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
                         decision_ms=None if elapsed is None else elapsed * 1000,
                         authenticators=guard.authenticators)
     if metrics is not None:
-        metrics.count_refused(reason.value, status, event.scheme, event.route or "",
-                              elapsed)
+        metrics.count_refused(value, status, scheme, event.route or "", elapsed)
         if reason is Reason.TOO_MANY_ATTEMPTS:
             metrics.blocked(event.client, event.time)
     obs.emit(event)

@@ -71,8 +71,10 @@ def scope_route(scope: Scope, app: Any = None) -> str:
     """The route template of ``scope``: the one the middleware found with the route's plan
     (worked out once per route), else :func:`route_template`."""
     entry = scope.get(ROUTE_ENTRY)
-    template = getattr(entry, "template", None)
-    return template if isinstance(template, str) else route_template(scope, app)
+    if entry is not None:  # set by the middleware: the route's RouteEntry
+        template: str = entry.template
+        return template
+    return route_template(scope, app)
 
 
 def route_template(scope: Scope, app: Any = None) -> str:
