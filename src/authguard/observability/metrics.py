@@ -68,8 +68,7 @@ class AuthMetrics:
             histogram, by the collector :meth:`prometheus_collector` returns (the
             OpenTelemetry API has no observable histogram). ``"sdk"``: an OpenTelemetry
             histogram, exported by every reader, at the cost of one SDK ``record`` per
-            request, made when the requests are folded in (see
-            ``benchmarks/observability.py``). ``False``: none.
+            request (see ``benchmarks/observability.py``). ``False``: none.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None, *,
@@ -85,8 +84,11 @@ class AuthMetrics:
         self.pending_allowed: list[str | None] = []
         """Allowed requests counted since the last :meth:`fold`: their scheme."""
         self._pending_times: dict[str, list[float]] = {outcome: [] for outcome in _OUTCOMES}
-        self._times_refused = self._pending_times["refused"]
-        self._times_allowed = self._pending_times["allowed"]
+        # Where a request's decision time goes: the list folded into the tally, or, with
+        # ``"sdk"``, straight into the SDK's histogram (its ``record`` is too slow to make
+        # a thousand of them at once on one request's time).
+        self._times_refused: list[float] | _Recorder = self._pending_times["refused"]
+        self._times_allowed: list[float] | _Recorder = self._pending_times["allowed"]
         self._refused_n: Counter[tuple[str, int, str | None, str]] = Counter()
         self._allowed_n: Counter[str | None] = Counter()
         # per outcome: a count per bucket (the last one: above every bound), and the sum
@@ -100,8 +102,7 @@ class AuthMetrics:
         meter = (meter_provider or _otel.get_meter_provider()).get_meter("authguard")
         # The counters are counted here (an append per request, folded in batches) and
         # read by the SDK when it collects: an OpenTelemetry ``add`` per request costs far
-        # more. Their callbacks fold first, so the ``"sdk"`` histogram, registered after
-        # them, is collected with the same requests.
+        # more.
         meter.create_observable_counter(
             "authguard.refusals", callbacks=[self._observe_refusals], unit="{refusal}",
             description="Refused requests, by reason, status, scheme and route template.")
@@ -112,6 +113,8 @@ class AuthMetrics:
             self._duration = meter.create_histogram(
                 "authguard.decision.duration", unit="s", description=_DURATION_HELP,
                 explicit_bucket_boundaries_advisory=list(BUCKETS))
+            self._times_refused = _Recorder(self._duration, "refused")
+            self._times_allowed = _Recorder(self._duration, "allowed")
         self._findings = meter.create_counter(
             "authguard.findings", unit="{finding}",
             description="Systemic causes named by the detector, by finding.")
@@ -171,7 +174,7 @@ class AuthMetrics:
 
     def decision_time(self, seconds: float, outcome: str) -> None:
         """Record the time one decision took."""
-        self._pending_times[outcome].append(seconds)
+        (self._times_allowed if outcome == "allowed" else self._times_refused).append(seconds)
 
     def fold(self) -> None:
         """Add what requests appended since the last fold to the totals (done by itself
@@ -200,10 +203,6 @@ class AuthMetrics:
                 below = upto
             tally[len(BUCKETS)] += len(ordered) - below
             tally[-1] += sum(ordered)
-        elif self.timed:  # the SDK's histogram takes one value at a time
-            attributes = _OUTCOMES[outcome]
-            for seconds in times:
-                self._duration.record(seconds, attributes)
 
     def decision_times(self) -> dict[str, tuple[list[int], int, float]]:
         """The tallied decision-time histogram: per outcome, the cumulative count of each
@@ -312,6 +311,18 @@ class AuthMetrics:
                     del self._blocked[client]
             total = len(self._blocked)
         return [_otel.Observation(total)]
+
+
+class _Recorder:
+    """Takes decision times like a list, into the SDK's histogram (``decision_time="sdk"``)."""
+
+    __slots__ = ("attributes", "histogram")
+
+    def __init__(self, histogram: Any, outcome: str) -> None:
+        self.histogram, self.attributes = histogram, _OUTCOMES[outcome]
+
+    def append(self, seconds: float) -> None:
+        self.histogram.record(seconds, self.attributes)
 
 
 def _take(pending: list[Any]) -> list[Any]:
