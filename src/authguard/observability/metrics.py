@@ -339,6 +339,6 @@ def _scheme_text(scheme: str | None) -> str:
     return "none" if scheme is None else safe_text(scheme, 32)
 
 
-_FOLD_AT = 1024  # requests appended before they are folded in (bounds the lists)
+_FOLD_AT = 256  # requests appended before they are folded in (bounds the lists)
 _DURATION_HELP = "Time taken by the authentication decision."
 _OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}
