@@ -181,16 +181,19 @@ class AuthMetrics:
         when a list fills and before the totals are read; without the
         ``opentelemetry-api`` package the lists are only emptied)."""
         with self._folding:
-            refused = _take(self.pending_refused)
-            allowed = _take(self.pending_allowed)
-            times = {outcome: _take(pending) for outcome, pending in self._pending_times.items()
-                     if pending}
-            if not self.enabled:
-                return
-            self._refused_n.update(refused)
-            self._allowed_n.update(allowed)
-            for outcome, batch in times.items():
-                self._record_times(outcome, batch)
+            self._fold()
+
+    def _fold(self) -> None:  # with the lock held
+        refused = _take(self.pending_refused)
+        allowed = _take(self.pending_allowed)
+        times = {outcome: _take(pending) for outcome, pending in self._pending_times.items()
+                 if pending}
+        if not self.enabled:
+            return
+        self._refused_n.update(refused)
+        self._allowed_n.update(allowed)
+        for outcome, batch in times.items():
+            self._record_times(outcome, batch)
 
     def _record_times(self, outcome: str, times: list[float]) -> None:
         if self.tallied:  # one sort per batch, then a bisect per bound
@@ -207,9 +210,11 @@ class AuthMetrics:
     def decision_times(self) -> dict[str, tuple[list[int], int, float]]:
         """The tallied decision-time histogram: per outcome, the cumulative count of each
         bucket of :data:`BUCKETS` (``le``), the total count and the sum (seconds)."""
-        self.fold()
+        with self._folding:  # buckets, count and sum of the same requests
+            self._fold()
+            tallies = {outcome: list(tally) for outcome, tally in self._tally.items()}
         out: dict[str, tuple[list[int], int, float]] = {}
-        for outcome, tally in self._tally.items():
+        for outcome, tally in tallies.items():
             counts = [int(n) for n in tally[:-1]]
             cumulative, running = [], 0
             for n in counts[:-1]:
@@ -250,18 +255,22 @@ class AuthMetrics:
     def refusal_counts(self) -> dict[tuple[str, int, str, str], int]:
         """The refusals counted so far, by (reason, status, scheme, route); the scheme
         escaped (``"none"`` when the refusal named none)."""
-        self.fold()
+        with self._folding:
+            self._fold()
+            counted = list(self._refused_n.items())
         out: Counter[tuple[str, int, str, str]] = Counter()
-        for (reason, status, scheme, route), n in list(self._refused_n.items()):
+        for (reason, status, scheme, route), n in counted:
             out[(reason, status, _scheme_text(scheme), route)] += n
         return dict(out)
 
     def allowed_counts(self) -> dict[str, int]:
         """The allowed requests counted so far, by scheme (``"none"`` for an anonymous
         identity)."""
-        self.fold()
+        with self._folding:
+            self._fold()
+            counted = list(self._allowed_n.items())
         out: Counter[str] = Counter()
-        for scheme, n in list(self._allowed_n.items()):
+        for scheme, n in counted:
             out[_scheme_text(scheme)] += n
         return dict(out)
 
