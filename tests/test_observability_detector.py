@@ -284,3 +284,91 @@ async def test_refusals_the_detector_cannot_use_build_no_event(
         assert [r.value for r in built] == ["token_wrong_audience"]
     finally:
         logging.getLogger("authguard").setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("field", [b"Negotiate YIIBhwYGKwYBBQUCoIIBezCCAXeg",
+                                   b"Digest username=\"alice\", nonce=\"n\""])
+async def test_another_schemes_authorization_through_the_proxy_is_not_stripping(
+        field: bytes) -> None:
+    """A credentials_missing to an Authorization field of a scheme no authenticator takes
+    shows the proxy passed the field: it counts against authorization_stripped."""
+    app, _, found = _setup(trusted_proxies=("10.9.0.0/16",))
+    via = [(b"x-forwarded-for", b"198.51.100.20")]
+    events: list[AuthEvent] = []
+    assert await _send(app, 12, field, client="10.9.0.2", extra=via) == [401] * 12
+    assert found == []
+    # mixed with requests that sent nothing, they still show the field gets through
+    assert await _send(app, 12, None, client="10.9.0.2", extra=via) == [401] * 12
+    assert found == []
+    # the event names the scheme (never the credentials)
+    detector = Detector()
+    app2 = make_app(Observability(detector=detector, on_event=events.append),
+                    trusted_proxies=("10.9.0.0/16",))
+    await _send(app2, 1, field, client="10.9.0.2", extra=via)
+    (event,) = [e for e in events if isinstance(e, AuthEvent)]
+    assert event.offered_scheme == field.split(b" ")[0].decode()
+    assert field.split(b" ", 1)[1].decode() not in str(event.as_dict())
+
+
+async def test_a_lone_word_or_a_forged_scheme_is_never_named_in_an_event() -> None:
+    events: list[Any] = []
+    app = make_app(Observability(on_event=events.append))
+    for field in (b"s3cr3t-bare-token", b"Evil\x1b[31m x", b"Ev\xffil x"):
+        await _send(app, 1, field)
+    assert [e.offered_scheme for e in events] == [None, None, None]
+
+
+def test_an_episode_makes_its_finding_once_whatever_its_length(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The work per event is constant: the finding (medians, counts over the window) is
+    made when it is raised, not re-made for every event of an ongoing episode, and a
+    healthy proxy's traffic never makes one."""
+    made: list[str] = []
+    real = Detector._make
+
+    def counting(self: Detector, name: str, *args: Any, **kw: Any) -> Finding:
+        made.append(name)
+        return real(self, name, *args, **kw)
+
+    monkeypatch.setattr(Detector, "_make", counting)
+    detector = Detector(window=60)
+    found = []
+    for i in range(1000):  # one client, one issuer, skewed: one long episode
+        found += detector.observe(AuthEvent(
+            event="refused", time=_START + i * 0.01, reason="token_expired", status=401,
+            client="192.0.2.9", issuer="https://issuer.example", skew_seconds=4.0))
+    assert [f.finding for f in found] == ["clock_skew"] and made == ["clock_skew"]
+    made.clear()
+    for i in range(1000):  # a healthy proxy: mostly allowed, now and then a 401
+        t = _START + 100 + i * 0.01
+        detector.observe(AuthEvent(event="allowed", time=t, via="10.0.0.1"))
+        if i % 10 == 0:
+            detector.observe(AuthEvent(event="refused", time=t, reason="credentials_missing",
+                                       status=401, via="10.0.0.1", client="198.51.100.1"))
+    assert made == []
+
+
+def test_the_tallies_follow_the_window_and_the_series_bound() -> None:
+    """Events leaving a series (by time or by its bound) leave its tallies too: a proxy
+    whose one credentialed request has left the window is found stripping again."""
+    from authguard.observability.detector import _MAX_SERIES
+
+    detector = Detector(window=60, min_stripped=10)
+    missing = {"event": "refused", "reason": "credentials_missing", "status": 401,
+               "via": "10.0.0.1", "client": "198.51.100.1"}
+    assert detector.observe(AuthEvent(event="allowed", time=_START, via="10.0.0.1")) == []
+    found = []
+    for i in range(_MAX_SERIES + 20):  # the allowed one leaves by the bound, not by time
+        found += detector.observe(AuthEvent(time=_START + 1 + i * 0.01, **missing))
+    (finding,) = found
+    assert finding.finding == "authorization_stripped"
+    assert finding.count == _MAX_SERIES
+    series = detector._series[("authorization_stripped", "proxy 10.0.0.1")]
+    assert len(series) == _MAX_SERIES and series.carried == 0
+    detector2 = Detector(window=60, min_stripped=10)
+    detector2.observe(AuthEvent(event="allowed", time=_START, via="10.0.0.1"))
+    found = []
+    for i in range(12):  # by time: the allowed request is 61 s old by the second one
+        found += detector2.observe(AuthEvent(time=_START + 61 + i, **missing))
+    assert [f.finding for f in found] == ["authorization_stripped"]
+    assert found[0].count == 10  # raised as the tenth arrives

@@ -41,6 +41,24 @@ class HeaderValueError(ValueError):
     """A value cannot be placed in a header field without breaking its grammar."""
 
 
+# The scheme word of an Authorization field, as it may be named back (a refusal's
+# ``offered_scheme``, an event's): an RFC 9110 token of letters, digits and "-._~+" starting
+# with a letter, at most 32 characters, followed by credentials (a lone word may be a bare
+# token, i.e. the secret itself, and is never named).
+SCHEME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9._~+-]{0,31}")
+
+
+def offered_scheme_word(value: bytes) -> str | None:
+    """The scheme word of the Authorization field ``value`` if it may be named back (see
+    :data:`SCHEME_WORD`), else ``None``. Never any of the credentials."""
+    word, _, rest = value.strip().partition(b" ")
+    try:
+        text = word.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if rest.strip() and SCHEME_WORD.fullmatch(text) else None
+
+
 def quote(value: str) -> str:
     """Return ``value`` as an RFC 9110 ``quoted-string``.
 

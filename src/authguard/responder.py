@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope, Send
 
 from .authenticators.base import Authenticator
-from .challenges import Challenge, HeaderValueError, quote
+from .challenges import SCHEME_WORD, Challenge, HeaderValueError, offered_scheme_word, quote
 from .errors import Refusal
 from .guard import AuthGuard
 from .net import request_scheme
@@ -38,11 +38,6 @@ _PATH_REFERENCE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2}
 # Refusals of an identity that another scheme can fix: a token with the scope, a token
 # from a stronger sign-in. (A rejected credential keeps its own scheme's challenge.)
 _ASK_ANOTHER_SCHEME = frozenset({"insufficient_scope", "insufficient_user_authentication"})
-# The scheme word of an Authorization field no authenticator here takes, as it may be named
-# back (``offered_scheme``): an RFC 9110 token of letters, digits and "-._~+" starting with a
-# letter, at most 32 characters, and followed by credentials (a lone word may be a bare
-# token, i.e. the secret itself, and is never named).
-_SCHEME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9._~+-]{0,31}")
 
 
 class Responder:
@@ -101,7 +96,7 @@ class Responder:
             log.warning("authguard: could not tell which scheme a request offered",
                         exc_info=True)
             return refusal
-        if offered is None or not plan.accepted or not _SCHEME_WORD.fullmatch(offered):
+        if offered is None or not plan.accepted or not SCHEME_WORD.fullmatch(offered):
             return refusal  # (an authenticator of one's own may have any scheme name)
         key = offered if known else None  # a scheme of the guard's, or None: bounded
         hit = plan.wrong_scheme.get(key)
@@ -125,15 +120,11 @@ class Responder:
             if name != b"authorization":
                 continue
             names = {a.scheme.lower() for a in plan.accepted}
-            word, _, rest = value.strip().partition(b" ")
-            try:
-                text = word.decode("ascii")
-            except UnicodeDecodeError:
-                continue
+            text = offered_scheme_word(value)
             # Payment credentials pay; they do not sign in (a paid route that needs an
             # identity first asks for one, with its own schemes).
-            if (rest.strip() and _SCHEME_WORD.fullmatch(text)
-                    and text.lower() not in names and text.lower() != "payment"):
+            if (text is not None and text.lower() not in names
+                    and text.lower() != "payment"):
                 return text, False
         return None, False
 

@@ -57,6 +57,45 @@ _MAX_KEYS = 1024
 _MAX_SERIES = 100
 
 
+class _Series:
+    """One pattern's events on one key within the window, with the tallies its test reads:
+    the requests among them that carried credentials (``authorization_stripped``) and the
+    clients they came from (``clock_skew`` of an issuer)."""
+
+    __slots__ = ("carried", "clients", "events")
+
+    def __init__(self) -> None:
+        self.events: deque[tuple[float, AuthEvent]] = deque()
+        self.carried = 0
+        self.clients: Counter[str | None] = Counter()
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def add(self, now: float, event: AuthEvent) -> None:
+        self.events.append((now, event))
+        self.carried += _carried(event)
+        self.clients[event.client_id or event.client] += 1
+
+    def drop(self) -> None:
+        """Drop the oldest event."""
+        _, event = self.events.popleft()
+        self.carried -= _carried(event)
+        client = event.client_id or event.client
+        left = self.clients[client] - 1
+        if left:
+            self.clients[client] = left
+        else:
+            del self.clients[client]
+
+
+def _carried(event: AuthEvent) -> bool:
+    """Whether the request carried credentials: allowed, refused for what it sent, or a
+    ``credentials_missing`` with an ``Authorization`` field of a scheme not accepted here
+    (which shows the field got through)."""
+    return event.reason != "credentials_missing" or event.offered_scheme is not None
+
+
 @dataclass(kw_only=True)
 class Detector:
     """Finds the systemic cause behind a run of refusals.
@@ -78,8 +117,8 @@ class Detector:
     max_skew: float = 600.0
     min_stripped: int = 10
     min_blocked: int = 20
-    _series: dict[tuple[str, str], deque[tuple[float, AuthEvent]]] = field(
-        default_factory=dict, init=False, repr=False)
+    _series: dict[tuple[str, str], _Series] = field(default_factory=dict, init=False,
+                                                    repr=False)
     _raised: dict[tuple[str, str], float] = field(default_factory=dict, init=False,
                                                   repr=False)
 
@@ -137,18 +176,22 @@ class Detector:
     # -- the window ----------------------------------------------------------------------
 
     def _add(self, name: str, key: str, event: AuthEvent) -> Finding | None:
+        """Add ``event`` to its series; the finding, once per episode. The work per event
+        is constant: the series keeps the tallies its pattern's test reads, and the
+        finding (medians, counts over the events) is made only when it is raised."""
         now = event.time
         series = self._series.get((name, key))
         if series is None:
             if len(self._series) >= _MAX_KEYS:
                 self._series.pop(next(iter(self._series)))
-            series = self._series[(name, key)] = deque(maxlen=_MAX_SERIES)
-        series.append((now, event))
-        while series and series[0][0] <= now - self.window:
-            series.popleft()
-        events = [e for _, e in series]
-        finding = self._patterns[name](self, key, events, now)
-        if finding is None:
+            series = self._series[(name, key)] = _Series()
+        events = series.events
+        if len(events) >= _MAX_SERIES:
+            series.drop()
+        series.add(now, event)
+        while events and events[0][0] <= now - self.window:
+            series.drop()
+        if not self._holds(name, key, series):
             return None
         last = self._raised.get((name, key))
         self._raised[(name, key)] = now
@@ -156,7 +199,18 @@ class Detector:
             return None  # still the same episode: raised once
         if len(self._raised) > _MAX_KEYS:
             self._raised.pop(next(iter(self._raised)))
-        return finding
+        return self._patterns[name](self, key, [e for _, e in events], now)
+
+    def _holds(self, name: str, key: str, series: _Series) -> bool:
+        """Whether the pattern holds, from the series' tallies."""
+        n = len(series.events)
+        if name == "authorization_stripped":
+            return series.carried == 0 and n >= self.min_stripped
+        if name == "credential_stuffing":
+            return n >= self.min_blocked
+        if name == "clock_skew" and key.startswith("issuer "):
+            return n >= self.min_count and len(series.clients) >= 2  # one: its own key
+        return n >= self.min_count
 
     _patterns: ClassVar[dict[str, Callable[..., Finding | None]]] = {}
 
@@ -169,10 +223,6 @@ class Detector:
     # -- the patterns --------------------------------------------------------------------
 
     def _clock_skew(self, key: str, events: list[AuthEvent], now: float) -> Finding | None:
-        if len(events) < self.min_count:
-            return None
-        if key.startswith("issuer ") and len({e.client_id or e.client for e in events}) < 2:
-            return None  # one client: named by its own key
         skews = [e.skew_seconds for e in events if e.skew_seconds is not None]
         skew = median(skews)
         ahead = Counter(e.reason for e in events).most_common(1)[0][0]
@@ -186,20 +236,16 @@ class Detector:
 
     def _authorization_stripped(self, key: str, events: list[AuthEvent],
                                 now: float) -> Finding | None:
-        missing = [e for e in events if e.reason == "credentials_missing"]
-        if len(missing) < self.min_stripped or len(missing) != len(events):
-            return None  # some request through this proxy did carry credentials
-        routes = Counter(e.route for e in missing).most_common(3)
-        return self._make("authorization_stripped", key, now, len(missing),
-                          f"{len(missing)} requests through {key} in {self.window:g} s "
-                          f"reached protected routes with no credentials, and none through "
-                          f"it carried any: the proxy drops the Authorization field.",
+        # all of them credentials_missing without an Authorization field (``_holds``)
+        routes = Counter(e.route for e in events).most_common(3)
+        return self._make("authorization_stripped", key, now, len(events),
+                          f"{len(events)} requests through {key} in {self.window:g} s "
+                          f"reached protected routes with no Authorization field, and none "
+                          f"through it carried credentials: the proxy drops the field.",
                           routes=[r for r, _ in routes])
 
     def _wrong_audience(self, key: str, events: list[AuthEvent],
                         now: float) -> Finding | None:
-        if len(events) < self.min_count:
-            return None
         aud, _ = Counter(e.audience for e in events).most_common(1)[0]
         issuer, _ = Counter(e.issuer for e in events).most_common(1)[0]
         what = f"aud={aud}" if aud is not None else "no aud at all"
@@ -209,8 +255,6 @@ class Detector:
                           audience=aud, issuer=issuer)
 
     def _unknown_kid(self, key: str, events: list[AuthEvent], now: float) -> Finding | None:
-        if len(events) < self.min_count:
-            return None
         issuer, _ = Counter(e.issuer for e in events).most_common(1)[0]
         return self._make("unknown_kid", key, now, len(events),
                           f"{len(events)} tokens signed with {key} (iss={issuer}) in "
@@ -219,8 +263,6 @@ class Detector:
 
     def _auth_unavailable(self, key: str, events: list[AuthEvent],
                           now: float) -> Finding | None:
-        if len(events) < self.min_count:
-            return None
         routes = Counter(e.route for e in events).most_common(3)
         return self._make("auth_unavailable", key, now, len(events),
                           f"{len(events)} requests answered 503 auth_unavailable in "
@@ -229,8 +271,6 @@ class Detector:
 
     def _credential_stuffing(self, key: str, events: list[AuthEvent],
                              now: float) -> Finding | None:
-        if len(events) < self.min_blocked:
-            return None
         clients = Counter(e.client for e in events)
         top, top_count = clients.most_common(1)[0]
         return self._make("credential_stuffing", key, now, len(events),

@@ -15,13 +15,14 @@ from typing import Any, Literal
 
 from starlette.types import Scope
 
+from ..challenges import offered_scheme_word
 from ..identity import Identity
 from ..net import NetworkPolicy, client_address
 from ..reasons import Reason
 from .safety import optional_text, scope_route
 from .tokens import TokenFacts, claim_text, token_facts
 
-__all__ = ["AuthEvent", "Finding", "build_event", "via_proxy"]
+__all__ = ["AuthEvent", "Finding", "build_event", "offered_scheme", "via_proxy"]
 
 Kind = Literal["refused", "allowed"]
 
@@ -47,6 +48,10 @@ class AuthEvent:
         issuer, kid, audience, client_id, skew_seconds, audience_accepted, kid_known:
             What the request's JWT says (see :class:`~.tokens.TokenFacts`); ``None``
             without one.
+        offered_scheme: For ``credentials_missing``, the scheme word of the
+            ``Authorization`` field the request carried (a scheme the route does not
+            accept, e.g. ``Negotiate``), as the problem body names it; ``None`` when it
+            carried none. Never the credentials.
     """
 
     event: Kind
@@ -67,6 +72,7 @@ class AuthEvent:
     skew_seconds: float | None = None
     audience_accepted: bool | None = None
     kid_known: bool | None = None
+    offered_scheme: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The event's fields (what goes into the log record's ``authguard`` member)."""
@@ -110,6 +116,15 @@ class Finding:
         return out
 
 
+def offered_scheme(scope: Scope) -> str | None:
+    """The scheme word of the request's ``Authorization`` field, if it may be named
+    (:func:`~authguard.challenges.offered_scheme_word`)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return offered_scheme_word(value)
+    return None
+
+
 def via_proxy(scope: Scope) -> str | None:
     """The direct peer's address when the request carries forwarding headers."""
     for name, _ in scope.get("headers", ()):
@@ -143,6 +158,8 @@ def build_event(kind: Kind, scope: Scope, *, now: float, network: NetworkPolicy 
         issuer=facts.issuer, kid=facts.kid, audience=facts.audience,
         client_id=facts.client_id, skew_seconds=facts.skew_seconds,
         audience_accepted=facts.audience_accepted, kid_known=facts.kid_known,
+        offered_scheme=(offered_scheme(scope) if reason is Reason.CREDENTIALS_MISSING
+                        else None),
     )
 
 
