@@ -72,7 +72,8 @@ def _observability_cases() -> dict[str, Callable[[], Cell]]:
     def cell(variant: str, row: str) -> Cell:
         return Cell(obs.variants()[variant], "/items/1", list(obs.ROWS[row]))
 
-    names = {"off": "off", "metrics": "metrics", "detector": "metrics+detector"}
+    names = {"off": "off", "metrics": "metrics", "timed": "metrics(timed refusals)",
+             "detector": "metrics+detector"}
     rows = {"allowed": "allowed", "refusal": "refusal", "expired": "refusal(expired)"}
     return {f"obs-{short}-{r}": (lambda v=variant, w=row: cell(v, w))
             for short, variant in names.items() for r, row in rows.items()}

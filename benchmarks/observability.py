@@ -10,7 +10,9 @@ interleaved in a fresh random order each round (needs the OpenTelemetry SDK:
 - ``off``: ``AuthGuard(observability=None)`` (refusals logged when INFO is enabled; here
   it is not, as in a production logger at WARNING).
 - ``metrics``: ``AuthMetrics()``, the documented default: the counters and gauges and the
-  decision-time histogram tallied in process.
+  decision-time histogram of allowed requests, tallied in process.
+- ``metrics(timed refusals)``: ``AuthMetrics(time_refusals=True)``: refusals' decision
+  times tallied too.
 - ``metrics(sdk)``: ``AuthMetrics(decision_time="sdk")``: the histogram recorded by the
   OpenTelemetry SDK on every request instead.
 - ``metrics+detector``: ``AuthMetrics()`` and the systemic-cause detector.
@@ -67,13 +69,14 @@ def make(observability: Observability | None) -> Any:
 
 
 def variants() -> dict[str, Any]:
-    def metrics(timed: bool | Literal["sdk"] = True) -> AuthMetrics:
+    def metrics(timed: bool | Literal["sdk"] = True, refusals: bool = False) -> AuthMetrics:
         return AuthMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]),
-                           decision_time=timed)
+                           decision_time=timed, time_refusals=refusals)
 
     return {
         "off": make(None),
         "metrics": make(Observability(metrics=metrics())),
+        "metrics(timed refusals)": make(Observability(metrics=metrics(refusals=True))),
         "metrics(sdk)": make(Observability(metrics=metrics("sdk"))),
         "metrics+detector": make(Observability(metrics=metrics(), detector=Detector())),
     }

@@ -49,8 +49,10 @@ def reader() -> InMemoryMetricReader:
     return InMemoryMetricReader()
 
 
-def _app(reader: InMemoryMetricReader, decision_time: Any = True, **kw: Any) -> Any:
-    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]), decision_time=decision_time)
+def _app(reader: InMemoryMetricReader, decision_time: Any = True, *,
+         time_refusals: bool = False, **kw: Any) -> Any:
+    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]), decision_time=decision_time,
+                          time_refusals=time_refusals)
     app = make_app(Observability(metrics=metrics, **kw), clock=lambda: NOW,
                    brute_force=BruteForceGuard(per_account=2, per_client=100))
     app.state.metrics = metrics
@@ -69,7 +71,7 @@ def _basic(password: str) -> bytes:
 def test_tallied_decision_time_buckets_are_cumulative_and_le_inclusive() -> None:
     metrics = AuthMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]))
     for seconds in (0.00005, 0.00006, 0.003, 0.003, 9.0):
-        metrics.decision_time(seconds, "allowed")
+        metrics.allowed_times.append(seconds)
     cumulative, count, total = metrics.decision_times()["allowed"]
     by_le = dict(zip(BUCKETS, cumulative, strict=True))
     assert by_le[0.00005] == 1  # a value on a bound counts in that bound's bucket (le)
@@ -82,7 +84,7 @@ def test_tallied_decision_time_buckets_are_cumulative_and_le_inclusive() -> None
 @pytest.mark.parametrize("decision_time", [True, "sdk"])
 async def test_refusals_are_counted_by_reason_status_scheme_and_route_template(
         reader: InMemoryMetricReader, decision_time: Any) -> None:
-    app = _app(reader, decision_time)
+    app = _app(reader, decision_time, time_refusals=True)
     for path in ("/items/1", "/items/2", "/items/%0Aevil"):
         assert (await http(app, "GET", path)).status == 401
     assert (await http(app, "GET", "/api/things/7",
@@ -121,6 +123,54 @@ async def test_refusals_are_counted_by_reason_status_scheme_and_route_template(
     assert sizes[(("scheme", "Basic"),)].value == 1
 
 
+@pytest.mark.parametrize("decision_time", [True, "sdk"])
+async def test_refusals_are_counted_but_not_timed_unless_asked(
+        reader: InMemoryMetricReader, decision_time: Any) -> None:
+    app = _app(reader, decision_time)
+    assert (await http(app, "GET", "/items/1")).status == 401
+    assert (await http(app, "GET", "/items/3", [(b"authorization", _token())])).status == 200
+    points = _points(reader)
+    assert [p.value for p in points["authguard.refusals"]] == [1]
+    if decision_time == "sdk":
+        durations = _by_attrs(points["authguard.decision.duration"])
+        assert (("outcome", "refused"),) not in durations
+        assert durations[(("outcome", "allowed"),)].count == 1
+    else:
+        times = app.state.metrics.decision_times()
+        assert times["refused"][1] == 0 and times["allowed"][1] == 1
+
+
+async def test_the_middleware_folds_its_rows_when_a_list_fills(
+        reader: InMemoryMetricReader) -> None:
+    from authguard.observability.metrics import FOLD_AT
+
+    app = _app(reader, time_refusals=True)
+    metrics = app.state.metrics
+    token = [(b"authorization", _token())]
+    for _ in range(FOLD_AT + 3):  # bounded without a read: folded as the list filled
+        assert (await http(app, "GET", "/items/1")).status == 401
+    assert len(metrics.refused_rows) == len(metrics.refused_times) == 3
+    for _ in range(FOLD_AT + 3):
+        assert (await http(app, "GET", "/items/1", token)).status == 200
+    assert len(metrics.allowed_rows) == len(metrics.allowed_times) == 3
+    assert list(metrics.refusal_counts().values()) == [FOLD_AT + 3]
+    assert metrics.allowed_counts() == {"Bearer": FOLD_AT + 3}
+
+
+async def test_metrics_set_after_the_observability_is_made_count(
+        reader: InMemoryMetricReader) -> None:
+    """What the request path reads is derived again when a field is set later."""
+    obs = Observability(log_events=False)
+    app = make_app(obs, clock=lambda: NOW)
+    assert (await http(app, "GET", "/items/1")).status == 401
+    metrics = obs.metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
+    assert (await http(app, "GET", "/items/1")).status == 401
+    assert list(metrics.refusal_counts().values()) == [1]
+    obs.metrics = None
+    assert (await http(app, "GET", "/items/1")).status == 401
+    assert list(metrics.refusal_counts().values()) == [1]
+
+
 async def test_blocked_keys_gauge_and_findings_counter(reader: InMemoryMetricReader) -> None:
     app = _app(reader, detector=Detector(min_blocked=3))
     statuses = []
@@ -133,6 +183,27 @@ async def test_blocked_keys_gauge_and_findings_counter(reader: InMemoryMetricRea
     assert points["authguard.bruteforce.blocked"][0].value == 1
     findings = _by_attrs(points["authguard.findings"])
     assert findings[(("finding", "credential_stuffing"),)].value == 1  # raised once
+
+
+async def test_blocked_gauge_forgets_a_client_after_the_window_and_is_bounded(
+        reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    import authguard.bruteforce as bruteforce
+
+    monkeypatch.setattr(bruteforce, "_MAX_REFUSED", 2)
+    bf = BruteForceGuard(per_pair=1, per_account=100, per_client=100, window=60)
+    app = make_app(Observability(metrics=AuthMetrics(MeterProvider(metric_readers=[reader]))),
+                   clock=lambda: NOW, brute_force=bf)
+    steps = [("192.0.2.1", [401, 429]), ("192.0.2.2", [401, 429]), ("192.0.2.3", [401, 429]),
+             ("192.0.2.2", [429, 429]), ("192.0.2.4", [401, 429])]  # 429 after one failure
+    for client, expected in steps:
+        answers = [(await http(app, "POST", "/items/1", [(b"authorization", _basic("no"))],
+                               client=(client, 1))).status for _ in range(2)]
+        assert answers == expected
+    # at most two remembered, those refused last (.2 again after .3, then .4)
+    assert sorted(bf._refused) == ["192.0.2.2", "192.0.2.4"]
+    assert _points(reader)["authguard.bruteforce.blocked"][0].value == 2
+    assert bf.refused_clients(NOW + 59) == 2
+    assert bf.refused_clients(NOW + 60) == 0  # out of the window
 
 
 async def test_without_metrics_nothing_is_recorded(reader: InMemoryMetricReader) -> None:
@@ -213,10 +284,10 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
     every read. An exporter reading in its own thread meanwhile loses nothing."""
     import threading
 
-    from authguard.observability.metrics import _FOLD_AT
+    from authguard.observability.metrics import FOLD_AT
 
-    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
-    total = 5 * _FOLD_AT + 7
+    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]), time_refusals=True)
+    total = 5 * FOLD_AT + 7
     stop = threading.Event()
 
     def export() -> None:
@@ -227,13 +298,17 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
     exporter = threading.Thread(target=export)
     exporter.start()
     try:
-        for i in range(total):
-            metrics.count_refused("token_expired", 401, "Bearer", "/items/{id}", 0.0003)
-            metrics.count_allowed("Bearer" if i % 2 else None, 0.00004)
+        for i in range(total):  # what the middleware does per request (observer.py)
+            metrics.refused_rows.append(("token_expired", "Bearer", "/items/{id}"))
+            metrics.refused_times.append(0.0003)
+            metrics.allowed_rows.append("Bearer" if i % 2 else None)
+            metrics.allowed_times.append(0.00004)
+            if len(metrics.refused_rows) >= FOLD_AT:
+                metrics.fold()
     finally:
         stop.set()
         exporter.join()
-    assert len(metrics.pending_refused) < _FOLD_AT  # folded as it filled: bounded
+    assert len(metrics.refused_rows) < FOLD_AT  # folded as it filled: bounded
     assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/items/{id}"): total}
     assert metrics.allowed_counts() == {"Bearer": total // 2, "none": total - total // 2}
     times = metrics.decision_times()
@@ -250,8 +325,8 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
 def test_a_scheme_named_by_app_code_is_escaped_when_exported(
         reader: InMemoryMetricReader) -> None:
     metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
-    metrics.refused("forbidden", 403, "Evil\r\nX: y", "/admin")
-    metrics.refused("forbidden", 403, None, "/admin")
+    metrics.refused_rows.append(("forbidden", "Evil\r\nX: y", "/admin"))
+    metrics.refused_rows.append(("forbidden", None, "/admin"))
     [(_, _, forged, _), (_, _, none, _)] = sorted(metrics.refusal_counts(), key=str)
     assert "\n" not in forged and "\r" not in forged and forged.startswith("Evil")
     assert none == "none"

@@ -35,7 +35,7 @@ def make() -> tuple[Observability, Any]:
             PrometheusMetricReader is not None):
         registry = CollectorRegistry()
         reader = PrometheusMetricReader(registry=registry)
-        metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
+        metrics = AuthMetrics(MeterProvider(metric_readers=[reader]), time_refusals=True)
         # the decision-time histogram, tallied in process, as a Prometheus histogram
         registry.register(metrics.prometheus_collector())
     path = os.environ.get("AUTHGUARD_DEMO_EVENT_LOG")

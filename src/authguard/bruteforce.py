@@ -44,6 +44,7 @@ log = logging.getLogger("authguard")
 _UNKNOWN_CLIENT = "-"  # no address (a proxy said "unknown"): all such clients share a count
 _MAX_WARNED_PEERS = 8  # then no more looking: a client can send those headers itself
 _MAX_DOUBLINGS = 40  # 2**40 times base_delay is beyond any sensible max_delay
+_MAX_REFUSED = 10_000  # client addresses remembered for refused_clients()
 _MAX_NAME_BYTES = 64  # longer account names are counted by their SHA-256
 
 
@@ -107,6 +108,9 @@ class BruteForceGuard:
     fail_open: bool = False
     _warned_peers: set[str] = field(default_factory=set, init=False, repr=False,
                                     compare=False)
+    # client address -> when this process last refused it (for the metrics' gauge)
+    _refused: dict[str, float] = field(default_factory=dict, init=False, repr=False,
+                                       compare=False)
 
     def __post_init__(self) -> None:
         for name in ("per_pair", "per_client", "per_account"):
@@ -179,8 +183,13 @@ class BruteForceGuard:
                 throttled = pair.newest + self.delay(whole.count) - now
                 if throttled > 0 and not await self._solved(conn, account):
                     wait = max(wait, throttled)
-        retry_after = max(1, math.ceil(wait)) if wait > 0 else None
-        return Attempt(scheme, client, account, pair_failures, retry_after)
+        if wait <= 0:
+            return Attempt(scheme, client, account, pair_failures, None)
+        refused = self._refused
+        if refused.pop(client, None) is None and len(refused) >= _MAX_REFUSED:
+            del refused[next(iter(refused))]  # the one refused longest ago
+        refused[client] = now
+        return Attempt(scheme, client, account, pair_failures, max(1, math.ceil(wait)))
 
     async def failed(self, attempt: Attempt, now: float, account: str | None = None) -> None:
         """Record a failed attempt (``account``: the one the refusal named, if it differs
@@ -206,6 +215,16 @@ class BruteForceGuard:
         except AuthUnavailable:
             if not self.fail_open:
                 raise
+
+    def refused_clients(self, now: float) -> int:
+        """How many client addresses this process refused (429) within ``window`` before
+        ``now`` (at most 10,000 are remembered): the ``authguard.bruteforce.blocked``
+        gauge."""
+        refused = self._refused
+        for client, at in list(refused.items()):
+            if at <= now - self.window:
+                refused.pop(client, None)
+        return len(refused)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -167,7 +167,7 @@ class AuthGuardMiddleware:
                                         started)
             return
         if started is not None:
-            record_allowed(self.guard, scope, identity, perf_counter() - started)
+            record_allowed(self.guard, scope, identity, started)
         scope["user"] = _ANON if identity is None else identity
         # the request id is made only if someone asks (a refusal, the app, an integration)
         scope["auth"] = scope["authguard"] = AuthState(

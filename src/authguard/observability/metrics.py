@@ -37,6 +37,7 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..authenticators.base import CacheStats, ReportsCache
+from ..reasons import Reason
 from .safety import safe_text
 
 if TYPE_CHECKING:
@@ -49,12 +50,11 @@ try:
 except ImportError:  # the optional extra is not installed
     _otel = None  # type: ignore[assignment]
 
-__all__ = ["AuthMetrics", "BUCKETS"]
+__all__ = ["FOLD_AT", "AuthMetrics", "BUCKETS"]
 
 BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
            0.1, 0.25, 0.5, 1.0, 2.5)
 """Histogram bucket bounds of ``authguard.decision.duration``, in seconds."""
-_MAX_BLOCKED = 10_000  # client addresses remembered for the blocked-keys gauge
 
 
 class AuthMetrics:
@@ -64,39 +64,47 @@ class AuthMetrics:
         meter_provider: An OpenTelemetry ``MeterProvider`` (e.g. the SDK's, with a
             Prometheus or OTLP reader); ``None`` for the global provider.
         decision_time: The decision-time histogram. ``True`` (default): tallied in process
-            (a bucket increment and a sum per request) and exported, as a Prometheus
-            histogram, by the collector :meth:`prometheus_collector` returns (the
-            OpenTelemetry API has no observable histogram). ``"sdk"``: an OpenTelemetry
-            histogram, exported by every reader, at the cost of one SDK ``record`` per
-            request (see ``benchmarks/observability.py``). ``False``: none.
+            (a time appended per request, sorted into the buckets per batch) and exported,
+            as a Prometheus histogram, by the collector :meth:`prometheus_collector`
+            returns (the OpenTelemetry API has no observable histogram). ``"sdk"``: an
+            OpenTelemetry histogram, exported by every reader, at the cost of one SDK
+            ``record`` per request (see ``benchmarks/observability.py``). ``False``: none.
+        time_refusals: Time refused decisions too (``outcome="refused"``). Off by default:
+            the histogram is of the time authentication adds to the requests it lets
+            through; a refusal's time costs about 1 % of a refusal (a second clock read,
+            an append, its share of the sort), which the counters' 3 % budget on refusals
+            does not leave room for.
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None, *,
-                 decision_time: bool | Literal["sdk"] = True) -> None:
+                 decision_time: bool | Literal["sdk"] = True,
+                 time_refusals: bool = False) -> None:
         self.enabled = _otel is not None
         self.timed = self.enabled and decision_time == "sdk"
         self.tallied = self.enabled and decision_time is True
-        # A request appends what it counts (a key, a decision time) to lists; the lists are
-        # folded into the totals (a C-level Counter update, a sort per batch of times) when
-        # they fill and before every read.
-        self.pending_refused: list[tuple[str, int, str | None, str]] = []
-        """Refusals counted since the last :meth:`fold`: (reason, status, scheme, route)."""
-        self.pending_allowed: list[str | None] = []
-        """Allowed requests counted since the last :meth:`fold`: their scheme."""
-        self._pending_times: dict[str, list[float]] = {outcome: [] for outcome in _OUTCOMES}
-        # Where a request's decision time goes: the list folded into the tally, or, with
-        # ``"sdk"``, straight into the SDK's histogram (its ``record`` is too slow to make
-        # a thousand of them at once on one request's time).
-        self._times_refused: list[float] | _Recorder = self._pending_times["refused"]
-        self._times_allowed: list[float] | _Recorder = self._pending_times["allowed"]
-        self._refused_n: Counter[tuple[str, int, str | None, str]] = Counter()
+        self.time_refusals = time_refusals
+        # The middleware counts a request by appending to these lists (in
+        # ``observer.record_refusal`` and ``record_allowed``, the only places that do): they
+        # are folded into the totals, by C-level passes over a batch (a Counter update, a
+        # sort of the times), when one holds ``FOLD_AT`` rows and before every read.
+        self.refused_rows: list[tuple[str, str | None, str]] = []
+        """Refusals since the last :meth:`fold`: (reason, scheme, route)."""
+        self.allowed_rows: list[str | None] = []
+        """Allowed requests since the last :meth:`fold`: their scheme."""
+        # Decision times (seconds) since the last fold: a list, or with ``"sdk"`` the SDK's
+        # histogram itself (its ``record`` is too slow to make a few hundred at once, on
+        # the time of the one request that folds).
+        self.refused_times: list[float] | _Recorder = []
+        """Decision times of refusals (with ``time_refusals``)."""
+        self.allowed_times: list[float] | _Recorder = []
+        """Decision times of allowed requests."""
+        self._refused_n: Counter[tuple[str, str | None, str]] = Counter()
         self._allowed_n: Counter[str | None] = Counter()
         # per outcome: a count per bucket (the last one: above every bound), and the sum
         self._tally: dict[str, list[float]] = {
             outcome: [0] * (len(BUCKETS) + 1) + [0.0] for outcome in _OUTCOMES}
         self._folding = Lock()  # the exporter's thread reads while the app counts
         self._guards: list[AuthGuard] = []
-        self._blocked: dict[str, float] = {}
         if _otel is None:
             return
         meter = (meter_provider or _otel.get_meter_provider()).get_meter("authguard")
@@ -110,11 +118,11 @@ class AuthMetrics:
             "authguard.allowed", callbacks=[self._observe_allowed], unit="{request}",
             description="Allowed requests on protected routes, by scheme.")
         if self.timed:
-            self._duration = meter.create_histogram(
+            duration = meter.create_histogram(
                 "authguard.decision.duration", unit="s", description=_DURATION_HELP,
                 explicit_bucket_boundaries_advisory=list(BUCKETS))
-            self._times_refused = _Recorder(self._duration, "refused")
-            self._times_allowed = _Recorder(self._duration, "allowed")
+            self.refused_times = _Recorder(duration, "refused")
+            self.allowed_times = _Recorder(duration, "allowed")
         self._findings = meter.create_counter(
             "authguard.findings", unit="{finding}",
             description="Systemic causes named by the detector, by finding.")
@@ -136,46 +144,6 @@ class AuthMetrics:
         if guard not in self._guards:
             self._guards.append(guard)
 
-    def refused(self, reason: str, status: int, scheme: str | None, route: str) -> None:
-        """Count one refusal (not timed)."""
-        self.count_refused(reason, status, scheme, route, None)
-
-    def blocked(self, client: str | None, now: float) -> None:
-        """Remember a client address the brute-force guard refused (for the gauge)."""
-        if self.enabled and client is not None:
-            if client not in self._blocked and len(self._blocked) >= _MAX_BLOCKED:
-                self._blocked.pop(next(iter(self._blocked)))
-            self._blocked[client] = now
-
-    def count_allowed(self, scheme: str | None, seconds: float | None) -> None:
-        """Count one allowed request and its decision time (one call per request: what
-        the middleware uses; ``None``: not timed)."""
-        pending = self.pending_allowed
-        pending.append(scheme)
-        if seconds is not None:
-            self._times_allowed.append(seconds)
-        if len(pending) >= _FOLD_AT:
-            self.fold()
-
-    def count_refused(self, reason: str, status: int, scheme: str | None, route: str,
-                      seconds: float | None) -> None:
-        """Count one refusal and its decision time (``None``: a refusal the app raised,
-        not timed). ``scheme`` is escaped when the counts are read."""
-        pending = self.pending_refused
-        pending.append((reason, status, scheme, route))
-        if seconds is not None:
-            self._times_refused.append(seconds)
-        if len(pending) >= _FOLD_AT:
-            self.fold()
-
-    def allowed(self, scheme: str | None) -> None:
-        """Count one allowed request (not timed)."""
-        self.count_allowed(scheme, None)
-
-    def decision_time(self, seconds: float, outcome: str) -> None:
-        """Record the time one decision took."""
-        (self._times_allowed if outcome == "allowed" else self._times_refused).append(seconds)
-
     def fold(self) -> None:
         """Add what requests appended since the last fold to the totals (done by itself
         when a list fills and before the totals are read; without the
@@ -184,28 +152,29 @@ class AuthMetrics:
             self._fold()
 
     def _fold(self) -> None:  # with the lock held
-        refused = _take(self.pending_refused)
-        allowed = _take(self.pending_allowed)
-        times = {outcome: _take(pending) for outcome, pending in self._pending_times.items()
-                 if pending}
+        refused = _take(self.refused_rows)
+        allowed = _take(self.allowed_rows)
+        times = {"refused": self.refused_times, "allowed": self.allowed_times}
+        batches = {o: _take(t) for o, t in times.items() if isinstance(t, list) and t}
         if not self.enabled:
             return
         self._refused_n.update(refused)
         self._allowed_n.update(allowed)
-        for outcome, batch in times.items():
-            self._record_times(outcome, batch)
+        if self.tallied:
+            for outcome, batch in batches.items():
+                self._tally_times(outcome, batch)
 
-    def _record_times(self, outcome: str, times: list[float]) -> None:
-        if self.tallied:  # one sort per batch, then a bisect per bound
-            ordered = sorted(times)
-            tally = self._tally[outcome]
-            below = 0
-            for i, bound in enumerate(BUCKETS):
-                upto = bisect_right(ordered, bound)  # le: a time on a bound counts in it
-                tally[i] += upto - below
-                below = upto
-            tally[len(BUCKETS)] += len(ordered) - below
-            tally[-1] += sum(ordered)
+    def _tally_times(self, outcome: str, times: list[float]) -> None:
+        """Add ``times`` to the histogram: one sort, then a bisect per bound."""
+        ordered = sorted(times)
+        tally = self._tally[outcome]
+        below = 0
+        for i, bound in enumerate(BUCKETS):
+            upto = bisect_right(ordered, bound)  # le: a time on a bound counts in it
+            tally[i] += upto - below
+            below = upto
+        tally[len(BUCKETS)] += len(ordered) - below
+        tally[-1] += sum(ordered)
 
     def decision_times(self) -> dict[str, tuple[list[int], int, float]]:
         """The tallied decision-time histogram: per outcome, the cumulative count of each
@@ -253,14 +222,15 @@ class AuthMetrics:
     # -- observable instruments ---------------------------------------------------------
 
     def refusal_counts(self) -> dict[tuple[str, int, str, str], int]:
-        """The refusals counted so far, by (reason, status, scheme, route); the scheme
-        escaped (``"none"`` when the refusal named none)."""
+        """The refusals counted so far, by (reason, status, scheme, route): the status is
+        the reason's (the Reason table), the scheme escaped (``"none"`` when the refusal
+        named none)."""
         with self._folding:
             self._fold()
             counted = list(self._refused_n.items())
         out: Counter[tuple[str, int, str, str]] = Counter()
-        for (reason, status, scheme, route), n in counted:
-            out[(reason, status, _scheme_text(scheme), route)] += n
+        for (reason, scheme, route), n in counted:
+            out[(reason, _STATUS[reason], _scheme_text(scheme), route)] += n
         return dict(out)
 
     def allowed_counts(self) -> dict[str, int]:
@@ -309,17 +279,9 @@ class AuthMetrics:
 
     def _blocked_keys(self, options: CallbackOptions) -> Iterable[Observation]:
         assert _otel is not None  # noqa: S101 - only registered with the API present
-        total = 0
-        for guard in self._guards:
-            bf = guard.brute_force
-            if bf is None:
-                continue
-            now = guard.clock()
-            for client, at in list(self._blocked.items()):
-                if at <= now - bf.window:
-                    del self._blocked[client]
-            total = len(self._blocked)
-        return [_otel.Observation(total)]
+        return [_otel.Observation(sum(guard.brute_force.refused_clients(guard.clock())
+                                      for guard in self._guards
+                                      if guard.brute_force is not None))]
 
 
 class _Recorder:
@@ -348,6 +310,8 @@ def _scheme_text(scheme: str | None) -> str:
     return "none" if scheme is None else safe_text(scheme, 32)
 
 
-_FOLD_AT = 256  # requests appended before they are folded in (bounds the lists)
+FOLD_AT = 256
+"""Rows a list of :class:`AuthMetrics` holds before it is folded into the totals."""
+_STATUS = {r.value: r.spec.status for r in Reason}
 _DURATION_HELP = "Time taken by the authentication decision."
 _OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}

@@ -12,18 +12,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Scope
 
 from ..identity import Identity
-from ..net import client_address
 from ..reasons import Reason
+from ..routing import ROUTE_ENTRY
 from .detector import Detector
 from .events import AuthEvent, Finding, build_event, via_proxy
-from .metrics import AuthMetrics
+from .metrics import FOLD_AT, AuthMetrics
 from .safety import safe_text, scope_route
 
 if TYPE_CHECKING:
@@ -58,6 +58,40 @@ class Observability:
     on_event: EventHook | None = None
     metrics: AuthMetrics | None = None
     detector: Detector | None = None
+
+    # Read on every request, so kept as plain attributes, derived from the fields above
+    # (again whenever one of them is set): the metrics' row lists, and whether anything
+    # besides the log consumes events.
+    _refused_rows: list[Any] | None = field(default=None, init=False, repr=False)
+    _refused_times: list[float] | Any = field(default=None, init=False, repr=False)
+    _allowed_rows: list[Any] | None = field(default=None, init=False, repr=False)
+    _allowed_times: list[float] | Any = field(default=None, init=False, repr=False)
+    _consumes: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._derive()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in ("metrics", "on_event", "detector") and hasattr(self, "_consumes"):
+            self._derive()
+
+    def _derive(self) -> None:
+        metrics = self.metrics
+        set_ = super().__setattr__
+        timed = metrics is not None and (metrics.tallied or metrics.timed)
+        set_("_refused_rows", None if metrics is None else metrics.refused_rows)
+        set_("_allowed_rows", None if metrics is None else metrics.allowed_rows)
+        set_("_refused_times", metrics.refused_times
+             if timed and metrics is not None and metrics.time_refusals else None)
+        set_("_allowed_times", metrics.allowed_times if timed and metrics is not None
+             else None)
+        set_("_consumes", self.on_event is not None or self.detector is not None)
+
+    def fold(self) -> None:
+        """Fold the metrics' row lists into their totals (when a list is full)."""
+        if self.metrics is not None:
+            self.metrics.fold()
 
     def bind(self, guard: AuthGuard) -> None:
         """Called by :class:`~authguard.AuthGuard` with itself (for the metrics' gauges)."""
@@ -106,11 +140,11 @@ class EventFormatter(logging.Formatter):
 _PLAIN = Observability()  # when the guard has none: refusals are logged, that is all
 
 
-_TOO_MANY_ATTEMPTS = Reason.TOO_MANY_ATTEMPTS
 def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
                    scheme: str | None, request_id: str | None,
                    started: float | None = None) -> None:
-    """Report one refusal (called by the middleware as it renders it).
+    """Report one refusal (called by the middleware as it renders it): count it, and make
+    its event if anything consumes one.
 
     Args:
         started: ``time.perf_counter()`` when the decision began (``None`` for a refusal
@@ -121,42 +155,50 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
         if not log.isEnabledFor(logging.INFO):
             return  # the usual case without observability: nothing to do
         obs = _PLAIN
-    metrics = obs.metrics
-    logged = obs.log_events and log.isEnabledFor(logging.INFO)
-    elapsed = None if started is None else perf_counter() - started
-    detector = obs.detector
-    value: str = reason._value_  # an enum's .value and Reason.X are slow descriptor reads
-    if not (logged or obs.on_event is not None or (
-            detector is not None and detector.watches(value, status, via_proxy(scope)))):
-        if metrics is not None:  # counted only: a key from values at hand, no event
-            metrics.count_refused(value, status, scheme, scope_route(scope), elapsed)
-            if reason is _TOO_MANY_ATTEMPTS:
-                metrics.blocked(client_address(scope, guard.network), guard.clock())
-        return
-    event = build_event("refused", scope, now=guard.clock(), network=guard.network,
-                        reason=reason, status=status, scheme=scheme, request_id=request_id,
-                        decision_ms=None if elapsed is None else elapsed * 1000,
-                        authenticators=guard.authenticators)
-    if metrics is not None:
-        metrics.count_refused(value, status, scheme, event.route or "", elapsed)
-        if reason is Reason.TOO_MANY_ATTEMPTS:
-            metrics.blocked(event.client, event.time)
-    obs.emit(event)
+    rows = obs._refused_rows
+    if rows is not None:  # one row of values at hand, folded in batches (AuthMetrics)
+        try:
+            route = scope[ROUTE_ENTRY].template  # the route's, found by the middleware
+        except KeyError:  # rendered without the middleware (an integration)
+            route = scope_route(scope)
+        # (``reason._value_``: ``Reason.value`` is a slow descriptor)
+        rows.append((reason._value_, scheme, route))
+        if obs._refused_times is not None and started is not None:  # time_refusals
+            obs._refused_times.append(perf_counter() - started)
+        if len(rows) >= FOLD_AT:
+            obs.fold()
+    if not (obs.log_events and log.isEnabledFor(logging.INFO)):
+        if not obs._consumes:
+            return  # counted, and nothing else wants it
+        detector = obs.detector
+        if obs.on_event is None and (detector is None or not detector.watches(
+                reason._value_, status, via_proxy(scope))):
+            return
+    ended = perf_counter()
+    obs.emit(build_event("refused", scope, now=guard.clock(), network=guard.network,
+                         reason=reason, status=status, scheme=scheme, request_id=request_id,
+                         decision_ms=None if started is None else (ended - started) * 1000,
+                         authenticators=guard.authenticators))
 
 
 def record_allowed(guard: AuthGuard, scope: Scope, identity: Identity | None,
-                   elapsed: float) -> None:
-    """Report one allowed request on a protected route (``elapsed``: the decision's
-    time, in seconds). Nothing happens unless metrics, the detector or allowed events
-    are on."""
+                   started: float) -> None:
+    """Report one allowed request on a protected route (``started``: the
+    ``time.perf_counter()`` of the decision's start). Nothing happens unless metrics, the
+    detector or allowed events are on."""
     obs = guard.observability
     if obs is None:
         return
-    metrics = obs.metrics
-    if metrics is not None:
-        metrics.count_allowed(identity.scheme if identity is not None else None, elapsed)
+    rows = obs._allowed_rows
+    if rows is not None:  # as for a refusal
+        rows.append(identity.scheme if identity is not None else None)
+        if obs._allowed_times is not None:
+            obs._allowed_times.append(perf_counter() - started)
+        if len(rows) >= FOLD_AT:
+            obs.fold()
     # The detector alone needs only requests that came through a proxy (to tell whether
     # the proxy passes credentials): the others cost nothing more.
     if obs.allowed_events or (obs.detector is not None and via_proxy(scope) is not None):
         obs.emit(build_event("allowed", scope, now=guard.clock(), network=guard.network,
-                             identity=identity, decision_ms=elapsed * 1000))
+                             identity=identity,
+                             decision_ms=(perf_counter() - started) * 1000))
