@@ -73,7 +73,7 @@ class Observability:
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        if name in ("metrics", "on_event", "detector") and hasattr(self, "_consumes"):
+        if name in ("metrics", "on_event", "detector"):  # (unset fields: class defaults)
             self._derive()
 
     def _derive(self) -> None:
@@ -83,8 +83,8 @@ class Observability:
         set_("_refused_rows", None if metrics is None else metrics.refused_rows)
         set_("_allowed_rows", None if metrics is None else metrics.allowed_rows)
         set_("_refused_times", metrics.refused_times
-             if timed and metrics is not None and metrics.time_refusals else None)
-        set_("_allowed_times", metrics.allowed_times if timed and metrics is not None
+             if metrics is not None and timed and metrics.time_refusals else None)
+        set_("_allowed_times", metrics.allowed_times if metrics is not None and timed
              else None)
         set_("_consumes", self.on_event is not None or self.detector is not None)
 
