@@ -171,6 +171,21 @@ async def test_metrics_set_after_the_observability_is_made_count(
     assert list(metrics.refusal_counts().values()) == [1]
 
 
+async def test_allowed_events_on_or_off_even_when_set_after_the_fact() -> None:
+    events: list[Any] = []
+    obs = Observability(log_events=False, on_event=events.append)
+    app = make_app(obs, clock=lambda: NOW)
+    token = [(b"authorization", _token())]
+    assert (await http(app, "GET", "/items/1", token)).status == 200
+    assert events == []  # off by default
+    obs.allowed_events = True
+    assert (await http(app, "GET", "/items/1", token)).status == 200
+    assert [e.event for e in events] == ["allowed"]
+    obs.allowed_events = False
+    assert (await http(app, "GET", "/items/1", token)).status == 200
+    assert len(events) == 1
+
+
 async def test_blocked_keys_gauge_and_findings_counter(reader: InMemoryMetricReader) -> None:
     app = _app(reader, detector=Detector(min_blocked=3))
     statuses = []

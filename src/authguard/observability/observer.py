@@ -67,13 +67,15 @@ class Observability:
     _allowed_rows: list[Any] | None = field(default=None, init=False, repr=False)
     _allowed_times: list[float] | Any = field(default=None, init=False, repr=False)
     _consumes: bool = field(default=False, init=False, repr=False)
+    _allowed_consumed: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._derive()
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        if name in ("metrics", "on_event", "detector"):  # (unset fields: class defaults)
+        if name in ("metrics", "on_event", "detector", "allowed_events"):
+            # (while __init__ runs, the fields not set yet read as their class defaults)
             self._derive()
 
     def _derive(self) -> None:
@@ -87,6 +89,7 @@ class Observability:
         set_("_allowed_times", metrics.allowed_times if metrics is not None and timed
              else None)
         set_("_consumes", self.on_event is not None or self.detector is not None)
+        set_("_allowed_consumed", self.allowed_events or self.detector is not None)
 
     def fold(self) -> None:
         """Fold the metrics' row lists into their totals (when a list is full)."""
@@ -190,7 +193,7 @@ def record_allowed(guard: AuthGuard, scope: Scope, identity: Identity | None,
     if obs is None:
         return
     rows = obs._allowed_rows
-    if rows is not None:  # as for a refusal
+    if rows is not None:  # one row, as for a refusal
         rows.append(identity.scheme if identity is not None else None)
         if obs._allowed_times is not None:
             obs._allowed_times.append(perf_counter() - started)
@@ -198,7 +201,7 @@ def record_allowed(guard: AuthGuard, scope: Scope, identity: Identity | None,
             obs.fold()
     # The detector alone needs only requests that came through a proxy (to tell whether
     # the proxy passes credentials): the others cost nothing more.
-    if obs.allowed_events or (obs.detector is not None and via_proxy(scope) is not None):
+    if obs._allowed_consumed and (obs.allowed_events or via_proxy(scope) is not None):
         obs.emit(build_event("allowed", scope, now=guard.clock(), network=guard.network,
                              identity=identity,
                              decision_ms=(perf_counter() - started) * 1000))
