@@ -79,20 +79,22 @@ class Observability:
             self._derive()
 
     def _derive(self) -> None:
-        metrics = self.metrics
         set_ = super().__setattr__
-        timed = metrics is not None and (metrics.tallied or metrics.timed)
-        set_("_refused_rows", None if metrics is None else metrics.refused_rows)
-        set_("_allowed_rows", None if metrics is None else metrics.allowed_rows)
-        set_("_refused_times", metrics.refused_times
-             if metrics is not None and timed and metrics.time_refusals else None)
-        set_("_allowed_times", metrics.allowed_times if metrics is not None and timed
-             else None)
         set_("_consumes", self.on_event is not None or self.detector is not None)
         set_("_allowed_consumed", self.allowed_events or self.detector is not None)
+        metrics = self.metrics
+        if metrics is None:
+            for name in ("_refused_rows", "_refused_times", "_allowed_rows", "_allowed_times"):
+                set_(name, None)
+            return
+        timed = metrics.tallied or metrics.timed
+        set_("_refused_rows", metrics.refused_rows)
+        set_("_allowed_rows", metrics.allowed_rows)
+        set_("_refused_times", metrics.refused_times if timed and metrics.time_refusals
+             else None)
+        set_("_allowed_times", metrics.allowed_times if timed else None)
 
-    def fold(self) -> None:
-        """Fold the metrics' row lists into their totals (when a list is full)."""
+    def _fold(self) -> None:  # a list of the metrics is full
         if self.metrics is not None:
             self.metrics.fold()
 
@@ -169,7 +171,7 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
         if obs._refused_times is not None and started is not None:  # time_refusals
             obs._refused_times.append(perf_counter() - started)
         if len(rows) >= FOLD_AT:
-            obs.fold()
+            obs._fold()
     if not (obs.log_events and log.isEnabledFor(logging.INFO)):
         if not obs._consumes:
             return  # counted, and nothing else wants it
@@ -198,7 +200,7 @@ def record_allowed(guard: AuthGuard, scope: Scope, identity: Identity | None,
         if obs._allowed_times is not None:
             obs._allowed_times.append(perf_counter() - started)
         if len(rows) >= FOLD_AT:
-            obs.fold()
+            obs._fold()
     # The detector alone needs only requests that came through a proxy (to tell whether
     # the proxy passes credentials): the others cost nothing more.
     if obs._allowed_consumed and (obs.allowed_events or via_proxy(scope) is not None):
