@@ -1,10 +1,15 @@
 """Instructions per request, counted by valgrind: deterministic where wall-clock is not.
 
-``python -m benchmarks.instructions [CASE ...] [--n 2000]`` runs, for each case, the same
-in-process request N times and 0 times under ``valgrind --tool=callgrind`` and prints
-the difference divided by N: the instructions one request costs, the same on a busy
-machine as on a quiet one (a change of a few hundred is real). ``PYTHONPATH=<other src>``
-counts another version of authguard with the same requests.
+``python -m benchmarks.instructions [CASE ...] [--n 2000] [--simulate]`` runs, for each
+case, the same in-process request N times and 0 times under ``valgrind --tool=callgrind``
+and prints the difference divided by N: the instructions one request costs, the same on a
+busy machine as on a quiet one (a change of a few hundred is real). ``--simulate`` adds,
+per request, the misses of callgrind's simulated first-level caches and the
+mispredictions of its simulated branch predictor, and an estimate of cycles (each miss
+or misprediction counted as 10 instructions): where time goes that instructions do not
+show, on a model of a processor (not this one's counters, which a virtual machine
+may not expose). ``PYTHONPATH=<other src>`` counts another version of authguard with the
+same requests.
 """
 
 from __future__ import annotations
@@ -96,15 +101,30 @@ async def _requests(cell: Cell, n: int) -> None:
         await cell.app(cell.scope(), receive, send)
 
 
-def _count(case: str, n: int) -> int:
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           "-m", "benchmarks.instructions", "--run", case, str(n)]
+# With ``--simulate``: callgrind's simulated caches and branch predictor, per request.
+_SIMULATED = {"I1mr": "I1 misses", "D1mr": "D1 read misses", "D1mw": "D1 write misses",
+              "Bcm": "conditional branches mispredicted",
+              "Bim": "indirect branches mispredicted"}
+
+
+def _count(case: str, n: int, simulate: bool = False) -> dict[str, int]:
+    """Callgrind's events for ``n`` requests: ``Ir`` (instructions), and with ``simulate``
+    the events of :data:`_SIMULATED`."""
+    sim = ["--cache-sim=yes", "--branch-sim=yes"] if simulate else []
+    cmd = ["valgrind", "--tool=callgrind", *sim, "--callgrind-out-file=/dev/null",
+           sys.executable, "-m", "benchmarks.instructions", "--run", case, str(n)]
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in both counts
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
-    found = re.search(r"Collected : (\d+)", out)
-    if found is None:
+    return _events(subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                  env=env).stderr)
+
+
+def _events(out: str) -> dict[str, int]:
+    """The totals of callgrind's summary (its ``Events`` and ``Collected`` lines)."""
+    events = re.search(r"Events +: ([\w ]+)", out)
+    found = re.search(r"Collected : ([\d ]+)", out)
+    if events is None or found is None:
         raise RuntimeError(f"valgrind: no count in\n{out[-2000:]}")
-    return int(found.group(1))
+    return dict(zip(events.group(1).split(), map(int, found.group(1).split()), strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cases", nargs="*", help=f"default: all of {', '.join(cases)}")
     p.add_argument("--n", type=int, default=2000, help="requests counted (default 2000)")
+    p.add_argument("--simulate", action="store_true",
+                   help="also the simulated cache misses and branch mispredictions "
+                        "(slower)")
     p.add_argument("--run", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.run:
@@ -122,10 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
         return 1
-    print("| case | instructions per request |\n|---|---:|")
+    extra = list(_SIMULATED) if args.simulate else []
+    print("| case | instructions per request |"
+          + "".join(f" {_SIMULATED[e]} |" for e in extra)
+          + (" estimated cycles |" if extra else ""))
+    print("|---|---:|" + "---:|" * (len(extra) + bool(extra)))
     for case in args.cases or list(cases):
-        per_request = (_count(case, args.n) - _count(case, 0)) / args.n
-        print(f"| {case} | {per_request:,.0f} |", flush=True)
+        many, none = _count(case, args.n, args.simulate), _count(case, 0, args.simulate)
+        per = {e: (many[e] - none[e]) / args.n for e in ["Ir", *extra]}
+        cells = [per[e] for e in ["Ir", *extra]]
+        if extra:  # KCachegrind's estimate: an L1 miss or a misprediction ≈ 10 cycles
+            cells.append(per["Ir"] + 10 * sum(per[e] for e in extra))
+        print(f"| {case} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |", flush=True)
     return 0
 
 

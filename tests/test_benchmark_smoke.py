@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +29,36 @@ def test_benchmark_smoke_run_prints_the_table() -> None:
         assert f"| {label}" in out, label
     assert "Targets:" in out
     assert "Machine:" in out
+
+
+_CALLGRIND_SUMMARY = """\
+==3246== Events    : Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim
+==3246== Collected : 2411068908 701940120 402266597 31512625 18201088 5590363 27624 \
+109825 531601 300 40 200 60
+"""
+
+
+def test_instructions_reads_callgrinds_summary() -> None:
+    from benchmarks.instructions import _events
+
+    events = _events(_CALLGRIND_SUMMARY)
+    assert events["Ir"] == 2411068908
+    assert events["I1mr"] == 31512625
+    assert events["Bim"] == 60
+    assert _events("==1== Events    : Ir\n==1== Collected : 42\n") == {"Ir": 42}
+
+
+def test_instructions_simulate_prints_misses_and_estimated_cycles(
+        monkeypatch: Any, capsys: Any) -> None:
+    import benchmarks.instructions as instructions
+
+    zero = {"Ir": 1000, "I1mr": 10, "D1mr": 10, "D1mw": 10, "Bcm": 10, "Bim": 10}
+    many = {"Ir": 5000, "I1mr": 30, "D1mr": 50, "D1mw": 10, "Bcm": 14, "Bim": 12}
+    monkeypatch.setattr(instructions, "_count",
+                        lambda case, n, simulate=False: many if n else zero)
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
+    assert instructions.main(["public", "--n", "2", "--simulate"]) == 0
+    out = capsys.readouterr().out
+    assert "| I1 misses |" in out and "| estimated cycles |" in out
+    # per request: (many - zero) / 2; the estimate: Ir + 10 * (misses + mispredictions)
+    assert "| public | 2,000 | 10 | 20 | 0 | 2 | 1 | 2,330 |" in out
