@@ -152,11 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|" + "---:|" * (len(extra) + bool(extra)))
     for case in args.cases or list(cases):
         many, none = _count(case, args.n, args.simulate), _count(case, 0, args.simulate)
-        per = {e: (many[e] - none[e]) / args.n for e in ["Ir", *extra]}
-        cells = [per[e] for e in ["Ir", *extra]]
+        per = [(many[e] - none[e]) / args.n for e in ["Ir", *extra]]
         if extra:  # KCachegrind's estimate: an L1 miss or a misprediction ≈ 10 cycles
-            cells.append(per["Ir"] + 10 * sum(per[e] for e in extra))
-        print(f"| {case} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |", flush=True)
+            per.append(per[0] + 10 * sum(per[1:]))
+        print(f"| {case} | " + " | ".join(f"{v:,.0f}" for v in per) + " |", flush=True)
     return 0
 
 
