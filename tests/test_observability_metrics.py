@@ -71,7 +71,7 @@ def _basic(password: str) -> bytes:
 def test_tallied_decision_time_buckets_are_cumulative_and_le_inclusive() -> None:
     metrics = AuthMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]))
     for seconds in (0.00005, 0.00006, 0.003, 0.003, 9.0):
-        metrics.allowed_times.append(seconds)
+        metrics.allowed["Bearer"].append(seconds)
     cumulative, count, total = metrics.decision_times()["allowed"]
     by_le = dict(zip(BUCKETS, cumulative, strict=True))
     assert by_le[0.00005] == 1  # a value on a bound counts in that bound's bucket (le)
@@ -140,21 +140,52 @@ async def test_refusals_are_counted_but_not_timed_unless_asked(
         assert times["refused"][1] == 0 and times["allowed"][1] == 1
 
 
-async def test_the_middleware_folds_its_rows_when_a_list_fills(
-        reader: InMemoryMetricReader) -> None:
-    from authguard.observability.metrics import FOLD_AT
+@pytest.mark.parametrize("decision_time", [False, "sdk"])
+async def test_allowed_requests_are_counted_whatever_the_histogram(
+        reader: InMemoryMetricReader, decision_time: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from authguard.observability import observer
 
+    monkeypatch.setattr(observer, "FOLD_AT", 16)
+    app = _app(reader, decision_time)
+    metrics = app.state.metrics
+    for headers in ([(b"authorization", _token())], [(b"authorization", _basic(PASSWORD))]):
+        for _ in range(16 + 2):  # across a fold
+            assert (await http(app, "GET", "/items/3", headers)).status == 200
+    assert len(metrics.allowed["Basic"]) == 2  # folded as the list filled
+    assert metrics.allowed_counts() == {"Bearer": 18, "Basic": 18}
+    assert all(not times for times in metrics.allowed.values())  # folded: emptied
+    points = _points(reader)
+    assert {p.attributes["scheme"]: p.value for p in points["authguard.allowed"]} == {
+        "Bearer": 18, "Basic": 18}
+    assert metrics.decision_times()["allowed"][1] == 0  # nothing tallied in process
+    if decision_time == "sdk":  # every time recorded once, in the SDK's histogram
+        durations = _by_attrs(points["authguard.decision.duration"])
+        assert durations[(("outcome", "allowed"),)].count == 2 * 18
+    else:
+        assert "authguard.decision.duration" not in points
+
+
+async def test_the_middleware_folds_its_lists_when_one_fills(
+        reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    from authguard.observability import observer
+
+    monkeypatch.setattr(observer, "FOLD_AT", 10)  # ten requests per list
+    monkeypatch.setattr(observer, "_REFUSED_FULL", 30)  # three values per refusal
     app = _app(reader, time_refusals=True)
     metrics = app.state.metrics
     token = [(b"authorization", _token())]
-    for _ in range(FOLD_AT + 3):  # bounded without a read: folded as the list filled
+    for _ in range(10 + 3):  # bounded without a read: folded as the list filled
         assert (await http(app, "GET", "/items/1")).status == 401
-    assert len(metrics.refused_rows) == len(metrics.refused_times) == 3
-    for _ in range(FOLD_AT + 3):
+    assert len(metrics.refused_rows) == 3 * 3 and len(metrics.refused_times) == 3
+    for _ in range(10 + 3):
         assert (await http(app, "GET", "/items/1", token)).status == 200
-    assert len(metrics.allowed_rows) == len(metrics.allowed_times) == 3
-    assert list(metrics.refusal_counts().values()) == [FOLD_AT + 3]
-    assert metrics.allowed_counts() == {"Bearer": FOLD_AT + 3}
+    assert len(metrics.allowed["Bearer"]) == 3
+    assert metrics.refusal_counts() == {
+        ("credentials_missing", 401, "none", "/items/{item_id}"): 10 + 3}
+    assert metrics.allowed_counts() == {"Bearer": 10 + 3}
+    assert [type(reason) for reason, *_ in metrics.refusal_counts()] == [str]  # plain
+    assert metrics.decision_times()["refused"][1] == 10 + 3
 
 
 async def test_metrics_set_after_the_observability_is_made_count(
@@ -314,16 +345,15 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
     exporter.start()
     try:
         for i in range(total):  # what the middleware does per request (observer.py)
-            metrics.refused_rows.append(("token_expired", "Bearer", "/items/{id}"))
+            metrics.refused_rows += ("token_expired", "Bearer", "/items/{id}")
             metrics.refused_times.append(0.0003)
-            metrics.allowed_rows.append("Bearer" if i % 2 else None)
-            metrics.allowed_times.append(0.00004)
-            if len(metrics.refused_rows) >= FOLD_AT:
+            metrics.allowed["Bearer" if i % 2 else None].append(0.00004)
+            if len(metrics.refused_rows) >= 3 * FOLD_AT:
                 metrics.fold()
     finally:
         stop.set()
         exporter.join()
-    assert len(metrics.refused_rows) < FOLD_AT  # folded as it filled: bounded
+    assert len(metrics.refused_rows) < 3 * FOLD_AT  # folded as it filled: bounded
     assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/items/{id}"): total}
     assert metrics.allowed_counts() == {"Bearer": total // 2, "none": total - total // 2}
     times = metrics.decision_times()
@@ -340,8 +370,8 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
 def test_a_scheme_named_by_app_code_is_escaped_when_exported(
         reader: InMemoryMetricReader) -> None:
     metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
-    metrics.refused_rows.append(("forbidden", "Evil\r\nX: y", "/admin"))
-    metrics.refused_rows.append(("forbidden", None, "/admin"))
+    metrics.refused_rows += ("forbidden", "Evil\r\nX: y", "/admin")
+    metrics.refused_rows += ("forbidden", None, "/admin")
     [(_, _, forged, _), (_, _, none, _)] = sorted(metrics.refusal_counts(), key=str)
     assert "\n" not in forged and "\r" not in forged and forged.startswith("Evil")
     assert none == "none"

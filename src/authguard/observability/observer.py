@@ -60,12 +60,12 @@ class Observability:
     detector: Detector | None = None
 
     # Read on every request, so kept as plain attributes, derived from the fields above
-    # (again whenever one of them is set): the metrics' row lists, and whether anything
+    # (again whenever one of them is set): the metrics' lists, and whether anything
     # besides the log consumes events.
     _refused_rows: list[Any] | None = field(default=None, init=False, repr=False)
-    _refused_times: list[float] | Any = field(default=None, init=False, repr=False)
-    _allowed_rows: list[Any] | None = field(default=None, init=False, repr=False)
-    _allowed_times: list[float] | Any = field(default=None, init=False, repr=False)
+    _refused_times: list[float] | None = field(default=None, init=False, repr=False)
+    _allowed: dict[str | None, list[float]] | None = field(default=None, init=False,
+                                                           repr=False)
     _consumes: bool = field(default=False, init=False, repr=False)
     _allowed_consumed: bool = field(default=False, init=False, repr=False)
 
@@ -84,15 +84,14 @@ class Observability:
         set_("_allowed_consumed", self.allowed_events or self.detector is not None)
         metrics = self.metrics
         if metrics is None:
-            for name in ("_refused_rows", "_refused_times", "_allowed_rows", "_allowed_times"):
+            for name in ("_refused_rows", "_refused_times", "_allowed"):
                 set_(name, None)
             return
         timed = metrics.tallied or metrics.timed
         set_("_refused_rows", metrics.refused_rows)
-        set_("_allowed_rows", metrics.allowed_rows)
         set_("_refused_times", metrics.refused_times if timed and metrics.time_refusals
              else None)
-        set_("_allowed_times", metrics.allowed_times if timed else None)
+        set_("_allowed", metrics.allowed)
 
     def _fold(self) -> None:  # a list of the metrics is full
         if self.metrics is not None:
@@ -142,6 +141,7 @@ class EventFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=True, default=str, separators=(",", ":"))
 
 
+_REFUSED_FULL = 3 * FOLD_AT  # refused_rows's length when it holds FOLD_AT refusals
 _PLAIN = Observability()  # when the guard has none: refusals are logged, that is all
 
 
@@ -166,11 +166,10 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
             route = scope[ROUTE_ENTRY].template  # the route's, found by the middleware
         except KeyError:  # rendered without the middleware (an integration)
             route = scope_route(scope)
-        # (``reason._value_``: ``Reason.value`` is a slow descriptor)
-        rows.append((reason._value_, scheme, route))
+        rows += (reason, scheme, route)  # (the member: it is its value, a str)
         if obs._refused_times is not None and started is not None:  # time_refusals
             obs._refused_times.append(perf_counter() - started)
-        if len(rows) >= FOLD_AT:
+        if len(rows) >= _REFUSED_FULL:
             obs._fold()
     if not (obs.log_events and log.isEnabledFor(logging.INFO)):
         if not obs._consumes:
@@ -194,12 +193,11 @@ def record_allowed(guard: AuthGuard, scope: Scope, identity: Identity | None,
     obs = guard.observability
     if obs is None:
         return
-    rows = obs._allowed_rows
-    if rows is not None:  # one row, as for a refusal
-        rows.append(identity.scheme if identity is not None else None)
-        if obs._allowed_times is not None:
-            obs._allowed_times.append(perf_counter() - started)
-        if len(rows) >= FOLD_AT:
+    allowed = obs._allowed
+    if allowed is not None:  # counted by appending its time to its scheme's list
+        times = allowed[identity.scheme if identity is not None else None]
+        times.append(perf_counter() - started)
+        if len(times) >= FOLD_AT:
             obs._fold()
     # The detector alone needs only requests that came through a proxy (to tell whether
     # the proxy passes credentials): the others cost nothing more.
