@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import statistics
 import time
@@ -165,12 +166,15 @@ async def main(seconds: float, rounds: int, budget: float) -> None:
 
 def median_interval(ordered: list[float]) -> tuple[float, float]:
     """The distribution-free 95 % confidence interval of the median of ``ordered`` (sorted):
-    the order statistics n/2 ∓ 1.96·√n/2 (the normal approximation of the binomial)."""
+    the order statistics k and n-1-k, k the largest with P(Binomial(n, 1/2) ≤ k) ≤ 2.5 %."""
     n = len(ordered)
-    half = 1.96 * n ** 0.5 / 2
-    low = max(0, int(n / 2 - half))
-    high = min(n - 1, int(n / 2 + half + 0.5))
-    return ordered[low], ordered[high]
+    low, below = 0, 0
+    for k in range(n // 2):
+        below += math.comb(n, k)
+        if below / 2**n > 0.025:
+            break
+        low = k
+    return ordered[low], ordered[n - 1 - low]
 
 
 if __name__ == "__main__":
@@ -180,4 +184,6 @@ if __name__ == "__main__":
     parser.add_argument("--budget", type=float, default=1.03,
                         help="largest ratio to off that passes")
     options = parser.parse_args()
+    if options.rounds < 6:
+        parser.error("--rounds must be at least 6 (for the median's 95 % interval)")
     asyncio.run(main(options.seconds, options.rounds, options.budget))

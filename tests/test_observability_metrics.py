@@ -170,6 +170,7 @@ async def test_the_middleware_folds_its_lists_when_one_fills(
         reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
     from authguard.observability import observer
 
+    assert observer._REFUSED_FULL == 3 * observer.FOLD_AT  # a refusal: three values
     monkeypatch.setattr(observer, "FOLD_AT", 10)  # ten requests per list
     monkeypatch.setattr(observer, "_REFUSED_FULL", 30)  # three values per refusal
     app = _app(reader, time_refusals=True)
@@ -328,6 +329,7 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
         reader: InMemoryMetricReader) -> None:
     """Requests append; a fold adds the lists to the totals, when a list fills and before
     every read. An exporter reading in its own thread meanwhile loses nothing."""
+    import sys
     import threading
 
     from authguard.observability.metrics import FOLD_AT
@@ -342,6 +344,8 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
             metrics.decision_times()
 
     exporter = threading.Thread(target=export)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show
     exporter.start()
     try:
         for i in range(total):  # what the middleware does per request (observer.py)
@@ -353,6 +357,7 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
     finally:
         stop.set()
         exporter.join()
+        sys.setswitchinterval(switch)
     assert len(metrics.refused_rows) < 3 * FOLD_AT  # folded as it filled: bounded
     assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/items/{id}"): total}
     assert metrics.allowed_counts() == {"Bearer": total // 2, "none": total - total // 2}
@@ -375,3 +380,15 @@ def test_a_scheme_named_by_app_code_is_escaped_when_exported(
     [(_, _, forged, _), (_, _, none, _)] = sorted(metrics.refusal_counts(), key=str)
     assert "\n" not in forged and "\r" not in forged and forged.startswith("Evil")
     assert none == "none"
+
+
+def test_values_appended_by_hand_do_not_break_the_counts(
+        reader: InMemoryMetricReader) -> None:
+    metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
+    metrics.refused_rows += ("token_expired", "Bearer", "/a")
+    metrics.refused_rows += ("not-a-reason", None, "/a")
+    metrics.refused_rows.append("stray")  # not three values
+    metrics.allowed["Bearer"].append(0.001)
+    assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/a"): 1}
+    assert metrics.allowed_counts() == {"Bearer": 1}  # not lost with the stray tail
+    assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/a"): 1}

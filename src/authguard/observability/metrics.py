@@ -161,8 +161,9 @@ class AuthMetrics:
         if not self.enabled:
             return
         if refused:
+            # (three values per refusal; a stray tail, appended by hand, is dropped)
             self._refused_n.update(zip(refused[0::3], refused[1::3], refused[2::3],
-                                       strict=True))
+                                       strict=False))
         for scheme, times in allowed:
             if times:
                 self._allowed_n[scheme] += len(times)
@@ -241,7 +242,9 @@ class AuthMetrics:
             counted = list(self._refused_n.items())
         out: Counter[tuple[str, int, str, str]] = Counter()
         for (reason, scheme, route), n in counted:  # (a Reason is a str: made plain)
-            out[(str(reason), _STATUS[reason], _scheme_text(scheme), route)] += n
+            status = _STATUS.get(reason)
+            if status is not None:  # (not a reason: appended by hand, not counted)
+                out[(str(reason), status, _scheme_text(scheme), route)] += n
         return dict(out)
 
     def allowed_counts(self) -> dict[str, int]:
