@@ -12,7 +12,7 @@ import time_machine
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from authguard import BruteForceGuard
+from authguard import BruteForceGuard, Reason
 from authguard.observability import AuthMetrics, Detector, Observability
 from authguard.observability.metrics import BUCKETS
 from obs_app import AUDIENCE, ISSUER, PASSWORD, SECRET, make_app
@@ -170,15 +170,15 @@ async def test_the_middleware_folds_its_lists_when_one_fills(
         reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
     from authguard.observability import observer
 
-    assert observer._REFUSED_FULL == 3 * observer.FOLD_AT  # a refusal: three values
-    monkeypatch.setattr(observer, "FOLD_AT", 10)  # ten requests per list
-    monkeypatch.setattr(observer, "_REFUSED_FULL", 30)  # three values per refusal
+    monkeypatch.setattr(observer, "FOLD_AT", 10)  # ten decision times per list
     app = _app(reader, time_refusals=True)
     metrics = app.state.metrics
     token = [(b"authorization", _token())]
     for _ in range(10 + 3):  # bounded without a read: folded as the list filled
         assert (await http(app, "GET", "/items/1")).status == 401
-    assert len(metrics.refused_rows) == 3 * 3 and len(metrics.refused_times) == 3
+    assert len(metrics.refused_times) == 3
+    # counted in place, by route, scheme and reason: nothing to fold
+    assert metrics.refused == {"/items/{item_id}": {None: {"credentials_missing": 10 + 3}}}
     for _ in range(10 + 3):
         assert (await http(app, "GET", "/items/1", token)).status == 200
     assert len(metrics.allowed["Bearer"]) == 3
@@ -281,6 +281,8 @@ async def test_without_the_opentelemetry_api_metrics_are_no_ops(
     app = make_app(Observability(metrics=metrics))
     assert (await http(app, "GET", "/items/1")).status == 401
     assert (await http(app, "GET", "/items/1", [(b"authorization", _token())])).status == 200
+    assert metrics.refused == {} and not metrics.allowed  # nothing kept
+    assert metrics.refusal_counts() == {} and metrics.allowed_counts() == {}
 
 
 async def test_the_hook_gets_events_and_its_errors_never_break_a_response(
@@ -327,8 +329,9 @@ async def test_cache_hit_ratio_and_lookups(reader: InMemoryMetricReader) -> None
 
 def test_counts_survive_folding_and_reads_from_the_exporters_thread(
         reader: InMemoryMetricReader) -> None:
-    """Requests append; a fold adds the lists to the totals, when a list fills and before
-    every read. An exporter reading in its own thread meanwhile loses nothing."""
+    """Refusals are counted in place and allowed requests appended (a fold adds the lists
+    to the totals, when a list fills and before every read). An exporter reading in its
+    own thread meanwhile loses nothing; nor do threads counting at once."""
     import sys
     import threading
 
@@ -343,23 +346,40 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
             reader.collect()
             metrics.decision_times()
 
+    def refuse(route: str) -> None:  # what the middleware does per refusal (observer.py)
+        for _ in range(total):
+            try:
+                metrics.refused[route]["Bearer"][Reason.TOKEN_EXPIRED] += 1
+            except KeyError:
+                metrics.count_refusal(Reason.TOKEN_EXPIRED, "Bearer", route)
+
     exporter = threading.Thread(target=export)
+    others = [threading.Thread(target=refuse, args=("/other",)) for _ in range(2)]
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show
     exporter.start()
+    for thread in others:
+        thread.start()
     try:
         for i in range(total):  # what the middleware does per request (observer.py)
-            metrics.refused_rows += ("token_expired", "Bearer", "/items/{id}")
+            try:
+                metrics.refused["/items/{id}"]["Bearer"][Reason.TOKEN_EXPIRED] += 1
+            except KeyError:
+                metrics.count_refusal(Reason.TOKEN_EXPIRED, "Bearer", "/items/{id}")
             metrics.refused_times.append(0.0003)
             metrics.allowed["Bearer" if i % 2 else None].append(0.00004)
-            if len(metrics.refused_rows) >= 3 * FOLD_AT:
+            if len(metrics.refused_times) >= FOLD_AT:
                 metrics.fold()
     finally:
+        for thread in others:
+            thread.join()
         stop.set()
         exporter.join()
         sys.setswitchinterval(switch)
-    assert len(metrics.refused_rows) < 3 * FOLD_AT  # folded as it filled: bounded
-    assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/items/{id}"): total}
+    assert len(metrics.refused_times) < FOLD_AT  # folded as it filled: bounded
+    assert metrics.refusal_counts() == {
+        ("token_expired", 401, "Bearer", "/items/{id}"): total,
+        ("token_expired", 401, "Bearer", "/other"): 2 * total}
     assert metrics.allowed_counts() == {"Bearer": total // 2, "none": total - total // 2}
     times = metrics.decision_times()
     assert times["refused"][1] == times["allowed"][1] == total
@@ -375,20 +395,19 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
 def test_a_scheme_named_by_app_code_is_escaped_when_exported(
         reader: InMemoryMetricReader) -> None:
     metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
-    metrics.refused_rows += ("forbidden", "Evil\r\nX: y", "/admin")
-    metrics.refused_rows += ("forbidden", None, "/admin")
+    metrics.count_refusal(Reason.FORBIDDEN, "Evil\r\nX: y", "/admin")
+    metrics.count_refusal("forbidden", None, "/admin")  # (a Reason's value: the same)
     [(_, _, forged, _), (_, _, none, _)] = sorted(metrics.refusal_counts(), key=str)
     assert "\n" not in forged and "\r" not in forged and forged.startswith("Evil")
     assert none == "none"
 
 
-def test_values_appended_by_hand_do_not_break_the_counts(
+def test_values_counted_by_hand_do_not_break_the_counts(
         reader: InMemoryMetricReader) -> None:
     metrics = AuthMetrics(MeterProvider(metric_readers=[reader]))
-    metrics.refused_rows += ("token_expired", "Bearer", "/a")
-    metrics.refused_rows += ("not-a-reason", None, "/a")
-    metrics.refused_rows.append("stray")  # not three values
+    metrics.count_refusal(Reason.TOKEN_EXPIRED, "Bearer", "/a")
+    metrics.count_refusal("not-a-reason", None, "/a")
     metrics.allowed["Bearer"].append(0.001)
     assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/a"): 1}
-    assert metrics.allowed_counts() == {"Bearer": 1}  # not lost with the stray tail
+    assert metrics.allowed_counts() == {"Bearer": 1}
     assert metrics.refusal_counts() == {("token_expired", 401, "Bearer", "/a"): 1}

@@ -83,14 +83,15 @@ class AuthMetrics:
         self.timed = self.enabled and decision_time == "sdk"
         self.tallied = self.enabled and decision_time is True
         self.time_refusals = time_refusals
-        # The middleware counts a request by appending to these lists (in
-        # ``observer.record_refusal`` and ``record_allowed``, the only places that do): they
-        # are folded into the totals, by C-level passes over a batch (a Counter update, a
-        # sort of the times), when one holds ``FOLD_AT`` values and before every read.
-        self.refused_rows: list[str | None] = []
-        """Refusals since the last :meth:`fold`, three values each: reason (a
-        :class:`~authguard.Reason`, or its value), scheme, route (long-lived strings, where
-        a tuple per refusal would be kept until the fold)."""
+        # The middleware counts a refusal in place (``observer.record_refusal``: three
+        # dict lookups and an add) and an allowed request by appending its time to a list
+        # (``record_allowed``); the lists are folded into the totals, by C-level passes
+        # over a batch (a sort of the times), when one holds ``FOLD_AT`` values and before
+        # every read.
+        self.refused: dict[str, dict[str | None, dict[str, int]]] = {}
+        """Refusals counted so far: route template → scheme → reason (a
+        :class:`~authguard.Reason`) → count. The middleware adds one in place, from the
+        event loop's thread; the first of its kind goes through :meth:`count_refusal`."""
         # Decision times (seconds) since the last fold. With ``"sdk"`` each is also
         # recorded in the SDK's histogram as it comes (its ``record`` is too slow to make a
         # few hundred at once, on the time of the one request that folds).
@@ -101,7 +102,6 @@ class AuthMetrics:
         """Allowed requests since the last :meth:`fold`, by scheme (``None``: an anonymous
         identity): their decision times, one per request (its count is the list's
         length, so a request costs one append)."""
-        self._refused_n: Counter[tuple[str, str | None, str]] = Counter()
         self._allowed_n: Counter[str | None] = Counter()
         # per outcome: a count per bucket (the last one: above every bound), and the sum
         self._tally: dict[str, list[float]] = {
@@ -111,7 +111,7 @@ class AuthMetrics:
         if _otel is None:
             return
         meter = (meter_provider or _otel.get_meter_provider()).get_meter("authguard")
-        # The counters are counted here (an append per request, folded in batches) and
+        # The counters are counted here (in place, or an append folded in batches) and
         # read by the SDK when it collects: an OpenTelemetry ``add`` per request costs far
         # more.
         meter.create_observable_counter(
@@ -154,16 +154,11 @@ class AuthMetrics:
             self._fold()
 
     def _fold(self) -> None:  # with the lock held
-        refused = _take(self.refused_rows)
         refused_times = _take(self.refused_times)
         # (``list`` of the items: one C-level step, while the app's thread may add a scheme)
         allowed = [(scheme, _take(times)) for scheme, times in list(self.allowed.items())]
         if not self.enabled:
             return
-        if refused:
-            # (three values per refusal; a stray tail, appended by hand, is dropped)
-            self._refused_n.update(zip(refused[0::3], refused[1::3], refused[2::3],
-                                       strict=False))
         for scheme, times in allowed:
             if times:
                 self._allowed_n[scheme] += len(times)
@@ -233,18 +228,25 @@ class AuthMetrics:
 
     # -- observable instruments ---------------------------------------------------------
 
+    def count_refusal(self, reason: str, scheme: str | None, route: str) -> None:
+        """Count one refusal (``reason``: a :class:`~authguard.Reason` or its value) in
+        :attr:`refused`: what the middleware does for the first refusal of its kind."""
+        with self._folding:  # (two threads making the same new entry: one count each)
+            by_reason = self.refused.setdefault(route, {}).setdefault(scheme, {})
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+
     def refusal_counts(self) -> dict[tuple[str, int, str, str], int]:
         """The refusals counted so far, by (reason, status, scheme, route): the status is
         the reason's (the Reason table), the scheme escaped (``"none"`` when the refusal
         named none)."""
-        with self._folding:
-            self._fold()
-            counted = list(self._refused_n.items())
         out: Counter[tuple[str, int, str, str]] = Counter()
-        for (reason, scheme, route), n in counted:  # (a Reason is a str: made plain)
-            status = _STATUS.get(reason)
-            if status is not None:  # (not a reason: appended by hand, not counted)
-                out[(str(reason), status, _scheme_text(scheme), route)] += n
+        # (each ``list`` of the items: one C-level step, while the app adds an entry)
+        for route, by_scheme in list(self.refused.items()):
+            for scheme, by_reason in list(by_scheme.items()):
+                for reason, n in list(by_reason.items()):  # (a Reason is a str: made plain)
+                    status = _STATUS.get(reason)
+                    if status is not None:  # (not a reason: counted by hand, left out)
+                        out[(str(reason), status, _scheme_text(scheme), route)] += n
         return dict(out)
 
     def allowed_counts(self) -> dict[str, int]:
@@ -329,11 +331,11 @@ def _scheme_text(scheme: str | None) -> str:
 
 
 FOLD_AT = 4096
-"""Requests a list of :class:`AuthMetrics` holds before it is folded into the totals (in
-``refused_rows``, three values per refusal). A fold is a sort and a count whose fixed
-part is paid once per fold, so a few thousand requests make it a small share of each; a
-fold of full lists takes a few hundred microseconds, on one request in thousands, when
-no exporter has read the totals meanwhile."""
+"""Decision times a list of :class:`AuthMetrics` holds before it is folded into the totals
+(sorted into the histogram's buckets, counted). A fold's fixed part is paid once per fold,
+so a few thousand requests make it a small share of each; a fold of a full list takes a
+few hundred microseconds, on one request in thousands, when no exporter has read the
+totals meanwhile."""
 _STATUS = {r.value: r.spec.status for r in Reason}
 _DURATION_HELP = "Time taken by the authentication decision."
 _OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}

@@ -60,9 +60,10 @@ class Observability:
     detector: Detector | None = None
 
     # Read on every request, so kept as plain attributes, derived from the fields above
-    # (again whenever one of them is set): the metrics' lists, and whether anything
-    # besides the log consumes events.
-    _refused_rows: list[Any] | None = field(default=None, init=False, repr=False)
+    # (again whenever one of them is set): the metrics' counts and lists, and whether
+    # anything besides the log consumes events.
+    _refused: dict[str, dict[str | None, dict[str, int]]] | None = field(
+        default=None, init=False, repr=False)
     _refused_times: list[float] | None = field(default=None, init=False, repr=False)
     _allowed: dict[str | None, list[float]] | None = field(default=None, init=False,
                                                            repr=False)
@@ -83,12 +84,12 @@ class Observability:
         set_("_consumes", self.on_event is not None or self.detector is not None)
         set_("_allowed_consumed", self.allowed_events or self.detector is not None)
         metrics = self.metrics
-        if metrics is None:
-            for name in ("_refused_rows", "_refused_times", "_allowed"):
+        if metrics is None or not metrics.enabled:  # (no OpenTelemetry API: no counting)
+            for name in ("_refused", "_refused_times", "_allowed"):
                 set_(name, None)
             return
         timed = metrics.tallied or metrics.timed
-        set_("_refused_rows", metrics.refused_rows)
+        set_("_refused", metrics.refused)
         set_("_refused_times", metrics.refused_times if timed and metrics.time_refusals
              else None)
         set_("_allowed", metrics.allowed)
@@ -96,6 +97,10 @@ class Observability:
     def _fold(self) -> None:  # a list of the metrics is full
         if self.metrics is not None:
             self.metrics.fold()
+
+    def _count_refusal(self, reason: Reason, scheme: str | None, route: str) -> None:
+        if self.metrics is not None:  # the first refusal of its kind
+            self.metrics.count_refusal(reason, scheme, route)
 
     def bind(self, guard: AuthGuard) -> None:
         """Called by :class:`~authguard.AuthGuard` with itself (for the metrics' gauges)."""
@@ -141,7 +146,6 @@ class EventFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=True, default=str, separators=(",", ":"))
 
 
-_REFUSED_FULL = 3 * FOLD_AT  # refused_rows's length when it holds FOLD_AT refusals
 _PLAIN = Observability()  # when the guard has none: refusals are logged, that is all
 
 
@@ -160,17 +164,21 @@ def record_refusal(guard: AuthGuard, scope: Scope, reason: Reason, status: int,
         if not log.isEnabledFor(logging.INFO):
             return  # the usual case without observability: nothing to do
         obs = _PLAIN
-    rows = obs._refused_rows
-    if rows is not None:  # one row of values at hand, folded in batches (AuthMetrics)
+    counts = obs._refused
+    if counts is not None:  # counted in place (AuthMetrics.refused)
         try:
             route = scope[ROUTE_ENTRY].template  # the route's, found by the middleware
         except KeyError:  # rendered without the middleware (an integration)
             route = scope_route(scope)
-        rows += (reason, scheme, route)  # (the member: it is its value, a str)
-        if obs._refused_times is not None and started is not None:  # time_refusals
-            obs._refused_times.append(perf_counter() - started)
-        if len(rows) >= _REFUSED_FULL:
-            obs._fold()
+        try:
+            counts[route][scheme][reason] += 1  # (the member: it is its value, a str)
+        except KeyError:
+            obs._count_refusal(reason, scheme, route)
+        times = obs._refused_times
+        if times is not None and started is not None:  # time_refusals
+            times.append(perf_counter() - started)
+            if len(times) >= FOLD_AT:
+                obs._fold()
     if not (obs.log_events and log.isEnabledFor(logging.INFO)):
         if not obs._consumes:
             return  # counted, and nothing else wants it
