@@ -90,8 +90,9 @@ class AuthMetrics:
         # every read.
         self.refused: dict[str, dict[str | None, dict[str, int]]] = {}
         """Refusals counted so far: route template → scheme → reason (a
-        :class:`~authguard.Reason`) → count. The middleware adds one in place, from the
-        event loop's thread; the first of its kind goes through :meth:`count_refusal`."""
+        :class:`~authguard.Reason`, or its value: the same key) → count. The middleware
+        adds one in place; the first of its kind goes through :meth:`count_refusal`, which
+        makes the entry."""
         # Decision times (seconds) since the last fold. With ``"sdk"`` each is also
         # recorded in the SDK's histogram as it comes (its ``record`` is too slow to make a
         # few hundred at once, on the time of the one request that folds).
@@ -231,9 +232,12 @@ class AuthMetrics:
     def count_refusal(self, reason: str, scheme: str | None, route: str) -> None:
         """Count one refusal (``reason``: a :class:`~authguard.Reason` or its value) in
         :attr:`refused`: what the middleware does for the first refusal of its kind."""
-        with self._folding:  # (two threads making the same new entry: one count each)
-            by_reason = self.refused.setdefault(route, {}).setdefault(scheme, {})
-            by_reason[reason] = by_reason.get(reason, 0) + 1
+        # Each ``setdefault`` is one C-level step: an entry two threads make at once is
+        # made once. The add is the middleware's: no thread switch falls inside it (a
+        # read, a call and a store would let one in, losing an add made meanwhile).
+        by_reason = self.refused.setdefault(route, {}).setdefault(scheme, {})
+        by_reason.setdefault(reason, 0)
+        by_reason[reason] += 1
 
     def refusal_counts(self) -> dict[tuple[str, int, str, str], int]:
         """The refusals counted so far, by (reason, status, scheme, route): the status is
