@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import math
+import random
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
 import jwt
@@ -79,6 +83,25 @@ def test_tallied_decision_time_buckets_are_cumulative_and_le_inclusive() -> None
     assert by_le[2.5] == 4 and count == 5  # 9 s: only in +Inf
     assert total == pytest.approx(9.00611)
     assert metrics.decision_times()["refused"] == ([0] * len(BUCKETS), 0, 0.0)
+
+
+def test_tallied_buckets_match_each_time_placed_by_its_bound() -> None:
+    # Times in every bucket, on every bound, and above the last: each lands in the first
+    # bucket whose bound is at least the time (a bisect per time, the reference).
+    rng = random.Random(7)
+    times = [*BUCKETS, *(b * 1.000001 for b in BUCKETS),
+             *(10 ** rng.uniform(-6, 1) for _ in range(5000))]
+    rng.shuffle(times)
+    metrics = AuthMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    for start in range(0, len(times), 1000):  # several folds add up
+        metrics.allowed[None].extend(times[start:start + 1000])
+        metrics.fold()
+    per_bucket = [0] * (len(BUCKETS) + 1)
+    for seconds in times:
+        per_bucket[bisect_left(BUCKETS, seconds)] += 1
+    cumulative, count, total = metrics.decision_times()["allowed"]
+    assert cumulative == list(accumulate(per_bucket))[:-1]
+    assert count == len(times) and total == pytest.approx(math.fsum(times))
 
 
 @pytest.mark.parametrize("decision_time", [True, "sdk"])
