@@ -67,7 +67,7 @@ class AuthMetrics:
         meter_provider: An OpenTelemetry ``MeterProvider`` (e.g. the SDK's, with a
             Prometheus or OTLP reader); ``None`` for the global provider.
         decision_time: The decision-time histogram. ``True`` (default): tallied in process
-            (a time appended per request, sorted into the buckets per batch) and exported,
+            (a time appended per request, tallied into the buckets per batch) and exported,
             as a Prometheus histogram, by the collector :meth:`prometheus_collector`
             returns (the OpenTelemetry API has no observable histogram). ``"sdk"``: an
             OpenTelemetry histogram, exported by every reader, at the cost of one SDK
@@ -75,7 +75,7 @@ class AuthMetrics:
         time_refusals: Time refused decisions too (``outcome="refused"``). Off by default:
             the histogram is of the time authentication adds to the requests it lets
             through; a refusal's time costs about 2 % of a refusal (a second clock read,
-            an append, its share of the sort), which the counters' 3 % budget on refusals
+            an append, its share of the fold), which the counters' 3 % budget on refusals
             does not leave room for.
     """
 
@@ -89,8 +89,8 @@ class AuthMetrics:
         # The middleware counts a refusal in place (``observer.record_refusal``: three
         # dict lookups and an add) and an allowed request by appending its time to a list
         # (``record_allowed``); the lists are folded into the totals, by C-level passes
-        # over a batch (a sort of the times), when one holds ``FOLD_AT`` values and before
-        # every read.
+        # over a batch (a filter per bucket bound), when one holds ``FOLD_AT`` values and
+        # before every read.
         self.refused: dict[str, dict[str | None, dict[str, int]]] = {}
         """Refusals counted so far: route template → scheme → reason (a
         :class:`~authguard.Reason`, or its value: the same key) → count. The middleware
@@ -343,10 +343,10 @@ def _scheme_text(scheme: str | None) -> str:
 
 FOLD_AT = 4096
 """Decision times a list of :class:`AuthMetrics` holds before it is folded into the totals
-(sorted into the histogram's buckets, counted). A fold's fixed part is paid once per fold,
-so a few thousand requests make it a small share of each; a fold of a full list takes a
-few hundred microseconds, on one request in thousands, when no exporter has read the
-totals meanwhile."""
+(tallied into the histogram's buckets, counted). A fold's fixed part is paid once per fold,
+so a few thousand requests make it a small share of each; a fold of a full list takes
+about 150 µs, on one request in thousands, when no exporter has read the totals
+meanwhile."""
 _STATUS = {r.value: r.spec.status for r in Reason}
 _DURATION_HELP = "Time taken by the authentication decision."
 _OUTCOMES = {"allowed": {"outcome": "allowed"}, "refused": {"outcome": "refused"}}
