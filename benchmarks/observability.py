@@ -12,7 +12,8 @@ leave the median at the drift's mercy. The rounds are shared out over several fr
 interpreters, one after the other (as ``pyperf`` does): each process has its own memory
 layout and string hash seed, which move one variant against another by a point or more
 for the whole life of the process, so one process's figure is one draw of them. The
-interval is then a bootstrap over processes (their rounds resampled together).
+interval is then a bootstrap over processes (their rounds resampled together),
+approximate over so few.
 
 Variants:
 
@@ -160,14 +161,17 @@ async def measure(seconds: float, rounds: int) -> dict[str, Any]:
 
 def run_processes(seconds: float, rounds: int, processes: int) -> list[dict[str, Any]]:
     """``rounds`` shared out over ``processes`` fresh interpreters, one after the other."""
-    per = -(-rounds // processes)
     out = []
-    for _ in range(processes):
+    for i in range(processes):
+        share = rounds // processes + (i < rounds % processes)
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.observability", "--worker",
-             "--seconds", str(seconds), "--rounds", str(per)],
-            capture_output=True, text=True, check=True,
+             "--seconds", str(seconds), "--rounds", str(share)],
+            stdout=subprocess.PIPE, text=True, check=False,  # (its errors: on stderr)
             env={k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"})
+        if done.returncode != 0:
+            sys.exit(f"benchmarks.observability: worker {i + 1} of {processes} failed "
+                     f"(exit status {done.returncode}; its error is above)")
         out.append(json.loads(done.stdout))
     return out
 
@@ -197,7 +201,7 @@ def report(runs: list[dict[str, Any]], budget: float) -> None:
         print(f"| {row} | " + " | ".join(cells_text) + " |")
     print()
     interval = ("95 % CI of the median" if len(runs) == 1
-                else "95 % CI of the median (processes resampled)")
+                else "≈95 % CI of the median (processes resampled)")
     print(f"| row | variant | ratio to off (median) | {interval} | "
           f"per-round quartiles | per-process medians | ≤ {budget:g} |")
     print("|---|---|---:|---:|---:|---:|---|")
@@ -217,9 +221,11 @@ def report(runs: list[dict[str, Any]], budget: float) -> None:
 
 
 def process_interval(per_process: list[list[float]], draws: int = 2000) -> tuple[float, float]:
-    """The 95 % confidence interval of the median of all rounds, by a bootstrap over
-    processes (each process's rounds share its memory layout and hash seed, so they are
-    not independent of each other: the processes are the units drawn)."""
+    """A 95 % confidence interval of the median of all rounds, by a percentile bootstrap
+    over processes (each process's rounds share its memory layout and hash seed, so they
+    are not independent of each other: the processes are the units drawn). Approximate:
+    over a handful of processes such an interval covers the true value less often than
+    95 % of the time; more processes make it closer."""
     rng = random.Random(0)
     medians = sorted(
         statistics.median([r for rs in rng.choices(per_process, k=len(per_process))

@@ -31,21 +31,21 @@ def test_benchmark_smoke_run_prints_the_table() -> None:
     assert "Machine:" in out
 
 
-
 def test_observability_benchmark_pools_processes_and_prints_each_ratio() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.observability", "--rounds", "6",
+        [sys.executable, "-m", "benchmarks.observability", "--rounds", "7",
          "--processes", "2", "--seconds", "0.001"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert out.startswith("6 rounds in 2 processes")
-    assert "95 % CI of the median (processes resampled)" in out
+    assert out.startswith("7 rounds in 2 processes")  # 4 + 3: the rounds asked for
+    assert "≈95 % CI of the median (processes resampled)" in out
     for row in ("allowed", "refusal", "refusal(expired)"):
         for variant in ("metrics", "metrics(timed refusals)", "metrics(sdk)",
                         "metrics+detector"):
             assert f"| {row} | {variant} | " in out, (row, variant)
+
 
 _CALLGRIND_SUMMARY = """\
 ==3246== Events    : Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim

@@ -85,23 +85,38 @@ def test_tallied_decision_time_buckets_are_cumulative_and_le_inclusive() -> None
     assert metrics.decision_times()["refused"] == ([0] * len(BUCKETS), 0, 0.0)
 
 
-def test_tallied_buckets_match_each_time_placed_by_its_bound() -> None:
-    # Times in every bucket, on every bound, and above the last: each lands in the first
-    # bucket whose bound is at least the time (a bisect per time, the reference).
+@pytest.mark.parametrize("batches", [
+    # times in every bucket, on every bound, just above each, and above the last
+    "spread",
+    # at speed: all but a few under the first bound, the slowest in a middle bucket
+    "fast",
+    # one time, then one on a bound
+    "single",
+])
+def test_tallied_buckets_match_each_time_placed_by_its_bound(batches: str) -> None:
     rng = random.Random(7)
-    times = [*BUCKETS, *(b * 1.000001 for b in BUCKETS),
-             *(10 ** rng.uniform(-6, 1) for _ in range(5000))]
-    rng.shuffle(times)
+    if batches == "spread":
+        times = [*BUCKETS, *(b * 1.000001 for b in BUCKETS),
+                 *(10 ** rng.uniform(-6, 1) for _ in range(5000))]
+        rng.shuffle(times)
+        split = [times[start:start + 1000] for start in range(0, len(times), 1000)]
+    elif batches == "fast":
+        times = [rng.uniform(5e-6, 5e-5) for _ in range(4000)] + [0.00007, 0.0003, 0.0007]
+        rng.shuffle(times)
+        split = [times]
+    else:
+        split = [[0.0003], [0.001]]
     metrics = AuthMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    for start in range(0, len(times), 1000):  # several folds add up
-        metrics.allowed[None].extend(times[start:start + 1000])
+    for batch in split:  # several folds add up
+        metrics.allowed[None].extend(batch)
         metrics.fold()
-    per_bucket = [0] * (len(BUCKETS) + 1)
-    for seconds in times:
+    per_bucket = [0] * (len(BUCKETS) + 1)  # the reference: a bisect per time
+    for seconds in (t for batch in split for t in batch):
         per_bucket[bisect_left(BUCKETS, seconds)] += 1
     cumulative, count, total = metrics.decision_times()["allowed"]
     assert cumulative == list(accumulate(per_bucket))[:-1]
-    assert count == len(times) and total == pytest.approx(math.fsum(times))
+    assert count == sum(map(len, split))
+    assert total == pytest.approx(math.fsum(t for batch in split for t in batch))
 
 
 @pytest.mark.parametrize("decision_time", [True, "sdk"])
