@@ -90,8 +90,8 @@ class AuthMetrics:
         # The middleware counts a refusal in place (``observer.record_refusal``: three
         # dict lookups and an add) and an allowed request by appending its time to a list
         # (``record_allowed``); the lists are folded into the totals, by C-level passes
-        # over a batch (a filter, a sort of the slow times), when one holds ``FOLD_AT`` values and
-        # before every read.
+        # over a batch (a filter, a sort of the slow times), when one holds ``FOLD_AT``
+        # values and before every read.
         self.refused: dict[str, dict[str | None, dict[str, int]]] = {}
         """Refusals counted so far: route template → scheme → reason (a
         :class:`~authguard.Reason`, or its value: the same key) → count. The middleware
