@@ -431,8 +431,8 @@ def test_counts_survive_folding_and_reads_from_the_exporters_thread(
 
 def test_threads_refusing_at_once_lose_no_count(reader: InMemoryMetricReader) -> None:
     """Threads refusing at once, through the middleware's recorder (in place; the first
-    of a kind makes its entry) and through ``count_refusal`` (public, under a lock):
-    nothing is lost, on routes none has seen as on one they share."""
+    of a kind makes its entry) and through ``count_refusal`` (public, a ``setdefault`` per
+    level): nothing is lost, on routes none has seen as on one they share."""
     import sys
     import threading
     from types import SimpleNamespace

@@ -75,7 +75,7 @@ class AuthMetrics:
             ``record`` per request (see ``benchmarks/observability.py``). ``False``: none.
         time_refusals: Time refused decisions too (``outcome="refused"``). Off by default:
             the histogram is of the time authentication adds to the requests it lets
-            through; a refusal's time costs about 2 % of a refusal (a second clock read,
+            through; a refusal's time costs 1 to 2 % of a refusal (a second clock read,
             an append, its share of the fold), which the counters' 3 % budget on refusals
             does not leave room for.
     """
